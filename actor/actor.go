@@ -1,0 +1,470 @@
+package actor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/benbjohnson/clock"
+
+	"kvstore/wal"
+)
+
+// ErrStopped is returned by every call made after Stop, and by calls still
+// waiting when the actor stops.
+var ErrStopped = errors.New("actor: stopped")
+
+// ErrStorage is returned for requests that would mutate state after the log
+// failed: acknowledging them could lose them. Reads go on.
+var ErrStorage = errors.New("actor: storage failed, writes are refused")
+
+// ErrBadCommand is returned for a request holding a command with an unknown
+// Op; no command of that request is applied.
+var ErrBadCommand = errors.New("actor: unknown command")
+
+// Log receives the actor's records in sequence order. *wal.Log implements
+// it. Submit must not block on disk: the actor calls it on its own
+// goroutine.
+type Log interface {
+	// Submit hands over a batch; its waiters are released once the batch's
+	// records and every earlier one are durable.
+	Submit(b wal.Batch)
+	// DurableSeq returns the highest sequence number that is durable.
+	DurableSeq() uint64
+	// Err returns the log's sticky failure, nil while it is healthy.
+	Err() error
+}
+
+// Defaults for Config.
+const (
+	DefaultExpireInterval = time.Second
+	// DefaultExpireBatch bounds one pass of active expiry, so a million
+	// keys expiring in the same second cost the owner many short passes
+	// interleaved with requests instead of one long stall.
+	DefaultExpireBatch = 1024
+	// maxDrain bounds the commands applied per wake-up before their
+	// records go to the log, so a steady stream cannot delay a group
+	// commit indefinitely.
+	maxDrain = 512
+)
+
+// Config configures an Actor. The zero value is an empty in-memory store
+// on the real clock.
+type Config struct {
+	// State is the recovered data; nil starts empty.
+	State *State
+	// Seq is the last sequence number applied to State; the next mutation
+	// gets Seq+1.
+	Seq uint64
+	// Log receives a record per mutation. Nil keeps data in memory only
+	// and replies at once.
+	Log Log
+	// Clock drives active expiry; nil is the real clock.
+	Clock clock.Clock
+	// ExpireInterval is how often active expiry runs; 0 means
+	// DefaultExpireInterval, negative disables the ticker (tests then call
+	// Tick themselves).
+	ExpireInterval time.Duration
+	// ExpireBatch bounds the keys removed per expiry pass; 0 means
+	// DefaultExpireBatch.
+	ExpireBatch int
+}
+
+// Actor is the one goroutine that owns a State. Every other goroutine
+// reaches the data through its methods, which send a message and wait for
+// the reply; nothing on the data path takes a lock.
+type Actor struct {
+	state       *State
+	seq         uint64
+	log         Log
+	expireBatch int
+
+	reqc  chan *Request
+	tickc chan *tickMsg
+	snapc chan *snapMsg
+	stopc chan struct{} // closed by Stop
+	done  chan struct{} // closed when run has returned
+
+	stopOnce sync.Once
+	tickers  sync.WaitGroup
+	pool     sync.Pool
+
+	// Per-pass buffers, owned by the run goroutine.
+	recs    []wal.Record
+	waiters []wal.Waiter
+	// expireAt is the time of the last tick; backlog says expired keys
+	// remain past the last bounded pass.
+	expireAt int64
+	backlog  bool
+
+	// tickedc, when set by a test, receives the result of every tick the
+	// ticker goroutine delivered: the explicit hand-off for mock clocks.
+	tickedc chan int
+}
+
+// New starts an Actor and, unless disabled, its ticker goroutine.
+func New(cfg Config) *Actor {
+	a := newActor(cfg)
+	a.start(cfg)
+	return a
+}
+
+func newActor(cfg Config) *Actor {
+	st := cfg.State
+	if st == nil {
+		st = NewState()
+	}
+	a := &Actor{
+		state:       st,
+		seq:         cfg.Seq,
+		log:         cfg.Log,
+		expireBatch: cfg.ExpireBatch,
+		reqc:        make(chan *Request, maxDrain),
+		tickc:       make(chan *tickMsg),
+		snapc:       make(chan *snapMsg),
+		stopc:       make(chan struct{}),
+		done:        make(chan struct{}),
+	}
+	if a.expireBatch <= 0 {
+		a.expireBatch = DefaultExpireBatch
+	}
+	a.pool.New = func() any { return NewRequest() }
+	return a
+}
+
+func (a *Actor) start(cfg Config) {
+	interval := cfg.ExpireInterval
+	if interval == 0 {
+		interval = DefaultExpireInterval
+	}
+	if interval > 0 {
+		clk := cfg.Clock
+		if clk == nil {
+			clk = clock.New()
+		}
+		// Created before any goroutine starts, so a mock clock advanced
+		// right after New cannot be missed.
+		t := clk.Ticker(interval)
+		a.tickers.Add(1)
+		go a.runTicker(t)
+	}
+	go a.run()
+}
+
+// Stop stops the actor and its ticker and waits until both have returned.
+// It is idempotent. Replies already handed to the log are released by the
+// log, not by Stop.
+func (a *Actor) Stop() {
+	a.stopOnce.Do(func() { close(a.stopc) })
+	<-a.done
+	a.tickers.Wait()
+}
+
+// Op names a command.
+type Op uint8
+
+// The commands of a Request.
+const (
+	OpGet Op = iota + 1
+	OpSet
+	OpDelete
+)
+
+// Command is one operation of a Request.
+type Command struct {
+	Op    Op
+	Key   string
+	Value string // OpSet
+	// Deadline is the absolute expiry time in Unix nanoseconds, 0 for
+	// none (OpSet). A Set without a deadline clears an earlier one.
+	Deadline int64
+}
+
+// Result is the outcome of one Command.
+type Result struct {
+	// Found is, for OpGet, whether the key is live, and for OpDelete,
+	// whether it was live before the delete.
+	Found bool
+	Value string // OpGet
+}
+
+// Request is a batch of commands handed to the actor in one message,
+// applied in order with nothing interleaved, and answered with one reply.
+// A Request may be reused once Do has returned nil for it.
+type Request struct {
+	// Now is the time, in Unix nanoseconds, at which expiry is judged.
+	Now      int64
+	Commands []Command
+	// Results holds one Result per Command once Do returns nil.
+	Results []Result
+
+	err  error
+	done chan struct{}
+	one  [1]Command
+	res  [1]Result
+}
+
+// NewRequest returns an empty Request.
+func NewRequest() *Request { return &Request{done: make(chan struct{}, 1)} }
+
+// Release implements wal.Waiter: it is the actor's (or the log's) reply.
+func (r *Request) Release(err error) {
+	r.err = err
+	r.done <- struct{}{}
+}
+
+// Do hands r to the actor and waits for its reply, ctx, or the actor's
+// stop. Once Do returns an error other than nil the actor may still hold
+// r: do not reuse it. A mutation whose Do returned an error may or may not
+// have been applied.
+func (a *Actor) Do(ctx context.Context, r *Request) error {
+	select {
+	case a.reqc <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-a.stopc:
+		return ErrStopped
+	}
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-a.done:
+		return ErrStopped
+	}
+}
+
+// single runs one command through a pooled Request, so the single-key
+// calls below cost no allocation.
+func (a *Actor) single(ctx context.Context, c Command, now int64) (Result, error) {
+	r := a.pool.Get().(*Request)
+	r.Now = now
+	r.one[0] = c
+	r.Commands = r.one[:]
+	r.Results = r.res[:0]
+	if err := a.Do(ctx, r); err != nil {
+		return Result{}, err // r may still be in flight: never reuse it
+	}
+	res := r.Results[0]
+	r.one[0], r.res[0] = Command{}, Result{} // drop references to key and value
+	a.pool.Put(r)
+	return res, nil
+}
+
+// Get returns the value of key if it is live at now (Unix nanoseconds).
+func (a *Actor) Get(ctx context.Context, key string, now int64) (value string, found bool, err error) {
+	res, err := a.single(ctx, Command{Op: OpGet, Key: key}, now)
+	return res.Value, res.Found, err
+}
+
+// Set stores value under key until deadline (Unix nanoseconds; 0 = never).
+// It returns once the write is durable under the log's policy.
+func (a *Actor) Set(ctx context.Context, key, value string, deadline int64) error {
+	_, err := a.single(ctx, Command{Op: OpSet, Key: key, Value: value, Deadline: deadline}, 0)
+	return err
+}
+
+// Delete removes key and reports whether it was live at now.
+func (a *Actor) Delete(ctx context.Context, key string, now int64) (found bool, err error) {
+	res, err := a.single(ctx, Command{Op: OpDelete, Key: key}, now)
+	return res.Found, err
+}
+
+type tickMsg struct {
+	now     int64
+	removed int
+	done    chan struct{}
+}
+
+// Tick runs active expiry at now and returns how many keys it removed in
+// that bounded pass; remaining expired keys are removed in further passes
+// between requests. The ticker goroutine calls it; tests call it directly
+// as an explicit hand-off.
+func (a *Actor) Tick(ctx context.Context, now time.Time) (removed int, err error) {
+	m := &tickMsg{now: now.UnixNano(), done: make(chan struct{})}
+	if err := call(ctx, a, a.tickc, m, m.done); err != nil {
+		return 0, err
+	}
+	return m.removed, nil
+}
+
+type snapMsg struct {
+	view *View
+	seq  uint64
+	done chan struct{}
+}
+
+// Snapshot freezes the data and returns the frozen view with the sequence
+// number of the last mutation it contains. It costs the owner O(shards);
+// the caller may take as long as it likes to read the view.
+func (a *Actor) Snapshot(ctx context.Context) (*View, uint64, error) {
+	m := &snapMsg{done: make(chan struct{})}
+	if err := call(ctx, a, a.snapc, m, m.done); err != nil {
+		return nil, 0, err
+	}
+	return m.view, m.seq, nil
+}
+
+// call sends m on c and waits for done, ctx or the stop.
+func call[T any](ctx context.Context, a *Actor, c chan<- T, m T, done <-chan struct{}) error {
+	select {
+	case c <- m:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-a.stopc:
+		return ErrStopped
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-a.done:
+		return ErrStopped
+	}
+}
+
+func (a *Actor) runTicker(t *clock.Ticker) {
+	defer a.tickers.Done()
+	defer t.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for {
+		select {
+		case now := <-t.C:
+			removed, err := a.Tick(ctx, now)
+			if err != nil {
+				return
+			}
+			if a.tickedc != nil {
+				a.tickedc <- removed
+			}
+		case <-a.stopc:
+			return
+		}
+	}
+}
+
+// closed is always ready: selecting on it runs a pass of backlogged expiry
+// whenever nothing else is waiting.
+var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func (a *Actor) run() {
+	defer close(a.done)
+	for {
+		var expirec <-chan struct{}
+		if a.backlog {
+			expirec = closed
+		}
+		select {
+		case r := <-a.reqc:
+			a.handle(r)
+		drain:
+			for range maxDrain - 1 {
+				select {
+				case r := <-a.reqc:
+					a.handle(r)
+				default:
+					break drain
+				}
+			}
+			a.flush()
+		case m := <-a.tickc:
+			a.expireAt = m.now
+			m.removed, a.backlog = a.state.Expire(m.now, a.expireBatch)
+			close(m.done)
+		case <-expirec:
+			_, a.backlog = a.state.Expire(a.expireAt, a.expireBatch)
+		case m := <-a.snapc:
+			m.view, m.seq = a.state.Freeze(), a.seq
+			close(m.done)
+		case <-a.stopc:
+			return
+		}
+	}
+}
+
+// handle applies one request and queues its reply for flush.
+func (a *Actor) handle(r *Request) {
+	if err := a.admit(r); err != nil {
+		r.Release(err)
+		return
+	}
+	if cap(r.Results) < len(r.Commands) {
+		r.Results = make([]Result, len(r.Commands))
+	}
+	r.Results = r.Results[:len(r.Commands)]
+	for i := range r.Commands {
+		c := &r.Commands[i]
+		var res Result
+		switch c.Op {
+		case OpGet:
+			res.Value, res.Found = a.state.Get(c.Key, r.Now)
+		case OpSet:
+			a.state.Set(c.Key, c.Value, c.Deadline)
+			a.record(wal.Record{Kind: wal.KindSet, Key: c.Key, Value: c.Value, Deadline: c.Deadline})
+		case OpDelete:
+			// Removing a key that is absent or already expired changes
+			// nothing replay could see, so it needs no record.
+			res.Found = a.state.Delete(c.Key, r.Now)
+			if res.Found {
+				a.record(wal.Record{Kind: wal.KindDelete, Key: c.Key})
+			}
+		}
+		r.Results[i] = res
+	}
+	a.waiters = append(a.waiters, r)
+}
+
+// admit checks a request before any of it is applied, so a batch is never
+// half done: every op must be known, and mutations need a healthy log.
+func (a *Actor) admit(r *Request) error {
+	mutates := false
+	for i := range r.Commands {
+		switch op := r.Commands[i].Op; op {
+		case OpGet:
+		case OpSet, OpDelete:
+			mutates = true
+		default:
+			return fmt.Errorf("%w: op %d", ErrBadCommand, op)
+		}
+	}
+	if mutates && a.log != nil {
+		if err := a.log.Err(); err != nil {
+			return fmt.Errorf("%w: %w", ErrStorage, err)
+		}
+	}
+	return nil
+}
+
+// record assigns the next sequence number to a mutation and queues it for
+// the log.
+func (a *Actor) record(rec wal.Record) {
+	a.seq++
+	if a.log != nil {
+		rec.Seq = a.seq
+		a.recs = append(a.recs, rec)
+	}
+}
+
+// flush hands the pass's records and replies to the log. Replies go
+// through the log whenever state they could reveal is not durable yet —
+// this pass's mutations or earlier ones still in flight — so no reply, a
+// read's included, shows what a crash could take back.
+func (a *Actor) flush() {
+	if a.log != nil && (len(a.recs) > 0 || a.seq > a.log.DurableSeq()) {
+		a.log.Submit(wal.Batch{Records: a.recs, Waiters: a.waiters})
+		// The log owns the slices now; size the next ones like these.
+		a.recs = make([]wal.Record, 0, cap(a.recs))
+		a.waiters = make([]wal.Waiter, 0, cap(a.waiters))
+		return
+	}
+	for i, w := range a.waiters {
+		w.Release(nil)
+		a.waiters[i] = nil
+	}
+	a.waiters = a.waiters[:0]
+}

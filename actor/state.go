@@ -1,0 +1,225 @@
+package actor
+
+import (
+	"container/heap"
+	"hash/maphash"
+	"maps"
+
+	"kvstore/wal"
+)
+
+// shardCount is a power of two. Freezing copies one pointer per shard, and
+// the first write to a shard after a freeze clones that shard: more shards
+// make that clone cheaper (1M keys / 1024 shards ≈ 1k entries) at the cost
+// of a slightly larger freeze, which is a few hundred nanoseconds.
+const shardCount = 1024
+
+// entry is one stored value. deadline is an absolute time in Unix
+// nanoseconds; 0 means the key never expires.
+type entry struct {
+	value    string
+	deadline int64
+}
+
+// live reports whether e is visible at now.
+func (e entry) live(now int64) bool { return e.deadline == 0 || now < e.deadline }
+
+// shard is one slice of the key space. A shard whose gen is older than its
+// State's gen may be shared with a frozen View and must be cloned before it
+// is written.
+type shard struct {
+	m   map[string]entry
+	gen uint64
+}
+
+// State is the whole data set: a sharded map plus an index of deadlines.
+// It is a plain single-threaded value: no I/O, no clock, no goroutines, no
+// locks. Time comes in as arguments. Only the actor goroutine touches it.
+type State struct {
+	shards [shardCount]*shard
+	// gen counts freezes; see shard.
+	gen    uint64
+	n      int
+	seed   maphash.Seed
+	expiry expiryIndex
+}
+
+// NewState returns an empty State.
+func NewState() *State {
+	s := &State{seed: maphash.MakeSeed()}
+	for i := range s.shards {
+		s.shards[i] = &shard{m: make(map[string]entry)}
+	}
+	s.expiry.buckets = make(map[int64]map[string]struct{})
+	return s
+}
+
+func (s *State) shardOf(key string) int {
+	return int(maphash.String(s.seed, key) & (shardCount - 1))
+}
+
+// writable returns shard i's map, cloning it first if a View may share it.
+func (s *State) writable(i int) map[string]entry {
+	sh := s.shards[i]
+	if sh.gen != s.gen {
+		sh = &shard{m: maps.Clone(sh.m), gen: s.gen}
+		s.shards[i] = sh
+	}
+	return sh.m
+}
+
+// Len returns the number of stored keys, counting expired keys that active
+// expiry has not removed yet.
+func (s *State) Len() int { return s.n }
+
+// Get returns the value of key if it exists and has not expired at now.
+func (s *State) Get(key string, now int64) (string, bool) {
+	e, ok := s.shards[s.shardOf(key)].m[key]
+	if !ok || !e.live(now) {
+		return "", false
+	}
+	return e.value, true
+}
+
+// Set stores value under key with the given absolute deadline (0 = never
+// expires), replacing any earlier value and deadline.
+func (s *State) Set(key, value string, deadline int64) {
+	m := s.writable(s.shardOf(key))
+	old, existed := m[key]
+	if !existed {
+		s.n++
+	} else if old.deadline != 0 {
+		s.expiry.remove(key, old.deadline)
+	}
+	m[key] = entry{value: value, deadline: deadline}
+	if deadline != 0 {
+		s.expiry.add(key, deadline)
+	}
+}
+
+// Delete removes key and reports whether it was live at now.
+func (s *State) Delete(key string, now int64) bool {
+	i := s.shardOf(key)
+	old, ok := s.shards[i].m[key]
+	if !ok {
+		return false
+	}
+	delete(s.writable(i), key)
+	s.n--
+	if old.deadline != 0 {
+		s.expiry.remove(key, old.deadline)
+	}
+	return old.live(now)
+}
+
+// Apply replays one log record. Records of keys whose deadline has passed
+// are applied too: the key is invisible and active expiry removes it.
+func (s *State) Apply(r wal.Record) {
+	switch r.Kind {
+	case wal.KindSet:
+		s.Set(r.Key, r.Value, r.Deadline)
+	case wal.KindDelete:
+		s.Delete(r.Key, 0)
+	}
+}
+
+// Expire removes up to limit keys whose deadline is at or before now and
+// returns how many it removed and whether more expired keys remain. The work
+// is proportional to the keys removed, not to the key count: deadlines are
+// indexed by whole second, and only seconds that have fully passed are
+// visited, so every key visited has expired. A key may therefore stay in
+// memory up to a second after its deadline; Get never returns it.
+func (s *State) Expire(now int64, limit int) (removed int, more bool) {
+	x := &s.expiry
+	for removed < limit && len(x.secs) > 0 {
+		sec := x.secs[0]
+		if !x.passed(sec, now) {
+			return removed, false
+		}
+		b := x.buckets[sec]
+		for key := range b {
+			if removed == limit {
+				return removed, true
+			}
+			delete(b, key)
+			delete(s.writable(s.shardOf(key)), key)
+			s.n--
+			removed++
+		}
+		delete(x.buckets, sec)
+		heap.Pop(x)
+	}
+	return removed, len(x.secs) > 0 && x.passed(x.secs[0], now)
+}
+
+// Freeze returns a read-only point-in-time view of the data. It costs
+// O(shards), independent of the key count: the view shares every shard map
+// with s, and s clones a shard on its first write after the freeze. The
+// view may be read from any goroutine while s goes on changing.
+func (s *State) Freeze() *View {
+	s.gen++
+	return &View{shards: s.shards, n: s.n}
+}
+
+// View is a frozen point-in-time copy of a State. Its contents never
+// change; it is safe for concurrent reads.
+type View struct {
+	shards [shardCount]*shard
+	n      int
+}
+
+// Len returns the number of entries Range visits.
+func (v *View) Len() int { return v.n }
+
+// Range calls fn for every entry, expired ones included, in no particular
+// order, until fn returns false. deadline is in Unix nanoseconds, 0 for none.
+func (v *View) Range(fn func(key, value string, deadline int64) bool) {
+	for _, sh := range v.shards {
+		for k, e := range sh.m {
+			if !fn(k, e.value, e.deadline) {
+				return
+			}
+		}
+	}
+}
+
+const secondNanos = int64(1e9)
+
+// expiryIndex groups keys by the whole second of their deadline, with a
+// min-heap of those seconds. A bucket stays in the map (possibly empty)
+// until its second is popped, so each second is in the heap exactly once
+// and churn on a key cannot grow the heap.
+type expiryIndex struct {
+	buckets map[int64]map[string]struct{}
+	secs    []int64
+}
+
+func (x *expiryIndex) add(key string, deadline int64) {
+	sec := deadline / secondNanos
+	b, ok := x.buckets[sec]
+	if !ok {
+		b = make(map[string]struct{})
+		x.buckets[sec] = b
+		heap.Push(x, sec)
+	}
+	b[key] = struct{}{}
+}
+
+// passed reports whether every deadline in second sec is at or before now.
+// (sec+1)*1e9 <= now, written without the multiplication that overflows for
+// deadlines near the end of int64 time.
+func (x *expiryIndex) passed(sec, now int64) bool { return sec < now/secondNanos }
+
+func (x *expiryIndex) remove(key string, deadline int64) {
+	delete(x.buckets[deadline/secondNanos], key)
+}
+
+func (x *expiryIndex) Len() int           { return len(x.secs) }
+func (x *expiryIndex) Less(i, j int) bool { return x.secs[i] < x.secs[j] }
+func (x *expiryIndex) Swap(i, j int)      { x.secs[i], x.secs[j] = x.secs[j], x.secs[i] }
+func (x *expiryIndex) Push(v any)         { x.secs = append(x.secs, v.(int64)) }
+func (x *expiryIndex) Pop() any {
+	v := x.secs[len(x.secs)-1]
+	x.secs = x.secs[:len(x.secs)-1]
+	return v
+}

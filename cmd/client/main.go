@@ -1,0 +1,219 @@
+// Command kvstore-client talks to a kvstore server.
+//
+//	kvstore-client                       run the demo (set, get, delete)
+//	kvstore-client set KEY VALUE [--ttl 30s]
+//	kvstore-client get KEY               print the value; exit 1 if missing
+//	kvstore-client del KEY
+//
+// Errors print the gRPC status code and message and exit 2.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	kvstorepb "kvstore/proto"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitMissing = 1 // get of a key that does not exist
+	exitError   = 2 // bad usage or a failed request
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+// usageError is bad command-line usage, as opposed to a failed request.
+type usageError struct{ error }
+
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("kvstore-client", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	addr := getenv("KVSTORE_ADDR")
+	if addr == "" {
+		addr = "localhost:50051"
+	}
+	fs.StringVar(&addr, "addr", addr, "server `address` (env KVSTORE_ADDR)")
+	timeout := fs.Duration("timeout", 5*time.Second, "deadline for each request")
+	ttl := fs.Duration("ttl", 0, "with set: expire the key after this long (whole seconds, e.g. 30s)")
+
+	// Flags may come before or after the subcommand and its arguments.
+	var pos []string
+	for rest := args; ; {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				printUsage(stdout, fs)
+				return exitOK
+			}
+			return fail(stderr, usageError{err})
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+	if *ttl < 0 || *ttl%time.Second != 0 {
+		return fail(stderr, usageError{fmt.Errorf("--ttl must be a non-negative whole number of seconds, got %v", *ttl)})
+	}
+
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fail(stderr, err)
+	}
+	defer conn.Close()
+	c := &client{kv: kvstorepb.NewKVStoreClient(conn), timeout: *timeout, out: stdout}
+
+	if len(pos) == 0 {
+		return c.demo(stderr)
+	}
+	cmd, rest := pos[0], pos[1:]
+	want := map[string]int{"set": 2, "get": 1, "del": 1}
+	n, ok := want[cmd]
+	if !ok {
+		return fail(stderr, usageError{fmt.Errorf("unknown command %q (want set, get or del)", cmd)})
+	}
+	if len(rest) != n {
+		return fail(stderr, usageError{fmt.Errorf("%s takes %d argument(s), got %d", cmd, n, len(rest))})
+	}
+	if *ttl != 0 && cmd != "set" {
+		return fail(stderr, usageError{errors.New("--ttl applies to set only")})
+	}
+	switch cmd {
+	case "set":
+		err = c.set(rest[0], rest[1], int64(*ttl/time.Second))
+	case "get":
+		var found bool
+		if found, err = c.get(rest[0]); err == nil && !found {
+			fmt.Fprintf(stderr, "key %q not found\n", rest[0])
+			return exitMissing
+		}
+	case "del":
+		err = c.del(rest[0])
+	}
+	if err != nil {
+		return fail(stderr, err)
+	}
+	return exitOK
+}
+
+func printUsage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprint(w, `Usage:
+  kvstore-client [flags]                      run the demo
+  kvstore-client [flags] set KEY VALUE [--ttl 30s]
+  kvstore-client [flags] get KEY              prints the value; exit 1 if missing
+  kvstore-client [flags] del KEY
+
+Flags:
+`)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+}
+
+// fail prints err (with its gRPC status code when it has one) and returns
+// the exit code for it.
+func fail(w io.Writer, err error) int {
+	if s, ok := status.FromError(err); ok && s.Code() != 0 {
+		fmt.Fprintf(w, "error: %s: %s\n", s.Code(), s.Message())
+		return exitError
+	}
+	fmt.Fprintf(w, "error: %v\n", err)
+	if errors.As(err, new(usageError)) {
+		fmt.Fprintln(w, "Run 'kvstore-client --help' for usage.")
+	}
+	return exitError
+}
+
+type client struct {
+	kv      kvstorepb.KVStoreClient
+	timeout time.Duration
+	out     io.Writer
+}
+
+func (c *client) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), c.timeout)
+}
+
+func (c *client) set(key, value string, ttlSeconds int64) error {
+	ctx, cancel := c.ctx()
+	defer cancel()
+	_, err := c.kv.Set(ctx, &kvstorepb.SetRequest{Key: key, Value: value, TtlSeconds: ttlSeconds})
+	return err
+}
+
+func (c *client) get(key string) (bool, error) {
+	ctx, cancel := c.ctx()
+	defer cancel()
+	resp, err := c.kv.Get(ctx, &kvstorepb.GetRequest{Key: key})
+	if err != nil || !resp.GetFound() {
+		return false, err
+	}
+	fmt.Fprintln(c.out, resp.GetValue())
+	return true, nil
+}
+
+func (c *client) del(key string) error {
+	ctx, cancel := c.ctx()
+	defer cancel()
+	_, err := c.kv.Delete(ctx, &kvstorepb.DeleteRequest{Key: key})
+	return err
+}
+
+// demo runs the original client's walk through the API and prints its
+// lines exactly.
+func (c *client) demo(stderr io.Writer) int {
+	ctx, cancel := c.ctx()
+	defer cancel()
+	p := func(format string, args ...any) { fmt.Fprintf(c.out, format, args...) }
+
+	p("Testing Set operation...\n")
+	set, err := c.kv.Set(ctx, &kvstorepb.SetRequest{Key: "test_key", Value: "test_value"})
+	if err != nil {
+		return fail(stderr, err)
+	}
+	p("Set response: Success=%v, Error=%s\n\n", set.GetSuccess(), set.GetError())
+
+	p("Testing Get operation...\n")
+	get, err := c.kv.Get(ctx, &kvstorepb.GetRequest{Key: "test_key"})
+	if err != nil {
+		return fail(stderr, err)
+	}
+	p("Get response: Found=%v, Value=%s, Error=%s\n\n", get.GetFound(), get.GetValue(), get.GetError())
+
+	p("Testing Get for non-existent key...\n")
+	get, err = c.kv.Get(ctx, &kvstorepb.GetRequest{Key: "non_existent_key"})
+	if err != nil {
+		return fail(stderr, err)
+	}
+	p("Get response: Found=%v, Value=%s, Error=%s\n\n", get.GetFound(), get.GetValue(), get.GetError())
+
+	p("Testing Delete operation...\n")
+	del, err := c.kv.Delete(ctx, &kvstorepb.DeleteRequest{Key: "test_key"})
+	if err != nil {
+		return fail(stderr, err)
+	}
+	p("Delete response: Success=%v, Error=%s\n\n", del.GetSuccess(), del.GetError())
+
+	p("Verifying deletion...\n")
+	get, err = c.kv.Get(ctx, &kvstorepb.GetRequest{Key: "test_key"})
+	if err != nil {
+		return fail(stderr, err)
+	}
+	p("Get after delete: Found=%v, Value=%s, Error=%s\n\n", get.GetFound(), get.GetValue(), get.GetError())
+
+	p("All tests completed successfully!\n")
+	return exitOK
+}

@@ -1,0 +1,247 @@
+// Command kvstore-server runs the kvstore gRPC server.
+//
+// Every flag has an environment variable (--listen is KVSTORE_LISTEN);
+// flags win over the environment. Run with --help for the list.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/benbjohnson/clock"
+	"github.com/oklog/run"
+
+	"kvstore/actor"
+	"kvstore/rpc"
+)
+
+func main() {
+	m := NewMain()
+	if err := m.ParseFlags(os.Args[1:], os.Getenv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintf(os.Stderr, "kvstore-server: %v\nRun 'kvstore-server --help' for usage.\n", err)
+		os.Exit(2)
+	}
+	if err := m.Run(context.Background()); err != nil {
+		m.Logger.Error("server failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+// Config is the server's configuration, filled by ParseFlags.
+type Config struct {
+	Listen         string
+	DataDir        string
+	ExpireInterval time.Duration
+	MaxKeyBytes    int
+	MaxValueBytes  int
+	ShutdownGrace  time.Duration
+	LogLevel       slog.Level
+}
+
+// Main is the server process: ParseFlags, then Run until a signal, ctx, or
+// Close. End-to-end tests drive it in-process.
+type Main struct {
+	Config Config
+	// Stdout receives the startup banner; Logger the structured logs.
+	Stdout io.Writer
+	Logger *slog.Logger
+	// Clock drives expiry and TTLs; tests inject a mock.
+	Clock clock.Clock
+
+	level    *slog.LevelVar // the default Logger's level, set by --log-level
+	stopc    chan struct{}
+	stopOnce sync.Once
+	ready    chan struct{}
+	done     chan struct{}
+	addr     net.Addr
+}
+
+// NewMain returns a Main with default configuration, writing the banner to
+// stdout and logs to stderr.
+func NewMain() *Main {
+	level := new(slog.LevelVar)
+	return &Main{
+		Stdout: os.Stdout,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+		level:  level,
+		Clock:  clock.New(),
+		stopc:  make(chan struct{}),
+		ready:  make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+}
+
+// ParseFlags fills m.Config from args and the environment (getenv). It
+// returns flag.ErrHelp after printing help for -h/--help.
+func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
+	c := &m.Config
+	fs := flag.NewFlagSet("kvstore-server", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&c.Listen, "listen", "localhost:50051", "`address` to serve gRPC on")
+	fs.StringVar(&c.DataDir, "data-dir", "./data", "`directory` for the data files, created if missing")
+	fs.DurationVar(&c.ExpireInterval, "expire-interval", actor.DefaultExpireInterval, "how often active expiry removes expired keys")
+	fs.IntVar(&c.MaxKeyBytes, "max-key-bytes", rpc.DefaultMaxKeyBytes, "largest accepted key, in `bytes`")
+	fs.IntVar(&c.MaxValueBytes, "max-value-bytes", rpc.DefaultMaxValueBytes, "largest accepted value, in `bytes`")
+	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long shutdown waits for in-flight requests before cancelling them")
+	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
+
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		env := envName(f.Name)
+		f.Usage += " (env " + env + ")"
+		if v := getenv(env); v != "" && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("invalid value %q for %s: %v", v, env, err)
+			}
+		}
+	})
+	fs.Usage = func() {
+		fmt.Fprintf(m.Stdout, "Usage: kvstore-server [flags]\n\nRuns the kvstore gRPC server (kvstore.v1.KVStore).\n\nFlags:\n")
+		fs.SetOutput(m.Stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if envErr != nil {
+		return envErr
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	m.level.Set(c.LogLevel)
+	return c.validate()
+}
+
+func envName(flagName string) string {
+	return "KVSTORE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Listen == "":
+		return errors.New("--listen must not be empty")
+	case c.DataDir == "":
+		return errors.New("--data-dir must not be empty")
+	case c.ExpireInterval <= 0:
+		return fmt.Errorf("--expire-interval must be positive, got %v", c.ExpireInterval)
+	case c.MaxKeyBytes <= 0:
+		return fmt.Errorf("--max-key-bytes must be positive, got %d", c.MaxKeyBytes)
+	case c.MaxValueBytes <= 0 || c.MaxValueBytes > 256<<20:
+		return fmt.Errorf("--max-value-bytes must be between 1 and %d, got %d", 256<<20, c.MaxValueBytes)
+	case c.ShutdownGrace < 0:
+		return fmt.Errorf("--shutdown-grace must not be negative, got %v", c.ShutdownGrace)
+	}
+	return nil
+}
+
+// Ready is closed once the server accepts requests and reports SERVING.
+func (m *Main) Ready() <-chan struct{} { return m.ready }
+
+// Addr is the address the server listens on; valid once Ready is closed.
+func (m *Main) Addr() net.Addr { return m.addr }
+
+// Run starts the server and blocks until it has shut down in order after
+// SIGINT/SIGTERM, ctx's end or Close. A clean shutdown returns nil. A
+// second signal during shutdown kills the process at once: the signal
+// handler has stopped catching signals by then.
+func (m *Main) Run(ctx context.Context) (err error) {
+	defer close(m.done)
+	c := m.Config
+	log := m.Logger
+	if err := os.MkdirAll(c.DataDir, 0o755); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+
+	_, port, _ := net.SplitHostPort(c.Listen)
+	fmt.Fprintf(m.Stdout, "gRPC server starting on port %s...\n", port)
+	lis, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.Listen, err)
+	}
+	m.addr = lis.Addr()
+
+	a := actor.New(actor.Config{Clock: m.Clock, ExpireInterval: c.ExpireInterval})
+	svc := rpc.NewService(a, rpc.Options{
+		MaxKeyBytes:   c.MaxKeyBytes,
+		MaxValueBytes: c.MaxValueBytes,
+		Clock:         m.Clock,
+		Logger:        log,
+	})
+	srv := rpc.NewServer(svc)
+	srv.SetServing()
+
+	realPort := strconv.Itoa(lis.Addr().(*net.TCPAddr).Port)
+	fmt.Fprintf(m.Stdout, "Key-Value Store gRPC server is running on port %s\n", realPort)
+	fmt.Fprintf(m.Stdout, "Press Ctrl+C to stop the server\n")
+	log.Info("serving", "addr", lis.Addr().String(), "data_dir", c.DataDir)
+	close(m.ready)
+
+	var g run.Group
+	{
+		// First, so a signal starts the shutdown; interrupts run in the
+		// order added, each returning once its component has stopped.
+		g.Add(run.SignalHandler(ctx, syscall.SIGINT, syscall.SIGTERM))
+	}
+	{
+		g.Add(func() error {
+			<-m.stopc
+			return nil
+		}, func(error) {
+			m.stopOnce.Do(func() { close(m.stopc) })
+		})
+	}
+	{
+		g.Add(func() error {
+			return srv.Serve(lis)
+		}, func(error) {
+			log.Info("shutting down: draining in-flight requests", "grace", c.ShutdownGrace)
+			srv.Shutdown(c.ShutdownGrace)
+		})
+	}
+	{
+		stopped := make(chan struct{})
+		g.Add(func() error {
+			<-stopped
+			return nil
+		}, func(error) {
+			a.Stop()
+			close(stopped)
+		})
+	}
+	err = g.Run()
+	// The handler returns *SignalError (see its doc): match the pointer.
+	var sig *run.SignalError
+	switch {
+	case errors.As(err, &sig):
+		log.Info("shutdown complete", "signal", sig.Signal.String())
+		return nil
+	case err == nil, errors.Is(err, context.Canceled):
+		log.Info("shutdown complete")
+		return nil
+	}
+	return err
+}
+
+// Close shuts a running server down in order and waits for Run to return.
+// Call it only after Run has been started.
+func (m *Main) Close() error {
+	m.stopOnce.Do(func() { close(m.stopc) })
+	<-m.done
+	return nil
+}

@@ -1,0 +1,89 @@
+package rpc
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"time"
+
+	"github.com/benbjohnson/clock"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	kvstorepb "kvstore/proto"
+)
+
+// Server is the gRPC server: the KVStore service, grpc.health.v1.Health and
+// server reflection (so grpcurl and grpc-health-probe work unmodified).
+// Health reports NOT_SERVING until SetServing is called.
+type Server struct {
+	grpc   *grpc.Server
+	health *health.Server
+	logger *slog.Logger
+	clock  clock.Clock
+}
+
+// NewServer returns a Server for svc. Its largest accepted message fits the
+// biggest valid Set, so a value just over the limit gets a clear
+// InvalidArgument from the service rather than a transport error.
+func NewServer(svc *Service) *Server {
+	s := &Server{health: health.NewServer(), logger: svc.opts.Logger, clock: svc.opts.Clock}
+	maxMsg := svc.opts.MaxKeyBytes + svc.opts.MaxValueBytes + 1024
+	s.grpc = grpc.NewServer(
+		grpc.MaxRecvMsgSize(maxMsg),
+		grpc.ChainUnaryInterceptor(s.recoverPanic),
+	)
+	kvstorepb.RegisterKVStoreServer(s.grpc, svc)
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	s.health.SetServingStatus(kvstorepb.KVStore_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
+	return s
+}
+
+// SetServing marks the server healthy: call it once recovery is complete.
+func (s *Server) SetServing() {
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.health.SetServingStatus(kvstorepb.KVStore_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+}
+
+// Serve accepts connections on lis until Shutdown.
+func (s *Server) Serve(lis net.Listener) error { return s.grpc.Serve(lis) }
+
+// Shutdown marks the server NOT_SERVING, stops accepting connections and
+// waits up to grace for in-flight RPCs to finish, then cancels the rest.
+// It returns once the server has stopped.
+func (s *Server) Shutdown(grace time.Duration) {
+	s.health.Shutdown()
+	stopped := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(stopped)
+	}()
+	t := s.clock.Timer(grace)
+	defer t.Stop()
+	select {
+	case <-stopped:
+	case <-t.C:
+		s.logger.Warn("shutdown grace period over, cancelling in-flight RPCs", "grace", grace)
+		s.grpc.Stop()
+		<-stopped
+	}
+}
+
+// recoverPanic turns a handler panic into Internal and logs it with its
+// stack, so one bad request cannot take the server down.
+func (s *Server) recoverPanic(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.logger.Error("panic in handler", "method", info.FullMethod, "panic", p, "stack", string(debug.Stack()))
+			resp, err = nil, status.Error(codes.Internal, "internal error")
+		}
+	}()
+	return handler(ctx, req)
+}

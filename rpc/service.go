@@ -1,0 +1,152 @@
+// Package rpc serves the kvstore.v1.KVStore gRPC API over an actor.
+//
+// Handlers validate input, stamp the time from the injected clock, turn the
+// request into an actor command and map the outcome to a gRPC status:
+// InvalidArgument for bad input, Unavailable while stopping or after a
+// storage fault, Canceled/DeadlineExceeded for the caller's context.
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+
+	"github.com/benbjohnson/clock"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"kvstore/actor"
+	kvstorepb "kvstore/proto"
+)
+
+// Defaults for Options.
+const (
+	DefaultMaxKeyBytes   = 1 << 10
+	DefaultMaxValueBytes = 1 << 20
+)
+
+// Options configures a Service.
+type Options struct {
+	// MaxKeyBytes and MaxValueBytes bound keys and values; 0 means the
+	// default.
+	MaxKeyBytes   int
+	MaxValueBytes int
+	// Clock stamps requests; TTLs count from it. Nil is the real clock.
+	Clock clock.Clock
+	// Logger receives handler failures; nil discards them.
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxKeyBytes <= 0 {
+		o.MaxKeyBytes = DefaultMaxKeyBytes
+	}
+	if o.MaxValueBytes <= 0 {
+		o.MaxValueBytes = DefaultMaxValueBytes
+	}
+	if o.Clock == nil {
+		o.Clock = clock.New()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Service implements kvstorepb.KVStoreServer over an actor.
+type Service struct {
+	kvstorepb.UnimplementedKVStoreServer
+	actor *actor.Actor
+	opts  Options
+}
+
+// NewService returns a Service that sends its commands to a.
+func NewService(a *actor.Actor, opts Options) *Service {
+	return &Service{actor: a, opts: opts.withDefaults()}
+}
+
+// Set stores a value, with an expiry when ttl_seconds > 0.
+func (s *Service) Set(ctx context.Context, req *kvstorepb.SetRequest) (*kvstorepb.SetResponse, error) {
+	if err := s.checkKey(req.GetKey()); err != nil {
+		return nil, err
+	}
+	if n := len(req.GetValue()); n > s.opts.MaxValueBytes {
+		return nil, status.Errorf(codes.InvalidArgument,
+			"value is %d bytes, over the %d-byte limit (--max-value-bytes)", n, s.opts.MaxValueBytes)
+	}
+	var deadline int64
+	if ttl := req.GetTtlSeconds(); ttl != 0 {
+		var err error
+		if deadline, err = deadlineAfter(s.opts.Clock.Now().UnixNano(), ttl); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.actor.Set(ctx, req.GetKey(), req.GetValue(), deadline); err != nil {
+		return nil, s.fail("set", err)
+	}
+	return &kvstorepb.SetResponse{Success: true}, nil
+}
+
+// Get returns the value of a live key; a missing key is found=false.
+func (s *Service) Get(ctx context.Context, req *kvstorepb.GetRequest) (*kvstorepb.GetResponse, error) {
+	if err := s.checkKey(req.GetKey()); err != nil {
+		return nil, err
+	}
+	v, ok, err := s.actor.Get(ctx, req.GetKey(), s.opts.Clock.Now().UnixNano())
+	if err != nil {
+		return nil, s.fail("get", err)
+	}
+	return &kvstorepb.GetResponse{Found: ok, Value: v}, nil
+}
+
+// Delete removes a key; deleting a missing key succeeds with deleted=false.
+func (s *Service) Delete(ctx context.Context, req *kvstorepb.DeleteRequest) (*kvstorepb.DeleteResponse, error) {
+	if err := s.checkKey(req.GetKey()); err != nil {
+		return nil, err
+	}
+	found, err := s.actor.Delete(ctx, req.GetKey(), s.opts.Clock.Now().UnixNano())
+	if err != nil {
+		return nil, s.fail("delete", err)
+	}
+	return &kvstorepb.DeleteResponse{Success: true, Deleted: found}, nil
+}
+
+func (s *Service) checkKey(key string) error {
+	if key == "" {
+		return status.Error(codes.InvalidArgument, "key must not be empty")
+	}
+	if len(key) > s.opts.MaxKeyBytes {
+		return status.Errorf(codes.InvalidArgument,
+			"key is %d bytes, over the %d-byte limit (--max-key-bytes)", len(key), s.opts.MaxKeyBytes)
+	}
+	return nil
+}
+
+// deadlineAfter turns a TTL into an absolute Unix-nanosecond deadline,
+// refusing TTLs that are negative or would overflow int64 time.
+func deadlineAfter(now, ttlSeconds int64) (int64, error) {
+	if ttlSeconds < 0 {
+		return 0, status.Errorf(codes.InvalidArgument, "ttl_seconds must not be negative, got %d", ttlSeconds)
+	}
+	if maxTTL := (math.MaxInt64 - now) / 1e9; ttlSeconds > maxTTL {
+		return 0, status.Errorf(codes.InvalidArgument,
+			"ttl_seconds %d is too large: the expiry time would overflow (at most %d)", ttlSeconds, maxTTL)
+	}
+	return now + ttlSeconds*1e9, nil
+}
+
+// fail maps an actor error to a gRPC status.
+func (s *Service) fail(op string, err error) error {
+	switch {
+	case errors.Is(err, actor.ErrStopped):
+		return status.Error(codes.Unavailable, "server is shutting down")
+	case errors.Is(err, actor.ErrStorage):
+		return status.Errorf(codes.Unavailable, "writes are refused after a storage failure: %v", err)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return status.FromContextError(err).Err()
+	}
+	s.opts.Logger.Error("request failed", "op", op, "err", err)
+	return status.Error(codes.Internal, fmt.Sprintf("%s failed: %v", op, err))
+}
