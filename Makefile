@@ -19,7 +19,6 @@ all: build
 build:
 	$(GO) build -o bin/kvstore-server ./cmd/server
 	$(GO) build -o bin/kvstore-client ./cmd/client
-	$(GO) build -o bin/kvstore-bench ./cmd/bench
 
 run:
 	$(GO) run ./cmd/server
@@ -49,14 +48,14 @@ vet:
 	$(GO) vet ./...
 
 lint: tools vet
-	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
+	@out=$$(gofmt -l .); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
 	$(BIN)/staticcheck ./...
 
 test: lint proto-check
 	$(GO) test -race -count=1 ./...
 
 bench:
-	$(GO) test -run='^$$' -bench=. -benchmem ./actor/ ./wal/ ./snap/
+	$(GO) test -run='^$$' -bench=. -benchmem ./actor/
 
 clean:
 	rm -rf bin $(BIN)

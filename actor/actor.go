@@ -43,7 +43,7 @@ const (
 	// DefaultExpireBatch bounds one pass of active expiry, so a million
 	// keys expiring in the same second cost the owner many short passes
 	// interleaved with requests instead of one long stall.
-	DefaultExpireBatch = 1024
+	DefaultExpireBatch = 256
 	// maxDrain bounds the commands applied per wake-up before their
 	// records go to the log, so a steady stream cannot delay a group
 	// commit indefinitely.

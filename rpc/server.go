@@ -2,18 +2,15 @@ package rpc
 
 import (
 	"context"
-	"log/slog"
-	"net"
-	"runtime/debug"
-	"time"
-
-	"github.com/benbjohnson/clock"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
+	"log/slog"
+	"net"
+	"runtime/debug"
 
 	kvstorepb "kvstore/proto"
 )
@@ -25,14 +22,13 @@ type Server struct {
 	grpc   *grpc.Server
 	health *health.Server
 	logger *slog.Logger
-	clock  clock.Clock
 }
 
 // NewServer returns a Server for svc. Its largest accepted message fits the
 // biggest valid Set, so a value just over the limit gets a clear
 // InvalidArgument from the service rather than a transport error.
 func NewServer(svc *Service) *Server {
-	s := &Server{health: health.NewServer(), logger: svc.opts.Logger, clock: svc.opts.Clock}
+	s := &Server{health: health.NewServer(), logger: svc.opts.Logger}
 	maxMsg := svc.opts.MaxKeyBytes + svc.opts.MaxValueBytes + 1024
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(maxMsg),
@@ -56,21 +52,19 @@ func (s *Server) SetServing() {
 func (s *Server) Serve(lis net.Listener) error { return s.grpc.Serve(lis) }
 
 // Shutdown marks the server NOT_SERVING, stops accepting connections and
-// waits up to grace for in-flight RPCs to finish, then cancels the rest.
-// It returns once the server has stopped.
-func (s *Server) Shutdown(grace time.Duration) {
+// waits for in-flight RPCs to finish; when ctx ends first (the grace
+// period), it cancels the rest. It returns once the server has stopped.
+func (s *Server) Shutdown(ctx context.Context) {
 	s.health.Shutdown()
 	stopped := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()
 		close(stopped)
 	}()
-	t := s.clock.Timer(grace)
-	defer t.Stop()
 	select {
 	case <-stopped:
-	case <-t.C:
-		s.logger.Warn("shutdown grace period over, cancelling in-flight RPCs", "grace", grace)
+	case <-ctx.Done():
+		s.logger.Warn("shutdown grace period over, cancelling in-flight RPCs")
 		s.grpc.Stop()
 		<-stopped
 	}

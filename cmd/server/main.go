@@ -211,7 +211,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return srv.Serve(lis)
 		}, func(error) {
 			log.Info("shutting down: draining in-flight requests", "grace", c.ShutdownGrace)
-			srv.Shutdown(c.ShutdownGrace)
+			ctx, cancel := m.Clock.WithTimeout(context.Background(), c.ShutdownGrace)
+			defer cancel()
+			srv.Shutdown(ctx)
 		})
 	}
 	{

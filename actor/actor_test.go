@@ -1,0 +1,348 @@
+package actor
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/benbjohnson/clock"
+	"go.uber.org/goleak"
+
+	"kvstore/wal"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// mustStart starts an actor without a ticker and stops it at cleanup.
+func mustStart(tb testing.TB, cfg Config) *Actor {
+	tb.Helper()
+	if cfg.ExpireInterval == 0 {
+		cfg.ExpireInterval = -1
+	}
+	a := New(cfg)
+	tb.Cleanup(a.Stop)
+	return a
+}
+
+func TestActorSetGetDelete(t *testing.T) {
+	a := mustStart(t, Config{})
+	ctx := context.Background()
+	if err := a.Set(ctx, "k", "v", 0); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok, err := a.Get(ctx, "k", 0); err != nil || !ok || v != "v" {
+		t.Fatalf("Get = %q, %v, %v; want v, true, nil", v, ok, err)
+	}
+	if ok, err := a.Delete(ctx, "k", 0); err != nil || !ok {
+		t.Fatalf("Delete = %v, %v; want true, nil", ok, err)
+	}
+	if ok, err := a.Delete(ctx, "k", 0); err != nil || ok {
+		t.Fatalf("second Delete = %v, %v; want false, nil", ok, err)
+	}
+	if _, ok, _ := a.Get(ctx, "k", 0); ok {
+		t.Fatal("deleted key found")
+	}
+}
+
+func TestActorBatchAppliesInOrder(t *testing.T) {
+	a := mustStart(t, Config{})
+	r := NewRequest()
+	r.Commands = []Command{
+		{Op: OpSet, Key: "a", Value: "1"},
+		{Op: OpGet, Key: "a"},
+		{Op: OpSet, Key: "a", Value: "2"},
+		{Op: OpGet, Key: "a"},
+		{Op: OpDelete, Key: "a"},
+		{Op: OpGet, Key: "a"},
+	}
+	if err := a.Do(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	want := []Result{{}, {Found: true, Value: "1"}, {}, {Found: true, Value: "2"}, {Found: true}, {}}
+	for i, w := range want {
+		if r.Results[i] != w {
+			t.Errorf("result %d = %+v; want %+v", i, r.Results[i], w)
+		}
+	}
+}
+
+func TestActorRejectsUnknownOpWhole(t *testing.T) {
+	a := mustStart(t, Config{})
+	r := NewRequest()
+	r.Commands = []Command{{Op: OpSet, Key: "a", Value: "1"}, {Op: 99, Key: "a"}}
+	if err := a.Do(context.Background(), r); !errors.Is(err, ErrBadCommand) {
+		t.Fatalf("Do = %v; want ErrBadCommand", err)
+	}
+	if _, ok, _ := a.Get(context.Background(), "a", 0); ok {
+		t.Fatal("a command of a rejected batch was applied")
+	}
+}
+
+func TestActorStopped(t *testing.T) {
+	a := New(Config{ExpireInterval: -1})
+	a.Stop()
+	a.Stop() // idempotent
+	ctx := context.Background()
+	if err := a.Set(ctx, "k", "v", 0); !errors.Is(err, ErrStopped) {
+		t.Errorf("Set after Stop = %v; want ErrStopped", err)
+	}
+	if _, _, err := a.Get(ctx, "k", 0); !errors.Is(err, ErrStopped) {
+		t.Errorf("Get after Stop = %v; want ErrStopped", err)
+	}
+	if _, err := a.Tick(ctx, time.Unix(0, 0)); !errors.Is(err, ErrStopped) {
+		t.Errorf("Tick after Stop = %v; want ErrStopped", err)
+	}
+	if _, _, err := a.Snapshot(ctx); !errors.Is(err, ErrStopped) {
+		t.Errorf("Snapshot after Stop = %v; want ErrStopped", err)
+	}
+}
+
+func TestActorContextCancelled(t *testing.T) {
+	a := mustStart(t, Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	// Either the send or the wait sees the cancelled context; both must
+	// report it rather than hang.
+	for range 100 {
+		if err := a.Set(ctx, "k", "v", 0); err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatalf("Set = %v; want nil or context.Canceled", err)
+		}
+	}
+}
+
+func TestActorTickExpires(t *testing.T) {
+	a := mustStart(t, Config{})
+	ctx := context.Background()
+	base := time.Unix(1000, 0)
+	for _, k := range []string{"a", "b", "c"} {
+		if err := a.Set(ctx, k, "v", base.Add(5*time.Second).UnixNano()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Set(ctx, "keep", "v", 0); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := a.Tick(ctx, base.Add(4*time.Second)); err != nil || n != 0 {
+		t.Fatalf("early Tick removed %d, %v; want 0", n, err)
+	}
+	if n, err := a.Tick(ctx, base.Add(6*time.Second)); err != nil || n != 3 {
+		t.Fatalf("Tick removed %d, %v; want 3", n, err)
+	}
+	if _, ok, _ := a.Get(ctx, "keep", base.Add(6*time.Second).UnixNano()); !ok {
+		t.Fatal("key without TTL expired")
+	}
+}
+
+// TestActorExpiryBacklog checks that expiry larger than one pass is
+// finished by later passes without further ticks.
+func TestActorExpiryBacklog(t *testing.T) {
+	a := mustStart(t, Config{ExpireBatch: 10})
+	ctx := context.Background()
+	r := NewRequest()
+	for i := range 95 {
+		r.Commands = append(r.Commands, Command{Op: OpSet, Key: string(rune('A' + i)), Value: "v", Deadline: 1 * sec})
+	}
+	if err := a.Do(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := a.Tick(ctx, time.Unix(2, 0)); err != nil || n != 10 {
+		t.Fatalf("Tick removed %d, %v; want one pass of 10", n, err)
+	}
+	// Snapshot is a message like any other: once the backlog is gone,
+	// the view holds no key. Passes run between messages, so ask until
+	// the count reaches zero; each ask is a real hand-off, not a sleep.
+	for i := 0; ; i++ {
+		v, _, err := a.Snapshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Len() == 0 {
+			break
+		}
+		if i > 1000 {
+			t.Fatalf("backlog not drained: %d keys left", v.Len())
+		}
+	}
+}
+
+// TestActorTickerUsesClock drives the ticker goroutine with a mock clock,
+// waiting for each tick's result instead of sleeping.
+func TestActorTickerUsesClock(t *testing.T) {
+	mock := clock.NewMock()
+	mock.Set(time.Unix(1000, 0))
+	a := newActor(Config{Clock: mock, ExpireInterval: time.Second})
+	a.tickedc = make(chan int)
+	a.start(Config{Clock: mock, ExpireInterval: time.Second})
+	t.Cleanup(a.Stop)
+	ctx := context.Background()
+
+	if err := a.Set(ctx, "k", "v", time.Unix(1002, 0).UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	removed := 0
+	for i := 0; removed == 0; i++ {
+		if i == 5 {
+			t.Fatal("key not expired after 5 ticks past its deadline")
+		}
+		mock.Add(time.Second)
+		removed = <-a.tickedc
+	}
+	if now := mock.Now(); now.Before(time.Unix(1003, 0)) {
+		t.Fatalf("key expired at %v, before its deadline's second passed", now)
+	}
+}
+
+// fakeLog records batches and releases waiters only when told to: it
+// lets tests see exactly what the actor holds back until durable.
+type fakeLog struct {
+	mu      sync.Mutex
+	batches []wal.Batch
+	durable uint64
+	err     error
+	submitc chan struct{}
+}
+
+func newFakeLog() *fakeLog { return &fakeLog{submitc: make(chan struct{}, 100)} }
+
+func (l *fakeLog) Submit(b wal.Batch) {
+	l.mu.Lock()
+	l.batches = append(l.batches, b)
+	l.mu.Unlock()
+	l.submitc <- struct{}{}
+}
+
+func (l *fakeLog) DurableSeq() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.durable
+}
+
+func (l *fakeLog) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+// sync makes every submitted record durable and releases the waiters.
+func (l *fakeLog) sync() {
+	l.mu.Lock()
+	bs := l.batches
+	l.batches = nil
+	for _, b := range bs {
+		for _, r := range b.Records {
+			l.durable = r.Seq
+		}
+	}
+	l.mu.Unlock()
+	for _, b := range bs {
+		for _, w := range b.Waiters {
+			w.Release(nil)
+		}
+	}
+}
+
+func TestActorRepliesWaitForDurability(t *testing.T) {
+	log := newFakeLog()
+	a := mustStart(t, Config{Log: log, Seq: 41})
+	ctx := context.Background()
+
+	setDone := make(chan error, 1)
+	go func() { setDone <- a.Set(ctx, "k", "v", 7) }()
+	<-log.submitc
+	log.mu.Lock()
+	if n := len(log.batches); n != 1 {
+		t.Fatalf("batches = %d; want 1", n)
+	}
+	recs := log.batches[0].Records
+	log.mu.Unlock()
+	if len(recs) != 1 || recs[0] != (wal.Record{Seq: 42, Kind: wal.KindSet, Key: "k", Value: "v", Deadline: 7}) {
+		t.Fatalf("records = %+v; want one set with seq 42", recs)
+	}
+	select {
+	case err := <-setDone:
+		t.Fatalf("Set returned %v before its record was durable", err)
+	default:
+	}
+
+	// A read of the not-yet-durable value must wait too.
+	getDone := make(chan string, 1)
+	go func() {
+		v, _, _ := a.Get(ctx, "k", 0)
+		getDone <- v
+	}()
+	<-log.submitc
+	log.mu.Lock()
+	barrier := log.batches[1]
+	log.mu.Unlock()
+	if len(barrier.Records) != 0 || len(barrier.Waiters) != 1 {
+		t.Fatalf("read barrier = %d records, %d waiters; want 0, 1", len(barrier.Records), len(barrier.Waiters))
+	}
+	select {
+	case v := <-getDone:
+		t.Fatalf("Get returned %q before the value was durable", v)
+	default:
+	}
+
+	log.sync()
+	if err := <-setDone; err != nil {
+		t.Fatal(err)
+	}
+	if v := <-getDone; v != "v" {
+		t.Fatalf("Get = %q; want v", v)
+	}
+
+	// Once everything is durable, reads are answered at once.
+	if v, _, err := a.Get(ctx, "k", 0); err != nil || v != "v" {
+		t.Fatalf("Get = %q, %v", v, err)
+	}
+	select {
+	case <-log.submitc:
+		t.Fatal("a read with nothing pending went through the log")
+	default:
+	}
+
+	// Deleting a missing key writes no record.
+	if ok, err := a.Delete(ctx, "missing", 0); err != nil || ok {
+		t.Fatalf("Delete(missing) = %v, %v", ok, err)
+	}
+}
+
+func TestActorRefusesWritesAfterLogFailure(t *testing.T) {
+	log := newFakeLog()
+	a := mustStart(t, Config{Log: log})
+	ctx := context.Background()
+	log.mu.Lock()
+	log.err = errors.New("disk full")
+	log.mu.Unlock()
+	if err := a.Set(ctx, "k", "v", 0); !errors.Is(err, ErrStorage) {
+		t.Fatalf("Set = %v; want ErrStorage", err)
+	}
+	if _, err := a.Delete(ctx, "k", 0); !errors.Is(err, ErrStorage) {
+		t.Fatalf("Delete = %v; want ErrStorage", err)
+	}
+	if _, ok, err := a.Get(ctx, "k", 0); err != nil || ok {
+		t.Fatalf("Get = %v, %v; reads must go on", ok, err)
+	}
+}
+
+func TestSnapshotSeq(t *testing.T) {
+	log := newFakeLog()
+	a := mustStart(t, Config{Log: log, Seq: 10})
+	ctx := context.Background()
+	done := make(chan error, 1)
+	go func() { done <- a.Set(ctx, "k", "v", 0) }()
+	<-log.submitc
+	v, seq, err := a.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seq != 11 || v.Len() != 1 {
+		t.Fatalf("Snapshot = len %d seq %d; want 1, 11", v.Len(), seq)
+	}
+	log.sync()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,275 @@
+package actor
+
+import (
+	"fmt"
+	"testing"
+
+	"kvstore/wal"
+)
+
+const sec = int64(1e9)
+
+// step is one operation of a scripted State test and what it must return.
+type step struct {
+	op       string // set, get, del, expire
+	key      string
+	value    string
+	deadline int64
+	now      int64
+	limit    int // expire
+
+	wantFound   bool
+	wantValue   string
+	wantRemoved int
+	wantMore    bool
+}
+
+func TestState(t *testing.T) {
+	tests := []struct {
+		name    string
+		steps   []step
+		wantLen int
+	}{
+		{
+			name: "set then get",
+			steps: []step{
+				{op: "set", key: "a", value: "1"},
+				{op: "get", key: "a", wantFound: true, wantValue: "1"},
+				{op: "get", key: "b"},
+			},
+			wantLen: 1,
+		},
+		{
+			name: "overwrite replaces value",
+			steps: []step{
+				{op: "set", key: "a", value: "1"},
+				{op: "set", key: "a", value: "2"},
+				{op: "get", key: "a", wantFound: true, wantValue: "2"},
+			},
+			wantLen: 1,
+		},
+		{
+			name: "delete reports liveness",
+			steps: []step{
+				{op: "set", key: "a", value: "1"},
+				{op: "del", key: "a", wantFound: true},
+				{op: "del", key: "a"},
+				{op: "get", key: "a"},
+			},
+			wantLen: 0,
+		},
+		{
+			name: "ttl hides key at its deadline",
+			steps: []step{
+				{op: "set", key: "a", value: "1", deadline: 10 * sec},
+				{op: "get", key: "a", now: 10*sec - 1, wantFound: true, wantValue: "1"},
+				{op: "get", key: "a", now: 10 * sec},
+			},
+			wantLen: 1, // hidden but not yet collected
+		},
+		{
+			name: "set without ttl clears an earlier ttl",
+			steps: []step{
+				{op: "set", key: "a", value: "1", deadline: 10 * sec},
+				{op: "set", key: "a", value: "2"},
+				{op: "expire", now: 100 * sec, limit: 10},
+				{op: "get", key: "a", now: 100 * sec, wantFound: true, wantValue: "2"},
+			},
+			wantLen: 1,
+		},
+		{
+			name: "new ttl replaces old one",
+			steps: []step{
+				{op: "set", key: "a", value: "1", deadline: 10 * sec},
+				{op: "set", key: "a", value: "2", deadline: 50 * sec},
+				{op: "expire", now: 20 * sec, limit: 10},
+				{op: "get", key: "a", now: 20 * sec, wantFound: true, wantValue: "2"},
+				{op: "expire", now: 51 * sec, limit: 10, wantRemoved: 1},
+			},
+			wantLen: 0,
+		},
+		{
+			name: "expire waits for the whole second to pass",
+			steps: []step{
+				{op: "set", key: "a", value: "1", deadline: 10*sec + 5},
+				{op: "expire", now: 10*sec + 6, limit: 10},
+				{op: "get", key: "a", now: 10*sec + 6},
+				{op: "expire", now: 11 * sec, limit: 10, wantRemoved: 1},
+			},
+			wantLen: 0,
+		},
+		{
+			name: "expire is bounded and resumes",
+			steps: []step{
+				{op: "set", key: "a", value: "1", deadline: 1 * sec},
+				{op: "set", key: "b", value: "1", deadline: 1 * sec},
+				{op: "set", key: "c", value: "1", deadline: 2 * sec},
+				{op: "set", key: "d", value: "1"},
+				{op: "expire", now: 10 * sec, limit: 2, wantRemoved: 2, wantMore: true},
+				{op: "expire", now: 10 * sec, limit: 2, wantRemoved: 1},
+				{op: "get", key: "d", now: 10 * sec, wantFound: true, wantValue: "1"},
+			},
+			wantLen: 1,
+		},
+		{
+			name: "deleted key leaves nothing to expire",
+			steps: []step{
+				{op: "set", key: "a", value: "1", deadline: 1 * sec},
+				{op: "del", key: "a", wantFound: true},
+				{op: "expire", now: 10 * sec, limit: 10},
+			},
+			wantLen: 0,
+		},
+		{
+			name: "delete of expired key is not a hit",
+			steps: []step{
+				{op: "set", key: "a", value: "1", deadline: 1 * sec},
+				{op: "del", key: "a", now: 1 * sec},
+				{op: "expire", now: 10 * sec, limit: 10},
+			},
+			wantLen: 0,
+		},
+		{
+			name: "deadline at the end of int64 time",
+			steps: []step{
+				{op: "set", key: "a", value: "1", deadline: 1<<63 - 1},
+				{op: "expire", now: 1<<63 - 1, limit: 10},
+				{op: "get", key: "a", now: 1<<63 - 2, wantFound: true, wantValue: "1"},
+			},
+			wantLen: 1,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := NewState()
+			for i, st := range tt.steps {
+				switch st.op {
+				case "set":
+					s.Set(st.key, st.value, st.deadline)
+				case "get":
+					v, ok := s.Get(st.key, st.now)
+					if ok != st.wantFound || v != st.wantValue {
+						t.Fatalf("step %d: Get(%q, %d) = %q, %v; want %q, %v", i, st.key, st.now, v, ok, st.wantValue, st.wantFound)
+					}
+				case "del":
+					if ok := s.Delete(st.key, st.now); ok != st.wantFound {
+						t.Fatalf("step %d: Delete(%q) = %v; want %v", i, st.key, ok, st.wantFound)
+					}
+				case "expire":
+					n, more := s.Expire(st.now, st.limit)
+					if n != st.wantRemoved || more != st.wantMore {
+						t.Fatalf("step %d: Expire(%d, %d) = %d, %v; want %d, %v", i, st.now, st.limit, n, more, st.wantRemoved, st.wantMore)
+					}
+				default:
+					t.Fatalf("step %d: unknown op %q", i, st.op)
+				}
+			}
+			if s.Len() != tt.wantLen {
+				t.Fatalf("Len() = %d; want %d", s.Len(), tt.wantLen)
+			}
+		})
+	}
+}
+
+func TestStateApply(t *testing.T) {
+	s := NewState()
+	for _, r := range []wal.Record{
+		{Seq: 1, Kind: wal.KindSet, Key: "a", Value: "1"},
+		{Seq: 2, Kind: wal.KindSet, Key: "b", Value: "2", Deadline: 5 * sec},
+		{Seq: 3, Kind: wal.KindDelete, Key: "a"},
+		{Seq: 4, Kind: wal.KindSet, Key: "c", Value: "3", Deadline: 1 * sec},
+	} {
+		s.Apply(r)
+	}
+	if _, ok := s.Get("a", 0); ok {
+		t.Error("a survived its delete")
+	}
+	if v, ok := s.Get("b", 4*sec); !ok || v != "2" {
+		t.Errorf("b = %q, %v; want 2", v, ok)
+	}
+	// A record replayed after its deadline stays invisible and is collected.
+	if _, ok := s.Get("c", 10*sec); ok {
+		t.Error("expired c is visible after replay")
+	}
+	if n, _ := s.Expire(10*sec, 10); n != 2 {
+		t.Errorf("Expire removed %d; want 2 (b and c)", n)
+	}
+}
+
+// TestFreezeIsolation checks that a frozen view never changes while the
+// state goes on being written, across every kind of write and across
+// several freezes.
+func TestFreezeIsolation(t *testing.T) {
+	s := NewState()
+	for i := range 5000 {
+		s.Set(fmt.Sprint("k", i), "v0", 0)
+	}
+	contents := func(v *View) map[string]string {
+		m := make(map[string]string, v.Len())
+		v.Range(func(k, val string, _ int64) bool {
+			m[k] = val
+			return true
+		})
+		return m
+	}
+	v1 := s.Freeze()
+	want1 := contents(v1)
+
+	for i := range 2500 {
+		s.Set(fmt.Sprint("k", i), "v1", 0) // overwrite
+	}
+	for i := 2500; i < 3000; i++ {
+		s.Delete(fmt.Sprint("k", i), 0)
+	}
+	for i := range 1000 {
+		s.Set(fmt.Sprint("new", i), "v1", int64(i+1)*sec)
+	}
+	s.Expire(2000*sec, 1<<20)
+
+	v2 := s.Freeze()
+	want2 := contents(v2)
+	s.Set("k0", "v2", 0)
+	s.Set("after", "v2", 0)
+
+	if got := contents(v1); !equalMaps(got, want1) || v1.Len() != 5000 || len(got) != 5000 {
+		t.Fatalf("first view changed: len %d (Len %d), want 5000", len(got), v1.Len())
+	}
+	for k, v := range contents(v1) {
+		if v != "v0" {
+			t.Fatalf("first view has %s=%s; want v0", k, v)
+		}
+	}
+	if got := contents(v2); !equalMaps(got, want2) || len(got) != 4500 || v2.Len() != 4500 {
+		t.Fatalf("second view changed or wrong: len %d (Len %d), want 4500", len(got), v2.Len())
+	}
+	if v, _ := s.Get("k0", 0); v != "v2" {
+		t.Fatalf("state lost a write after freeze: k0=%q", v)
+	}
+}
+
+func equalMaps(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+func TestRangeStops(t *testing.T) {
+	s := NewState()
+	for i := range 100 {
+		s.Set(fmt.Sprint(i), "", 0)
+	}
+	n := 0
+	s.Freeze().Range(func(string, string, int64) bool {
+		n++
+		return n < 3
+	})
+	if n != 3 {
+		t.Fatalf("Range visited %d entries after fn returned false; want 3", n)
+	}
+}
