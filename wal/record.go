@@ -31,7 +31,9 @@ type Record struct {
 type Waiter interface {
 	// Release is called exactly once: with nil once every record submitted
 	// before or with the waiter is durable under the fsync policy, or with
-	// the error that made that impossible.
+	// the error that made that impossible. It runs on the writer goroutine
+	// (or in Submit or Close, for batches refused at once), so it must not
+	// block: hand the result to the waiting goroutine and return.
 	Release(err error)
 }
 

@@ -1,0 +1,89 @@
+// Package wal is kvstore's write-ahead log: every mutation the actor
+// applies is appended here, in sequence order, and its reply waits until
+// the record is durable.
+//
+// # Format
+//
+// The log is a directory of segment files named by the sequence number of
+// their first record, %020d.wal, so that name order is log order. A
+// segment is a plain concatenation of frames, with no file header:
+//
+//	uint32 payload length | uint32 CRC-32C (Castagnoli) of payload | payload
+//
+//	payload: uint64 seq | uint8 kind | uvarint len | key
+//	         [KindSet: uvarint len | value | int64 deadline (Unix ns, 0 = none)]
+//
+// Integers are little-endian. Seqs start at 1 and grow by one with no
+// gaps; within a segment the first record's seq is the one in the file
+// name. A payload is at least 10 bytes and at most MaxRecordBytes, so a
+// zero-filled region (length 0) never decodes, and a corrupted length
+// never makes a reader allocate more than the file holds. New kinds are
+// how the format evolves; old readers reject them as bad records rather
+// than misread them.
+//
+// # Recovery
+//
+// Open reads every segment. A crash in the middle of an append leaves the
+// last segment with a torn or zero-filled tail: a bad frame followed by
+// no valid frame. Open copies such a tail to <segment>.broken (fsynced)
+// and cuts it, with a warning. Any other bad frame (one followed by a
+// valid frame, or one in a segment that is not the last) is corruption:
+// Open returns a *CorruptError naming the file, the offset and the repair
+// command, and the operator decides. Check does what that command does:
+// it cuts the log at the first problem, like redis-check-aof --fix.
+// Replay then feeds the records after the snapshot's seq to the actor and
+// fails with ErrGap on a missing seq.
+//
+// Before a new segment is created the previous one is fsynced, whatever
+// the policy, and creating a segment fsyncs the directory; so only the
+// last segment can ever have a torn tail, and a crash under any policy
+// leaves a log that Open accepts.
+//
+// # Group commit
+//
+// The actor hands the writer a Batch (records plus the replies that wait
+// on them) with Submit, which only appends to a queue under a mutex and
+// pokes a 1-buffered channel: it never waits for the disk. The writer
+// goroutine takes every queued batch at once, encodes all their records
+// into one buffer, issues one Write and, under FsyncAlways, one fsync,
+// then releases the waiters in submission order. Batches submitted
+// meanwhile form the next group. So the number of fsyncs depends on how
+// long an fsync takes, not on the request rate: more concurrent clients
+// means more records per fsync. A batch with no records is a read
+// barrier: its waiters are released with the group it lands in, after
+// every earlier record is durable.
+//
+// # Fsync policies
+//
+//   - FsyncAlways (default): waiters are released after the fsync. An
+//     acknowledged write survives power loss.
+//   - FsyncEverySec: waiters are released after the write; a ticker of
+//     Options.Clock fsyncs once a second (inline on the writer, which
+//     holds later groups for the duration of that fsync). A power cut
+//     loses at most about one second of acknowledged writes; a process
+//     crash loses none, since written data is in the page cache.
+//   - FsyncNo: waiters are released after the write; the writer fsyncs
+//     only when it finishes a segment and at Close.
+//
+// DurableSeq follows the policy: under FsyncEverySec and FsyncNo it
+// advances when a group is written, as that is when its waiters are
+// released.
+//
+// # Failures
+//
+// A failed write or fsync is final: the log records it (Err), logs it once,
+// releases every queued and every later batch with an error wrapping
+// ErrFailed that names the operation and the file, and never writes
+// again. It never retries an fsync: after a failed one, Linux may have
+// dropped the dirty pages, and a second fsync would report success for
+// data that is not on disk. Nothing is appended after a failed write, so
+// a short write can only leave a torn tail, which the next Open cuts. The
+// process keeps serving reads; restarting it recovers from what is on
+// disk.
+//
+// # Deleting old segments
+//
+// Release, called once a snapshot covering a seq is durable, deletes the
+// segments whose records are all at or below it, never the one being
+// written, and fsyncs the directory.
+package wal

@@ -1,0 +1,68 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+)
+
+// Errors of the writer.
+var (
+	// ErrClosed is returned (through Waiter.Release) for batches submitted
+	// after Close, or before Start to a log that was then closed.
+	ErrClosed = errors.New("wal: log closed")
+	// ErrFailed is returned when a write or fsync of the log failed: the
+	// error wrapping it names the file and the operation. The failure is
+	// sticky, every later batch gets it too, and only a restart (which
+	// recovers from what is on disk) clears it.
+	ErrFailed = errors.New("wal: log failed, writes refused until restart")
+)
+
+// Errors of recovery.
+var (
+	// ErrGap is returned by Replay when the sequence numbers in the log do
+	// not continue one by one from the point replay started at: records
+	// are missing, so replaying further would build a wrong state.
+	ErrGap = errors.New("wal: gap in sequence numbers")
+)
+
+// CorruptError is returned by Open (and reported by Check and Dump) when
+// the log holds a bad frame that is not a torn tail: a bad frame followed
+// by a valid one, or a bad frame in a segment other than the last. The
+// server must not start over such a log by itself, since everything after
+// the bad frame would be silently dropped; the operator decides, with the
+// repair command the message names.
+type CorruptError struct {
+	// File is the path of the segment.
+	File string
+	// Offset is where the bad frame starts in File.
+	Offset int64
+	// Err says what is wrong; it wraps ErrBadRecord or ErrIncomplete when
+	// a frame failed to decode.
+	Err error
+}
+
+// Error names the file, the offset and the repair command. The data
+// directory in the command is the parent of the log directory, which is
+// how the server lays them out.
+func (e *CorruptError) Error() string {
+	dataDir := filepath.Dir(filepath.Dir(e.File))
+	return fmt.Sprintf("wal: corrupt log %s at offset %d: %v; to cut the log at this point "+
+		"(later records are dropped, the cut bytes are kept in .broken files), run: "+
+		"kvstore-server aof check --fix --data-dir %s", e.File, e.Offset, e.Err, dataDir)
+}
+
+// Unwrap returns Err.
+func (e *CorruptError) Unwrap() error { return e.Err }
+
+// bare strips the *fs.PathError that os-style files put around errors, so
+// messages that already name the operation and file do not name them
+// twice. errors.Is still sees the underlying errno.
+func bare(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

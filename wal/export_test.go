@@ -1,0 +1,8 @@
+package wal
+
+// SetSyncHook makes the writer of l call fn after each successful segment
+// fsync. It must be called before Start.
+func SetSyncHook(l *Log, fn func()) { l.syncHook = fn }
+
+// SegmentName exposes segmentName to the external tests.
+var SegmentName = segmentName

@@ -1,0 +1,688 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/benbjohnson/clock"
+)
+
+// DefaultSegmentBytes is the size at which the writer starts a new
+// segment when Options.SegmentBytes is 0.
+const DefaultSegmentBytes = 64 << 20
+
+// maxKeptBuffer bounds the encode buffer the writer keeps between groups,
+// so one huge group does not pin its memory for the life of the process.
+const maxKeptBuffer = 4 << 20
+
+// Options configures Open.
+type Options struct {
+	// Dir holds the segment files; the server passes <data-dir>/wal. It
+	// is created if missing.
+	Dir string
+	// Fsync is the durability policy; the zero value is FsyncAlways.
+	Fsync FsyncPolicy
+	// SegmentBytes is the size at which the writer finishes a segment and
+	// starts the next; 0 means DefaultSegmentBytes. A segment can exceed
+	// it by one group, since groups are never split.
+	SegmentBytes int64
+	// FS is the file system; nil means OS.
+	FS FS
+	// Clock drives the FsyncEverySec ticker; nil means the real clock.
+	Clock clock.Clock
+	// Logger receives warnings (cut torn tails) and the failure report;
+	// nil discards them.
+	Logger *slog.Logger
+}
+
+// Stats are counters of the writer since Open. Syncs/Records is the
+// number of fsyncs per acknowledged write that group commit achieves.
+type Stats struct {
+	// Records is the number of records written.
+	Records uint64
+	// Batches is the number of batches written or released, read
+	// barriers included.
+	Batches uint64
+	// Writes is the number of Write calls: one per group with records.
+	Writes uint64
+	// Syncs is the number of fsyncs of segment files (directory fsyncs
+	// are not counted).
+	Syncs uint64
+	// Bytes is the number of bytes written to segments.
+	Bytes uint64
+}
+
+// Log is the write-ahead log: a directory of segment files and the
+// writer goroutine that appends to the newest one.
+//
+// Use: Open, Replay (once, to rebuild state), Start, then Submit from the
+// actor; Release after each durable snapshot; Close at shutdown. Submit,
+// DurableSeq, Err, Stats, Release and Close are safe to call from any
+// goroutine.
+type Log struct {
+	dir      string
+	fsys     FS
+	policy   FsyncPolicy
+	segBytes int64
+	clock    clock.Clock
+	logger   *slog.Logger
+
+	// mu guards the hand-off from Submit to the writer.
+	mu      sync.Mutex
+	pending []Batch
+	err     error // sticky failure, wraps ErrFailed
+	closed  bool
+	started bool
+
+	notifyc chan struct{} // 1-buffered: "pending is not empty"
+	stopc   chan struct{} // closed by Close
+	donec   chan struct{} // closed when the writer has returned
+
+	closeOnce sync.Once
+	closeErr  error
+
+	// segMu guards the segment list, which the writer appends to and
+	// Release trims from the front. Only the last segment is ever
+	// written to.
+	segMu     sync.Mutex
+	segs      []*segment
+	releaseMu sync.Mutex // serializes Release calls
+
+	lastOnDisk uint64 // highest seq found by Open
+	durable    atomic.Uint64
+
+	records, batches, writes, syncs, bytes atomic.Uint64
+
+	// Owned by the writer goroutine once started.
+	next     uint64 // seq the next record must carry
+	written  uint64 // seq of the last record written to the file
+	active   *segment
+	file     File
+	unsynced bool // written bytes not yet fsynced
+	failed   bool // writer-local copy of err != nil
+	buf      []byte
+	spare    []Batch
+	ticker   *clock.Ticker
+
+	// syncHook, if set before Start, runs on the writer goroutine after
+	// each successful segment fsync. Tests use it as a hand-off.
+	syncHook func()
+}
+
+// Open opens the log in opts.Dir, creating the directory if needed, and
+// validates every segment. A torn or zero-filled tail of the last segment
+// (what a crash during an append leaves) is copied to a .broken file and
+// cut, with a warning. Any other bad frame makes Open fail with a
+// *CorruptError. The log accepts no writes until Start.
+func Open(opts Options) (*Log, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("wal: Options.Dir is empty")
+	}
+	if !opts.Fsync.valid() {
+		return nil, fmt.Errorf("wal: unknown fsync policy %d", int(opts.Fsync))
+	}
+	if opts.SegmentBytes < 0 {
+		return nil, fmt.Errorf("wal: negative SegmentBytes %d", opts.SegmentBytes)
+	}
+	l := &Log{
+		dir:      filepath.Clean(opts.Dir),
+		fsys:     opts.FS,
+		policy:   opts.Fsync,
+		segBytes: opts.SegmentBytes,
+		clock:    opts.Clock,
+		logger:   opts.Logger,
+		notifyc:  make(chan struct{}, 1),
+		stopc:    make(chan struct{}),
+		donec:    make(chan struct{}),
+	}
+	if l.fsys == nil {
+		l.fsys = OS
+	}
+	if l.segBytes == 0 {
+		l.segBytes = DefaultSegmentBytes
+	}
+	if l.clock == nil {
+		l.clock = clock.New()
+	}
+	if l.logger == nil {
+		l.logger = slog.New(slog.DiscardHandler)
+	}
+	if err := l.fsys.MkdirAll(l.dir, 0o755); err != nil {
+		return nil, fmt.Errorf("wal: create %s: %w", l.dir, bare(err))
+	}
+	// Make the directory itself and entries a dead process created but
+	// never synced durable before anything is built on them.
+	if err := l.fsys.SyncDir(filepath.Dir(l.dir)); err != nil {
+		return nil, fmt.Errorf("wal: sync dir %s: %w", filepath.Dir(l.dir), bare(err))
+	}
+	if err := l.fsys.SyncDir(l.dir); err != nil {
+		return nil, fmt.Errorf("wal: sync dir %s: %w", l.dir, bare(err))
+	}
+	segs, err := listSegments(l.fsys, l.dir)
+	if err != nil {
+		return nil, err
+	}
+	var prev *segment // the last segment with records so far
+	for i, s := range segs {
+		sc, err := scanSegment(l.fsys, s.path, s.base, nil)
+		if err != nil {
+			return nil, err
+		}
+		isLast := i == len(segs)-1
+		if prev != nil && sc.records > 0 && s.base <= prev.last {
+			return nil, &CorruptError{File: s.path, Offset: 0, Err: fmt.Errorf(
+				"segment starts at seq %d but %s already holds records through %d",
+				s.base, filepath.Base(prev.path), prev.last)}
+		}
+		if sc.bad != nil {
+			if !isLast || !sc.torn {
+				err := sc.bad
+				if sc.torn {
+					err = fmt.Errorf("%w, in a segment that is not the last", err)
+				}
+				return nil, &CorruptError{File: s.path, Offset: sc.end, Err: err}
+			}
+			broken, err := cutSegment(l.fsys, s.path, sc.end, sc.size)
+			if err != nil {
+				return nil, err
+			}
+			l.logger.Warn("wal: cut torn tail of last segment",
+				"file", s.path, "offset", sc.end, "bytes", sc.size-sc.end,
+				"saved_to", broken, "reason", sc.bad)
+		}
+		s.last, s.size = sc.last, sc.end
+		if sc.records > 0 {
+			prev = s
+			l.lastOnDisk = s.last
+		}
+	}
+	if len(segs) > 0 {
+		if err := syncFile(l.fsys, segs[len(segs)-1].path); err != nil {
+			return nil, err
+		}
+	}
+	l.segs = segs
+	l.durable.Store(l.lastOnDisk)
+	return l, nil
+}
+
+// Replay calls fn, in order, for every record in the log with a seq above
+// after, and returns the seq of the last one (after if there is none).
+// Records at or below after are skipped: segments a snapshot covers may
+// remain until Release deletes them. The first record replayed must be
+// after+1 and each next one one higher; otherwise Replay returns an error
+// wrapping ErrGap that names the file and the seqs expected and found.
+// An error from fn stops Replay and is returned as is, with the seq of the
+// last record fn accepted. The records passed to fn own their strings.
+//
+// Replay must be called before Start, and not concurrently with Release.
+func (l *Log) Replay(after uint64, fn func(Record) error) (last uint64, err error) {
+	l.mu.Lock()
+	started := l.started
+	l.mu.Unlock()
+	if started {
+		return after, errors.New("wal: Replay called after Start")
+	}
+	l.segMu.Lock()
+	segs := slices.Clone(l.segs)
+	l.segMu.Unlock()
+
+	last = after
+	for _, s := range segs {
+		if s.last <= after {
+			continue
+		}
+		var gap error
+		sc, err := scanSegment(l.fsys, s.path, s.base, func(r Record) error {
+			if r.Seq <= after {
+				return nil
+			}
+			if r.Seq != last+1 {
+				gap = fmt.Errorf("%w: %s holds seq %d, want %d (records %d..%d are missing)",
+					ErrGap, s.path, r.Seq, last+1, last+1, r.Seq-1)
+				return gap
+			}
+			if err := fn(r); err != nil {
+				return err
+			}
+			last = r.Seq
+			return nil
+		})
+		if err != nil {
+			return last, err
+		}
+		// Open validated the file; a problem now means it changed since.
+		if sc.bad != nil && sc.end < s.size {
+			return last, &CorruptError{File: s.path, Offset: sc.end, Err: sc.bad}
+		}
+	}
+	return last, nil
+}
+
+// Start starts the writer goroutine. The first record submitted must
+// carry seq next and each later one the seq after the one before: next is
+// one past the last record replayed, or past the snapshot when that is
+// newer. A next at or below a seq already in the log, or 0, fails the log
+// (see Err): the caller skipped Replay. Batches submitted before Start are
+// written once it is called. Start must be called at most once; after
+// Close it does nothing.
+func (l *Log) Start(next uint64) {
+	l.mu.Lock()
+	if l.started {
+		l.mu.Unlock()
+		panic("wal: Start called twice")
+	}
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.started = true
+	l.mu.Unlock()
+
+	l.next = next
+	l.written = next - 1
+	switch {
+	case next == 0:
+		l.fail(fmt.Errorf("%w: Start(0): sequence numbers start at 1", ErrFailed))
+	case next <= l.lastOnDisk:
+		l.fail(fmt.Errorf("%w: Start(%d) but the log already holds records through %d",
+			ErrFailed, next, l.lastOnDisk))
+	default:
+		l.durable.Store(next - 1)
+	}
+	var tickc <-chan time.Time
+	if l.policy == FsyncEverySec {
+		// Created here, not in the goroutine, so a mock clock advanced
+		// right after Start cannot miss it.
+		l.ticker = l.clock.Ticker(time.Second)
+		tickc = l.ticker.C
+	}
+	go l.run(tickc)
+}
+
+// Submit hands a batch to the writer. It never blocks on disk: the batch
+// is queued and the writer picks up everything queued at once (group
+// commit). Each waiter of the batch is released, in submission order,
+// once every record submitted up to and including the batch is durable
+// under the policy. After Close, or once the log has failed, the waiters
+// are released at once with ErrClosed or the failure.
+func (l *Log) Submit(b Batch) {
+	l.mu.Lock()
+	var err error
+	switch {
+	case l.err != nil:
+		err = l.err
+	case l.closed:
+		err = ErrClosed
+	default:
+		l.pending = append(l.pending, b)
+	}
+	l.mu.Unlock()
+	if err != nil {
+		releaseAll(b.Waiters, err)
+		return
+	}
+	select {
+	case l.notifyc <- struct{}{}:
+	default:
+	}
+}
+
+// DurableSeq returns the highest seq that is durable under the policy:
+// fsynced for FsyncAlways; written to the file for FsyncEverySec and
+// FsyncNo, which is when their waiters are released. Before Start it is
+// the last seq found on disk, after it at least next-1.
+func (l *Log) DurableSeq() uint64 { return l.durable.Load() }
+
+// Err returns the failure that stopped the log, wrapping ErrFailed, or nil
+// while it is healthy.
+func (l *Log) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+// Stats returns the writer's counters.
+func (l *Log) Stats() Stats {
+	return Stats{
+		Records: l.records.Load(),
+		Batches: l.batches.Load(),
+		Writes:  l.writes.Load(),
+		Syncs:   l.syncs.Load(),
+		Bytes:   l.bytes.Load(),
+	}
+}
+
+// Release deletes every segment, other than the one being written, whose
+// records all have seqs at or below through, then fsyncs the directory.
+// Call it once a snapshot covering through is durable. It is safe to call
+// concurrently with Submit and the writer, and after Close.
+func (l *Log) Release(through uint64) error {
+	l.releaseMu.Lock()
+	defer l.releaseMu.Unlock()
+
+	// Seqs grow along the list, so the deletable segments are a prefix.
+	// The last segment is the active one, or the one Start may append to.
+	l.segMu.Lock()
+	n := 0
+	for n < len(l.segs)-1 && l.segs[n].last <= through {
+		n++
+	}
+	victims := slices.Clone(l.segs[:n])
+	l.segMu.Unlock()
+	if n == 0 {
+		return nil
+	}
+
+	removed := 0
+	var rmErr error
+	for _, s := range victims {
+		if err := l.fsys.Remove(s.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			rmErr = fmt.Errorf("wal: release: remove %s: %w", s.path, bare(err))
+			break
+		}
+		removed++
+	}
+	// The writer only appends, so the removed segments are still the
+	// first entries.
+	l.segMu.Lock()
+	l.segs = slices.Delete(l.segs, 0, removed)
+	l.segMu.Unlock()
+	if removed > 0 {
+		if err := l.fsys.SyncDir(l.dir); err != nil && rmErr == nil {
+			rmErr = fmt.Errorf("wal: release: sync dir %s: %w", l.dir, bare(err))
+		}
+	}
+	return rmErr
+}
+
+// Close stops accepting batches, writes and fsyncs everything pending
+// (releasing its waiters), stops the writer and waits for it, and closes
+// the segment. It returns the log's failure if it failed, at any time,
+// since then some submitted records are not durable. It is idempotent:
+// later calls wait for the first and return its result.
+func (l *Log) Close() error {
+	l.closeOnce.Do(func() {
+		l.mu.Lock()
+		l.closed = true
+		started := l.started
+		var orphans []Batch
+		if !started {
+			orphans, l.pending = l.pending, nil
+		}
+		l.mu.Unlock()
+		if !started {
+			releaseBatches(orphans, ErrClosed)
+			return
+		}
+		close(l.stopc)
+		<-l.donec
+		l.closeErr = l.Err()
+	})
+	return l.closeErr
+}
+
+// run is the writer goroutine.
+func (l *Log) run(tickc <-chan time.Time) {
+	defer close(l.donec)
+	for {
+		select {
+		case <-l.notifyc:
+			l.commit()
+		case <-tickc:
+			if l.unsynced && !l.failed {
+				l.sync()
+			}
+		case <-l.stopc:
+			l.shutdown()
+			return
+		}
+	}
+}
+
+// shutdown runs on the writer when Close is called. Submit refuses new
+// batches by then, so one more commit empties the queue.
+func (l *Log) shutdown() {
+	if l.ticker != nil {
+		l.ticker.Stop()
+	}
+	l.commit()
+	if l.unsynced && !l.failed {
+		l.sync()
+	}
+	if l.file != nil {
+		if err := l.file.Close(); err != nil && !l.failed {
+			l.fail(fmt.Errorf("%w: close %s: %w", ErrFailed, l.active.path, bare(err)))
+		}
+		l.file = nil
+	}
+}
+
+// commit writes every pending batch as one group: one Write, one fsync
+// under FsyncAlways, then releases the waiters in order.
+func (l *Log) commit() {
+	l.mu.Lock()
+	group := l.pending
+	l.pending = l.spare[:0]
+	l.mu.Unlock()
+	defer func() {
+		// Drop references to records and waiters before reusing.
+		clear(group)
+		l.spare = group[:0]
+	}()
+	if len(group) == 0 {
+		return
+	}
+	if l.failed {
+		// Queued before the failure was recorded but picked up after.
+		releaseBatches(group, l.Err())
+		return
+	}
+
+	buf := l.buf[:0]
+	first := l.next
+	for _, b := range group {
+		for _, r := range b.Records {
+			if err := l.checkRecord(r); err != nil {
+				l.fail(err)
+				releaseBatches(group, l.Err())
+				return
+			}
+			buf = AppendRecord(buf, r)
+			l.next++
+		}
+	}
+	if cap(buf) <= maxKeptBuffer {
+		l.buf = buf[:0]
+	} else {
+		l.buf = nil
+	}
+
+	if len(buf) > 0 {
+		if !l.write(first, buf) {
+			releaseBatches(group, l.Err())
+			return
+		}
+		l.records.Add(l.next - first)
+		if l.policy == FsyncAlways {
+			if !l.sync() {
+				releaseBatches(group, l.Err())
+				return
+			}
+		} else {
+			l.durable.Store(l.written)
+		}
+	}
+	l.batches.Add(uint64(len(group)))
+	releaseBatches(group, nil)
+}
+
+// checkRecord rejects records the log cannot store faithfully. All are
+// bugs in the caller, and all fail the log: the actor has already applied
+// the record, so carrying on would let memory and disk disagree.
+func (l *Log) checkRecord(r Record) error {
+	switch {
+	case r.Seq != l.next:
+		return fmt.Errorf("%w: record submitted with seq %d, want %d", ErrFailed, r.Seq, l.next)
+	case r.Kind != KindSet && r.Kind != KindDelete:
+		return fmt.Errorf("%w: record seq %d has unknown kind %d", ErrFailed, r.Seq, r.Kind)
+	case payloadLen(r) > MaxRecordBytes:
+		return fmt.Errorf("%w: record seq %d encodes to %d bytes, over the %d-byte limit",
+			ErrFailed, r.Seq, payloadLen(r), MaxRecordBytes)
+	}
+	return nil
+}
+
+// write appends buf, whose first record is first, to the active segment,
+// starting a new segment first if needed. It reports success; on failure
+// the log has failed.
+func (l *Log) write(first uint64, buf []byte) bool {
+	if l.active == nil || l.active.size >= l.segBytes {
+		if !l.roll(first) {
+			return false
+		}
+	}
+	n, err := l.file.Write(buf)
+	if err == nil && n < len(buf) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		// Best effort: take a partial frame back off the file so the
+		// next process finds a clean tail. Nothing is appended after a
+		// failure either way, and Open cuts a torn tail if this fails.
+		if n > 0 {
+			_ = l.file.Truncate(l.active.size)
+		}
+		l.fail(fmt.Errorf("%w: write %s: %w", ErrFailed, l.active.path, bare(err)))
+		return false
+	}
+	l.writes.Add(1)
+	l.bytes.Add(uint64(n))
+	l.active.size += int64(n)
+	l.active.last = l.next - 1
+	l.written = l.next - 1
+	l.unsynced = true
+	return true
+}
+
+// sync fsyncs the active segment. A failed fsync is never retried: after
+// one, the kernel may have dropped the dirty pages and a later fsync
+// could report success for data that never reached the disk.
+func (l *Log) sync() bool {
+	if err := l.file.Sync(); err != nil {
+		l.fail(fmt.Errorf("%w: sync %s: %w", ErrFailed, l.active.path, bare(err)))
+		return false
+	}
+	l.unsynced = false
+	l.syncs.Add(1)
+	l.durable.Store(l.written)
+	if l.syncHook != nil {
+		l.syncHook()
+	}
+	return true
+}
+
+// roll makes the segment the next group (first record: first) goes to.
+// On the first group after Start it reuses the last segment found by Open
+// when the group continues it; otherwise it finishes the active segment
+// with an fsync, whatever the policy, so that only the last segment can
+// ever have a torn tail, and creates a new one.
+func (l *Log) roll(first uint64) bool {
+	if l.active == nil {
+		l.segMu.Lock()
+		var last *segment
+		if len(l.segs) > 0 {
+			last = l.segs[len(l.segs)-1]
+		}
+		l.segMu.Unlock()
+		switch {
+		case last != nil && last.last+1 == first && last.size < l.segBytes:
+			f, err := l.fsys.OpenFile(last.path, os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				l.fail(fmt.Errorf("%w: open %s: %w", ErrFailed, last.path, bare(err)))
+				return false
+			}
+			l.active, l.file = last, f
+			return true
+		case last != nil && last.size == 0:
+			// An empty segment that does not start at first (a crash
+			// right after creating it) would break the rule that a
+			// segment is named by its first record.
+			if err := l.fsys.Remove(last.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				l.fail(fmt.Errorf("%w: remove empty segment %s: %w", ErrFailed, last.path, bare(err)))
+				return false
+			}
+			l.segMu.Lock()
+			l.segs = l.segs[:len(l.segs)-1]
+			l.segMu.Unlock()
+		}
+	} else {
+		if l.unsynced && !l.sync() {
+			return false
+		}
+		if err := l.file.Close(); err != nil {
+			l.fail(fmt.Errorf("%w: close %s: %w", ErrFailed, l.active.path, bare(err)))
+			return false
+		}
+		l.file = nil
+	}
+
+	path := filepath.Join(l.dir, segmentName(first))
+	f, err := l.fsys.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o644)
+	if err != nil {
+		l.fail(fmt.Errorf("%w: create %s: %w", ErrFailed, path, bare(err)))
+		return false
+	}
+	if err := l.fsys.SyncDir(l.dir); err != nil {
+		f.Close()
+		l.fail(fmt.Errorf("%w: sync dir %s after creating %s: %w", ErrFailed, l.dir, filepath.Base(path), bare(err)))
+		return false
+	}
+	s := &segment{path: path, base: first, last: first - 1}
+	l.segMu.Lock()
+	l.segs = append(l.segs, s)
+	l.segMu.Unlock()
+	l.active, l.file = s, f
+	return true
+}
+
+// fail records err as the log's sticky failure (the first one wins),
+// logs it once, and releases every queued batch with it.
+func (l *Log) fail(err error) {
+	l.failed = true
+	l.mu.Lock()
+	first := l.err == nil
+	if first {
+		l.err = err
+	}
+	orphans := l.pending
+	l.pending = nil
+	l.mu.Unlock()
+	if first {
+		l.logger.Error("wal: log failed; acknowledging no more writes until restart", "err", err)
+	}
+	releaseBatches(orphans, l.Err())
+}
+
+func releaseBatches(bs []Batch, err error) {
+	for _, b := range bs {
+		releaseAll(b.Waiters, err)
+	}
+}
+
+func releaseAll(ws []Waiter, err error) {
+	for _, w := range ws {
+		if w != nil {
+			w.Release(err)
+		}
+	}
+}

@@ -1,0 +1,123 @@
+package wal_test
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"kvstore/wal"
+	"kvstore/wal/faultfs"
+)
+
+func TestDump(t *testing.T) {
+	deadline := time.Date(2026, 1, 2, 15, 4, 5, 600, time.UTC).UnixNano()
+	recs := []wal.Record{
+		{Seq: 1, Kind: wal.KindSet, Key: "k", Value: "v"},
+		{Seq: 2, Kind: wal.KindSet, Key: "session", Value: "", Deadline: deadline},
+		{Seq: 3, Kind: wal.KindDelete, Key: "k"},
+		{Seq: 4, Kind: wal.KindSet, Key: "quote\"<tab>\t\x01", Value: "ключ"},
+		{Seq: 5, Kind: wal.KindSet, Key: "\xff\xfe", Value: "\x00bin\x80"},
+	}
+	fsys := faultfs.New(1)
+	fsys.WriteFile(segPath(1), encode(recs[:3]...))
+	fsys.WriteFile(segPath(4), encode(recs[3:]...))
+	var out strings.Builder
+	if err := wal.Dump(fsys, testDir, &out); err != nil {
+		t.Fatal(err)
+	}
+	want := `{"seq":1,"op":"set","key":"k","value":"v"}
+{"seq":2,"op":"set","key":"session","value":"","deadline":"2026-01-02T15:04:05.0000006Z"}
+{"seq":3,"op":"del","key":"k"}
+{"seq":4,"op":"set","key":"quote\"<tab>\t\u0001","value":"ключ"}
+{"seq":5,"op":"set","key_base64":"//4=","value_base64":"AGJpboA="}
+`
+	if out.String() != want {
+		t.Fatalf("Dump wrote\n%s\nwant\n%s", out.String(), want)
+	}
+	// Every line is valid JSON that round-trips the strings.
+	for i, line := range strings.Split(strings.TrimSpace(out.String()), "\n")[:4] {
+		var v struct{ Key, Value string }
+		if err := json.Unmarshal([]byte(line), &v); err != nil {
+			t.Fatalf("line %d: %v", i, err)
+		}
+		if v.Key != recs[i].Key || v.Value != recs[i].Value {
+			t.Fatalf("line %d decodes to %+v", i, v)
+		}
+	}
+}
+
+func TestDumpStopsAtBadFrame(t *testing.T) {
+	fsys := faultfs.New(1)
+	data := encode(records(1, 3)...)
+	fsys.WriteFile(segPath(1), data[:len(data)-2])
+	var out strings.Builder
+	err := wal.Dump(fsys, testDir, &out)
+	var ce *wal.CorruptError
+	if !errors.As(err, &ce) || !errors.Is(err, wal.ErrIncomplete) {
+		t.Fatalf("Dump = %v, want a *CorruptError for the torn tail", err)
+	}
+	if n := strings.Count(out.String(), "\n"); n != 2 {
+		t.Fatalf("Dump printed %d records before the bad frame, want 2", n)
+	}
+	// Dump only reads.
+	if got, _ := fsys.ReadFile(segPath(1)); len(got) != len(data)-2 {
+		t.Fatal("Dump changed the log")
+	}
+}
+
+func TestCheck(t *testing.T) {
+	t.Run("healthy log with a gap", func(t *testing.T) {
+		fsys := faultfs.New(1)
+		fsys.WriteFile(segPath(1), encode(records(1, 5)...))
+		fsys.WriteFile(segPath(11), encode(records(11, 5)...))
+		var out strings.Builder
+		res, err := wal.Check(fsys, testDir, true, &out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.OK() || res.Fixed || res.Segments != 2 || res.Records != 10 || res.FirstSeq != 1 || res.LastSeq != 15 {
+			t.Fatalf("Check = %+v\n%s", res, out.String())
+		}
+		if len(res.Gaps) != 1 || res.Gaps[0] != (wal.Gap{File: segPath(11), Want: 6, Got: 11}) {
+			t.Fatalf("Gaps = %+v", res.Gaps)
+		}
+		if !strings.Contains(out.String(), "seqs 6..10 are not in the log") {
+			t.Fatalf("report does not mention the gap:\n%s", out.String())
+		}
+	})
+	t.Run("torn tail", func(t *testing.T) {
+		fsys := faultfs.New(1)
+		data := encode(records(1, 5)...)
+		fsys.WriteFile(segPath(1), append(data, make([]byte, 100)...))
+		var out strings.Builder
+		res, err := wal.Check(fsys, testDir, false, &out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.OK() || !res.TornTail || res.Problem.Offset != int64(len(data)) || res.Records != 5 {
+			t.Fatalf("Check = %+v\n%s", res, out.String())
+		}
+		res, err = wal.Check(fsys, testDir, true, &out)
+		if err != nil || !res.Fixed || len(res.Saved) != 1 {
+			t.Fatalf("Check --fix = %+v, %v", res, err)
+		}
+		if got, _ := fsys.ReadFile(segPath(1)); len(got) != len(data) {
+			t.Fatalf("segment is %d bytes after the fix, want %d", len(got), len(data))
+		}
+	})
+	t.Run("empty directory", func(t *testing.T) {
+		fsys := faultfs.New(1)
+		fsys.MkdirAll(testDir, 0o755)
+		res, err := wal.Check(fsys, testDir, false, &strings.Builder{})
+		if err != nil || !res.OK() || res.Segments != 0 {
+			t.Fatalf("Check = %+v, %v", res, err)
+		}
+	})
+	t.Run("missing directory", func(t *testing.T) {
+		if _, err := wal.Check(faultfs.New(1), testDir, false, &strings.Builder{}); err == nil {
+			t.Fatal("Check of a missing directory succeeded")
+		}
+	})
+}
