@@ -1,0 +1,147 @@
+package snap
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/benbjohnson/clock"
+	"go.uber.org/goleak"
+
+	"kvstore/wal"
+)
+
+// fakeOwner hands out views of a slice as the actor would, and counts
+// freezes.
+type fakeOwner struct {
+	entries sliceSource
+	seq     uint64
+	freezes int
+	frozen  chan uint64 // when set, receives the seq of every freeze
+}
+
+func (o *fakeOwner) freeze(ctx context.Context) (Source, uint64, error) {
+	o.freezes++
+	if o.frozen != nil {
+		select {
+		case o.frozen <- o.seq:
+		case <-ctx.Done():
+			return nil, 0, ctx.Err()
+		}
+	}
+	o.seq++ // every snapshot sees new writes
+	return o.entries, o.seq, nil
+}
+
+func TestSnapshotterReleasesThroughOlder(t *testing.T) {
+	dir := t.TempDir()
+	owner := &fakeOwner{entries: genEntries(10, false), seq: 4}
+	var released []uint64
+	s, err := NewSnapshotter(SnapshotterConfig{
+		Dir:    dir,
+		Freeze: owner.freeze,
+		Release: func(through uint64) error {
+			released = append(released, through)
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+
+	info, err := s.Snapshot(ctx)
+	if err != nil || info.Seq != 5 || info.Count != 10 {
+		t.Fatalf("first Snapshot = %+v, %v", info, err)
+	}
+	// One snapshot on disk: falling back from it would need the whole
+	// log, so nothing may be released yet.
+	if len(released) != 0 {
+		t.Fatalf("released %v after the first snapshot; want nothing", released)
+	}
+
+	// Unchanged state: no new file, no release.
+	owner.seq--
+	if _, err := s.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if infos, _ := List(wal.OS, dir); len(infos) != 1 || len(released) != 0 {
+		t.Fatalf("unchanged state wrote %d files, released %v", len(infos), released)
+	}
+
+	owner.seq = 8
+	if _, err := s.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	owner.seq = 11
+	if _, err := s.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if want := []uint64{5, 9}; !equalSeqs(released, want) {
+		t.Fatalf("released %v; want %v (the older of the two kept each time)", released, want)
+	}
+
+	// A new Snapshotter picks up what is on disk.
+	s2, err := NewSnapshotter(SnapshotterConfig{Dir: dir, Freeze: owner.freeze})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s2.newest != 12 || s2.older != 9 {
+		t.Fatalf("reopened: newest %d older %d; want 12, 9", s2.newest, s2.older)
+	}
+}
+
+func equalSeqs(a, b []uint64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestSnapshotterFreezeError(t *testing.T) {
+	boom := errors.New("stopped")
+	s, err := NewSnapshotter(SnapshotterConfig{
+		Dir:    t.TempDir(),
+		Freeze: func(context.Context) (Source, uint64, error) { return nil, 0, boom },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Snapshot(context.Background()); !errors.Is(err, boom) {
+		t.Fatalf("Snapshot = %v; want the freeze error", err)
+	}
+}
+
+// TestSnapshotterRunOnInterval drives Run with a mock clock: each tick
+// freezes once. The hand-off is the freeze itself, never a sleep.
+func TestSnapshotterRunOnInterval(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	mock := clock.NewMock()
+	owner := &fakeOwner{entries: genEntries(3, false), seq: 1, frozen: make(chan uint64)}
+	s, err := NewSnapshotter(SnapshotterConfig{
+		Dir:      t.TempDir(),
+		Freeze:   owner.freeze,
+		Clock:    mock,
+		Interval: 30 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+	for range 3 {
+		mock.Add(30 * time.Second)
+		<-owner.frozen
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
