@@ -453,9 +453,11 @@ func (a *Actor) record(rec wal.Record) {
 // flush hands the pass's records and replies to the log. Replies go
 // through the log whenever state they could reveal is not durable yet —
 // this pass's mutations or earlier ones still in flight — so no reply, a
-// read's included, shows what a crash could take back.
+// read's included, shows what a crash could take back. After a log
+// failure reads are answered from memory at once: they go on, and may
+// show the writes that failed (those writers got an error, never an ack).
 func (a *Actor) flush() {
-	if a.log != nil && (len(a.recs) > 0 || a.seq > a.log.DurableSeq()) {
+	if a.log != nil && (len(a.recs) > 0 || (a.seq > a.log.DurableSeq() && a.log.Err() == nil)) {
 		a.log.Submit(wal.Batch{Records: a.recs, Waiters: a.waiters})
 		// The log owns the slices now; size the next ones like these.
 		a.recs = make([]wal.Record, 0, cap(a.recs))

@@ -3,6 +3,7 @@ package actor
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -179,4 +180,35 @@ func BenchmarkExpireMillion(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(passes), "ns/pass")
+}
+
+// BenchmarkSnapshotMemory reports the extra heap a snapshot costs at 1M
+// keys while writes go on: each shard written during the snapshot is
+// cloned once, so the cost is set by how many shards the writes touch.
+func BenchmarkSnapshotMemory(b *testing.B) {
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	for _, writes := range []int{1000, 100_000} {
+		b.Run(fmt.Sprintf("writes=%d", writes), func(b *testing.B) {
+			var base, extra uint64
+			for range b.N {
+				s := NewState()
+				fill(s, 1_000_000, 0)
+				base = heap()
+				v := s.Freeze()
+				for i := range writes {
+					s.Set(fmt.Sprintf("key:%08d", (i*7919)%1_000_000), "0123456789abcdef", 0)
+				}
+				extra = heap() - base
+				runtime.KeepAlive(v) // the snapshot still reads it
+				runtime.KeepAlive(s) // and the owner goes on
+			}
+			b.ReportMetric(float64(base)/1e6, "state-MB")
+			b.ReportMetric(float64(extra)/1e6, "extra-MB")
+		})
+	}
 }

@@ -311,3 +311,20 @@ func TestShutdownGraceExpires(t *testing.T) {
 	}
 	log.release()
 }
+
+func TestUnavailableUntilAttached(t *testing.T) {
+	svc := NewService(nil, Options{})
+	ctx := context.Background()
+	_, err := svc.Set(ctx, &kvstorepb.SetRequest{Key: "k", Value: "v"})
+	wantCode(t, err, codes.Unavailable, "recovery in progress")
+	_, err = svc.Get(ctx, &kvstorepb.GetRequest{Key: "k"})
+	wantCode(t, err, codes.Unavailable, "recovery in progress")
+	_, err = svc.Delete(ctx, &kvstorepb.DeleteRequest{Key: "k"})
+	wantCode(t, err, codes.Unavailable, "recovery in progress")
+	a := actor.New(actor.Config{ExpireInterval: -1})
+	defer a.Stop()
+	svc.Attach(a)
+	if _, err := svc.Set(ctx, &kvstorepb.SetRequest{Key: "k", Value: "v"}); err != nil {
+		t.Fatalf("Set after Attach: %v", err)
+	}
+}

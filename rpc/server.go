@@ -70,6 +70,13 @@ func (s *Server) Shutdown(ctx context.Context) {
 	}
 }
 
+// Stop closes every connection and cancels in-flight RPCs at once: for a
+// server that fails to start.
+func (s *Server) Stop() {
+	s.health.Shutdown()
+	s.grpc.Stop()
+}
+
 // recoverPanic turns a handler panic into Internal and logs it with its
 // stack, so one bad request cannot take the server down.
 func (s *Server) recoverPanic(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {

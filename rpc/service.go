@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"sync/atomic"
 
 	"github.com/benbjohnson/clock"
 	"google.golang.org/grpc/codes"
@@ -19,6 +20,7 @@ import (
 
 	"kvstore/actor"
 	kvstorepb "kvstore/proto"
+	"kvstore/wal"
 )
 
 // Defaults for Options.
@@ -58,14 +60,27 @@ func (o Options) withDefaults() Options {
 // Service implements kvstorepb.KVStoreServer over an actor.
 type Service struct {
 	kvstorepb.UnimplementedKVStoreServer
-	actor *actor.Actor
+	// actor is nil until recovery has built it: the server answers health
+	// checks (NOT_SERVING) while the data is still loading.
+	actor atomic.Pointer[actor.Actor]
 	opts  Options
 }
 
-// NewService returns a Service that sends its commands to a.
+// NewService returns a Service that sends its commands to a. With a nil a,
+// every call is Unavailable until Attach.
 func NewService(a *actor.Actor, opts Options) *Service {
-	return &Service{actor: a, opts: opts.withDefaults()}
+	s := &Service{opts: opts.withDefaults()}
+	if a != nil {
+		s.actor.Store(a)
+	}
+	return s
 }
+
+// Attach makes the service send its commands to a, once recovery is done.
+func (s *Service) Attach(a *actor.Actor) { s.actor.Store(a) }
+
+// errStarting answers requests that arrive while recovery runs.
+var errStarting = status.Error(codes.Unavailable, "server is starting: recovery in progress")
 
 // Set stores a value, with an expiry when ttl_seconds > 0.
 func (s *Service) Set(ctx context.Context, req *kvstorepb.SetRequest) (*kvstorepb.SetResponse, error) {
@@ -83,7 +98,11 @@ func (s *Service) Set(ctx context.Context, req *kvstorepb.SetRequest) (*kvstorep
 			return nil, err
 		}
 	}
-	if err := s.actor.Set(ctx, req.GetKey(), req.GetValue(), deadline); err != nil {
+	a := s.actor.Load()
+	if a == nil {
+		return nil, errStarting
+	}
+	if err := a.Set(ctx, req.GetKey(), req.GetValue(), deadline); err != nil {
 		return nil, s.fail("set", err)
 	}
 	return &kvstorepb.SetResponse{Success: true}, nil
@@ -94,7 +113,11 @@ func (s *Service) Get(ctx context.Context, req *kvstorepb.GetRequest) (*kvstorep
 	if err := s.checkKey(req.GetKey()); err != nil {
 		return nil, err
 	}
-	v, ok, err := s.actor.Get(ctx, req.GetKey(), s.opts.Clock.Now().UnixNano())
+	a := s.actor.Load()
+	if a == nil {
+		return nil, errStarting
+	}
+	v, ok, err := a.Get(ctx, req.GetKey(), s.opts.Clock.Now().UnixNano())
 	if err != nil {
 		return nil, s.fail("get", err)
 	}
@@ -106,7 +129,11 @@ func (s *Service) Delete(ctx context.Context, req *kvstorepb.DeleteRequest) (*kv
 	if err := s.checkKey(req.GetKey()); err != nil {
 		return nil, err
 	}
-	found, err := s.actor.Delete(ctx, req.GetKey(), s.opts.Clock.Now().UnixNano())
+	a := s.actor.Load()
+	if a == nil {
+		return nil, errStarting
+	}
+	found, err := a.Delete(ctx, req.GetKey(), s.opts.Clock.Now().UnixNano())
 	if err != nil {
 		return nil, s.fail("delete", err)
 	}
@@ -140,10 +167,14 @@ func deadlineAfter(now, ttlSeconds int64) (int64, error) {
 // fail maps an actor error to a gRPC status.
 func (s *Service) fail(op string, err error) error {
 	switch {
-	case errors.Is(err, actor.ErrStopped):
+	case errors.Is(err, actor.ErrStopped), errors.Is(err, wal.ErrClosed):
 		return status.Error(codes.Unavailable, "server is shutting down")
 	case errors.Is(err, actor.ErrStorage):
 		return status.Errorf(codes.Unavailable, "writes are refused after a storage failure: %v", err)
+	case errors.Is(err, wal.ErrFailed):
+		// The write this reply belongs to may not be on disk: it is not
+		// acknowledged, and the actor refuses writes from now on.
+		return status.Errorf(codes.Unavailable, "write not persisted, writes are refused from now on: %v", err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return status.FromContextError(err).Err()
 	}

@@ -2,6 +2,7 @@
 //
 // Every flag has an environment variable (--listen is KVSTORE_LISTEN);
 // flags win over the environment. Run with --help for the list.
+// `kvstore-server aof dump|check [--fix]` inspects and repairs the log.
 package main
 
 import (
@@ -24,9 +25,13 @@ import (
 
 	"kvstore/actor"
 	"kvstore/rpc"
+	"kvstore/wal"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "aof" {
+		os.Exit(runAOF(os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
+	}
 	m := NewMain()
 	if err := m.ParseFlags(os.Args[1:], os.Getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -50,6 +55,11 @@ type Config struct {
 	MaxValueBytes  int
 	ShutdownGrace  time.Duration
 	LogLevel       slog.Level
+
+	Fsync            wal.FsyncPolicy
+	SegmentBytes     int64
+	SnapshotInterval time.Duration
+	NoFinalSnapshot  bool
 }
 
 // Main is the server process: ParseFlags, then Run until a signal, ctx, or
@@ -98,6 +108,10 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.IntVar(&c.MaxValueBytes, "max-value-bytes", rpc.DefaultMaxValueBytes, "largest accepted value, in `bytes`")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long shutdown waits for in-flight requests before cancelling them")
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
+	fs.TextVar(&c.Fsync, "fsync", wal.FsyncAlways, "log durability `policy`: always (acknowledge after fsync), everysec (fsync once a second; a crash may lose about 1 s of acknowledged writes) or no (leave it to the OS)")
+	fs.Int64Var(&c.SegmentBytes, "wal-segment-bytes", wal.DefaultSegmentBytes, "size at which the log starts a new segment file, in `bytes`")
+	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", 30*time.Second, "how often to write a snapshot (0 disables periodic snapshots)")
+	fs.BoolVar(&c.NoFinalSnapshot, "no-final-snapshot", false, "skip the snapshot at shutdown (restart then replays the log)")
 
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -146,6 +160,10 @@ func (c *Config) validate() error {
 		return fmt.Errorf("--max-value-bytes must be between 1 and %d, got %d", 256<<20, c.MaxValueBytes)
 	case c.ShutdownGrace < 0:
 		return fmt.Errorf("--shutdown-grace must not be negative, got %v", c.ShutdownGrace)
+	case c.SegmentBytes < 1<<10:
+		return fmt.Errorf("--wal-segment-bytes must be at least 1024, got %d", c.SegmentBytes)
+	case c.SnapshotInterval < 0:
+		return fmt.Errorf("--snapshot-interval must not be negative, got %v", c.SnapshotInterval)
 	}
 	return nil
 }
@@ -164,38 +182,71 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	defer close(m.done)
 	c := m.Config
 	log := m.Logger
-	if err := os.MkdirAll(c.DataDir, 0o755); err != nil {
-		return fmt.Errorf("create data dir: %w", err)
-	}
 
+	// Lock first: a second server on the same dir must fail before it
+	// claims a port or prints that it is starting.
+	lock, err := lockDataDir(c.DataDir)
+	if err != nil {
+		return err
+	}
 	_, port, _ := net.SplitHostPort(c.Listen)
 	fmt.Fprintf(m.Stdout, "gRPC server starting on port %s...\n", port)
 	lis, err := net.Listen("tcp", c.Listen)
 	if err != nil {
+		lock.release()
 		return fmt.Errorf("listen on %s: %w", c.Listen, err)
 	}
 	m.addr = lis.Addr()
-
-	a := actor.New(actor.Config{Clock: m.Clock, ExpireInterval: c.ExpireInterval})
-	svc := rpc.NewService(a, rpc.Options{
+	svc := rpc.NewService(nil, rpc.Options{
 		MaxKeyBytes:   c.MaxKeyBytes,
 		MaxValueBytes: c.MaxValueBytes,
 		Clock:         m.Clock,
 		Logger:        log,
 	})
 	srv := rpc.NewServer(svc)
+	// Serving starts before recovery so health checks get an answer
+	// (NOT_SERVING) while the data loads; KVStore calls are Unavailable
+	// until the actor is attached.
+	servec := make(chan error, 1)
+	go func() { servec <- srv.Serve(lis) }()
+	abort := func(err error) error {
+		srv.Stop()
+		<-servec
+		return err
+	}
+
+	st, err := openStorage(lock, c, m.Clock, log)
+	if err != nil {
+		return abort(err)
+	}
+	a := actor.New(actor.Config{
+		State:          st.state,
+		Seq:            st.seq,
+		Log:            st.log,
+		Clock:          m.Clock,
+		ExpireInterval: c.ExpireInterval,
+	})
+	st.state = nil // the actor owns it now
+	snaps, err := st.snapshotter(a, c, m.Clock, log)
+	if err != nil {
+		a.Stop()
+		st.close()
+		return abort(err)
+	}
+	svc.Attach(a)
 	srv.SetServing()
 
 	realPort := strconv.Itoa(lis.Addr().(*net.TCPAddr).Port)
 	fmt.Fprintf(m.Stdout, "Key-Value Store gRPC server is running on port %s\n", realPort)
 	fmt.Fprintf(m.Stdout, "Press Ctrl+C to stop the server\n")
-	log.Info("serving", "addr", lis.Addr().String(), "data_dir", c.DataDir)
+	log.Info("serving", "addr", lis.Addr().String(), "data_dir", c.DataDir, "fsync", c.Fsync.String())
 	close(m.ready)
 
+	// Interrupts run in the order added, each returning once its
+	// component has stopped: drain RPCs, final snapshot (the actor still
+	// answers it), stop the actor, then flush and close the log.
 	var g run.Group
 	{
-		// First, so a signal starts the shutdown; interrupts run in the
-		// order added, each returning once its component has stopped.
 		g.Add(run.SignalHandler(ctx, syscall.SIGINT, syscall.SIGTERM))
 	}
 	{
@@ -208,12 +259,29 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	{
 		g.Add(func() error {
-			return srv.Serve(lis)
+			return <-servec
 		}, func(error) {
 			log.Info("shutting down: draining in-flight requests", "grace", c.ShutdownGrace)
 			ctx, cancel := m.Clock.WithTimeout(context.Background(), c.ShutdownGrace)
 			defer cancel()
 			srv.Shutdown(ctx)
+		})
+	}
+	{
+		ctx, cancel := context.WithCancel(context.Background())
+		stopped := make(chan struct{})
+		g.Add(func() error {
+			defer close(stopped)
+			return snaps.Run(ctx)
+		}, func(error) {
+			cancel()
+			<-stopped
+			if c.NoFinalSnapshot {
+				return
+			}
+			if _, err := snaps.Snapshot(context.Background()); err != nil {
+				log.Error("final snapshot failed; the log still holds every write", "err", err)
+			}
 		})
 	}
 	{
@@ -226,7 +294,23 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			close(stopped)
 		})
 	}
+	var closeErr error
+	{
+		closed := make(chan struct{})
+		g.Add(func() error {
+			<-closed
+			return nil
+		}, func(error) {
+			if closeErr = st.close(); closeErr != nil {
+				log.Error("closing the log failed", "err", closeErr)
+			}
+			close(closed)
+		})
+	}
 	err = g.Run()
+	if closeErr != nil {
+		return fmt.Errorf("close log: %w", closeErr)
+	}
 	// The handler returns *SignalError (see its doc): match the pointer.
 	var sig *run.SignalError
 	switch {
