@@ -230,7 +230,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	snaps, err := st.snapshotter(a, c, m.Clock, log)
 	if err != nil {
 		a.Stop()
-		st.close()
+		st.close(log)
 		return abort(err)
 	}
 	svc.Attach(a)
@@ -301,7 +301,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			<-closed
 			return nil
 		}, func(error) {
-			if closeErr = st.close(); closeErr != nil {
+			if closeErr = st.close(log); closeErr != nil {
 				log.Error("closing the log failed", "err", closeErr)
 			}
 			close(closed)

@@ -71,7 +71,7 @@ func BenchmarkRecovery(b *testing.B) {
 			b.Fatalf("recovered %d keys at seq %d", s.state.Len(), s.seq)
 		}
 		b.StopTimer()
-		if err := s.close(); err != nil {
+		if err := s.close(quiet); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()

@@ -121,8 +121,15 @@ func setAsideSkipped(loaded snap.Info, dataDir string, log *slog.Logger) error {
 }
 
 // close flushes and fsyncs the log and releases the data dir.
-func (s *storage) close() error {
+func (s *storage) close(log *slog.Logger) error {
 	err := s.log.Close()
+	st := s.log.Stats()
+	perRecord := 0.0
+	if st.Records > 0 {
+		perRecord = float64(st.Syncs) / float64(st.Records)
+	}
+	log.Info("log closed", "records", st.Records, "writes", st.Writes, "fsyncs", st.Syncs,
+		"fsyncs_per_record", fmt.Sprintf("%.4f", perRecord), "bytes", st.Bytes)
 	if lerr := s.lock.release(); err == nil {
 		err = lerr
 	}

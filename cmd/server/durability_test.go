@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/benbjohnson/clock"
+
+	kvstorepb "kvstore/proto"
+	"kvstore/wal"
+)
+
+// runMain starts a Main on dir with a mock clock and returns it with a
+// stop function that checks Run's result.
+func runMain(t *testing.T, dir string, mock *clock.Mock, args ...string) (*Main, func()) {
+	t.Helper()
+	m := NewMain()
+	m.Stdout = &strings.Builder{}
+	m.Logger = slog.New(slog.DiscardHandler)
+	m.Clock = mock
+	if err := m.ParseFlags(append([]string{"--listen", "127.0.0.1:0", "--data-dir", dir}, args...), noEnv); err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- m.Run(context.Background()) }()
+	select {
+	case <-m.Ready():
+	case err := <-errc:
+		t.Fatalf("Run: %v", err)
+	}
+	return m, func() {
+		t.Helper()
+		m.Close()
+		if err := <-errc; err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	}
+}
+
+func TestRestartKeepsDataAndDropsExpired(t *testing.T) {
+	dir := t.TempDir()
+	mock := clock.NewMock()
+	mock.Set(time.Unix(1_700_000_000, 0))
+	ctx := context.Background()
+
+	m, stop := runMain(t, dir, mock)
+	c := dial(t, m.Addr().String())
+	for _, req := range []*kvstorepb.SetRequest{
+		{Key: "a", Value: "1"},
+		{Key: "b", Value: "2"},
+		{Key: "short", Value: "x", TtlSeconds: 10},
+		{Key: "long", Value: "y", TtlSeconds: 3600},
+	} {
+		if _, err := c.Set(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Delete(ctx, &kvstorepb.DeleteRequest{Key: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	stop() // writes the final snapshot
+	snaps, _ := filepath.Glob(filepath.Join(dir, "snap", "*.snap"))
+	if len(snaps) != 1 {
+		t.Fatalf("snapshots after shutdown: %v; want one", snaps)
+	}
+
+	// The key with a 10 s TTL expires while the server is down.
+	mock.Add(time.Minute)
+	m, stop = runMain(t, dir, mock, "--no-final-snapshot")
+	c = dial(t, m.Addr().String())
+	want := map[string]string{"a": "1", "b": "", "short": "", "long": "y"}
+	for k, v := range want {
+		resp, err := c.Get(ctx, &kvstorepb.GetRequest{Key: k})
+		if err != nil || resp.GetValue() != v || resp.GetFound() != (v != "") {
+			t.Errorf("after restart, %s = %v, %v; want %q", k, resp, err, v)
+		}
+	}
+	// More writes, then a restart that replays them from the log alone.
+	if _, err := c.Set(ctx, &kvstorepb.SetRequest{Key: "c", Value: "3"}); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	m, stop = runMain(t, dir, mock)
+	defer stop()
+	c = dial(t, m.Addr().String())
+	if resp, err := c.Get(ctx, &kvstorepb.GetRequest{Key: "c"}); err != nil || resp.GetValue() != "3" {
+		t.Fatalf("c after log replay = %v, %v", resp, err)
+	}
+}
+
+func TestSecondServerOnSameDirFails(t *testing.T) {
+	dir := t.TempDir()
+	_, stop := runMain(t, dir, clock.NewMock())
+	defer stop()
+	m := NewMain()
+	m.Stdout = &strings.Builder{}
+	m.Logger = slog.New(slog.DiscardHandler)
+	if err := m.ParseFlags([]string{"--listen", "127.0.0.1:0", "--data-dir", dir}, noEnv); err != nil {
+		t.Fatal(err)
+	}
+	err := m.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "is in use by another kvstore-server") {
+		t.Fatalf("second Run = %v; want the data dir to be refused", err)
+	}
+	if out := m.Stdout.(*strings.Builder).String(); out != "" {
+		t.Fatalf("refused server printed %q; it must fail before claiming a port", out)
+	}
+}
+
+// TestCorruptLogStopsStartup: a bad record followed by valid ones is not a
+// torn tail; startup must stop and name the file, offset and repair.
+func TestCorruptLogStopsStartup(t *testing.T) {
+	dir := t.TempDir()
+	_, stop := runMain(t, dir, clock.NewMock(), "--no-final-snapshot")
+	stop()
+	seg := filepath.Join(dir, "wal", "00000000000000000001.wal")
+	var buf []byte
+	for i := range 3 {
+		buf = wal.AppendRecord(buf, wal.Record{Seq: uint64(i + 1), Kind: wal.KindSet, Key: "k", Value: "v"})
+	}
+	recLen := len(buf) / 3
+	buf[recLen+recLen/2] ^= 0xff // corrupt the middle record's payload
+	if err := os.WriteFile(seg, buf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	m := NewMain()
+	m.Stdout = &strings.Builder{}
+	m.Logger = slog.New(slog.DiscardHandler)
+	if err := m.ParseFlags([]string{"--listen", "127.0.0.1:0", "--data-dir", dir}, noEnv); err != nil {
+		t.Fatal(err)
+	}
+	err := m.Run(context.Background())
+	for _, part := range []string{seg, "offset", "kvstore-server aof check --fix --data-dir " + dir} {
+		if err == nil || !strings.Contains(err.Error(), part) {
+			t.Fatalf("Run = %v; want it to mention %q", err, part)
+		}
+	}
+
+	// The repair tool cuts at the bad record and the server starts again
+	// with the record before it.
+	var out, errOut strings.Builder
+	if code := runAOF([]string{"check", "--fix", "--data-dir", dir}, noEnv, &out, &errOut); code != 0 {
+		t.Fatalf("aof check --fix exit %d: %s%s", code, out.String(), errOut.String())
+	}
+	m2, stop := runMain(t, dir, clock.NewMock())
+	defer stop()
+	resp, err := dial(t, m2.Addr().String()).Get(context.Background(), &kvstorepb.GetRequest{Key: "k"})
+	if err != nil || resp.GetValue() != "v" {
+		t.Fatalf("after repair, k = %v, %v", resp, err)
+	}
+}
+
+func TestAOFDump(t *testing.T) {
+	dir := t.TempDir()
+	m, stop := runMain(t, dir, clock.NewMock(), "--no-final-snapshot")
+	c := dial(t, m.Addr().String())
+	c.Set(context.Background(), &kvstorepb.SetRequest{Key: "k", Value: "v"})
+	c.Delete(context.Background(), &kvstorepb.DeleteRequest{Key: "k"})
+	stop()
+	var out, errOut strings.Builder
+	if code := runAOF([]string{"dump", "--data-dir", dir}, noEnv, &out, &errOut); code != 0 {
+		t.Fatalf("dump exit %d: %s", code, errOut.String())
+	}
+	want := `{"seq":1,"op":"set","key":"k","value":"v"}` + "\n" + `{"seq":2,"op":"del","key":"k"}` + "\n"
+	if out.String() != want {
+		t.Fatalf("dump:\n%s\nwant:\n%s", out.String(), want)
+	}
+	if code := runAOF([]string{"frob"}, noEnv, &out, &errOut); code != 2 {
+		t.Fatalf("unknown aof command exit %d; want 2", code)
+	}
+}
