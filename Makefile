@@ -12,13 +12,14 @@ STATICCHECK_VERSION        := v0.8.2
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all build test run proto proto-check lint vet bench tools clean
+.PHONY: all build test run proto proto-check lint vet bench bench-compare tools clean
 
 all: build
 
 build:
 	$(GO) build -o bin/kvstore-server ./cmd/server
 	$(GO) build -o bin/kvstore-client ./cmd/client
+	$(GO) build -o bin/kvstore-bench ./cmd/bench
 
 run:
 	$(GO) run ./cmd/server
@@ -55,7 +56,15 @@ test: lint proto-check
 	$(GO) test -race -count=1 ./...
 
 bench:
-	$(GO) test -run='^$$' -bench=. -benchmem ./actor/
+	$(GO) test -run='^$$' -bench=. -benchmem ./actor/ ./wal/ ./snap/ ./cmd/server/
+
+# kvstore against the gRPC ceiling (plain grpc-go over a mutex-guarded map):
+# both as child processes on 127.0.0.1, alternated over 3 rounds of 5 s for
+# 50:50 set:get and set-only; prints median throughput and p99 ratios.
+# Pass more flags with BENCH_ARGS, e.g. BENCH_ARGS='--server-args "--fsync always"'.
+bench-compare: build
+	bin/kvstore-bench --compare --server-bin bin/kvstore-server --rounds 3 --duration 5s \
+		--clients 50 --value-size 16 --keys 100000 $(BENCH_ARGS)
 
 clean:
 	rm -rf bin $(BIN)

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// safeBuffer is a bytes.Buffer that a child process and the test may use
+// at once.
+type safeBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func inProcessServer(name string) benchServer {
+	return benchServer{name: name, start: func(context.Context) (string, func() error, error) {
+		return startBaselineInProcess()
+	}}
+}
+
+func compareConfig() config {
+	return config{Clients: 4, Conns: 2, Requests: 200, Keys: 50, ValueSize: 16, Dist: distUniform, ZipfS: 1.1,
+		Timeout: 10 * time.Second, Rounds: 3, Seed: 1}
+}
+
+func TestCompareAlternatesServersAndPrintsRatios(t *testing.T) {
+	servers := []benchServer{inProcessServer("kvstore"), inProcessServer("baseline")}
+	cfg := compareConfig()
+	cfg.JSON = true
+	var out, errOut bytes.Buffer
+	if code := compare(context.Background(), cfg, servers, &out, &errOut); code != exitOK {
+		t.Fatalf("exit %d, stderr %s", code, errOut.String())
+	}
+	var got struct {
+		Runs    []compareRun
+		Summary []compareSummary
+	}
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	// Per round: each workload on both servers, kvstore first in odd
+	// rounds and the baseline first in even ones.
+	var order []string
+	for _, r := range got.Runs {
+		order = append(order, r.Server)
+		if r.OpsPerSec <= 0 || r.P99 <= 0 || r.Errors != 0 {
+			t.Errorf("run %+v", r)
+		}
+	}
+	want := "kvstore baseline kvstore baseline baseline kvstore baseline kvstore kvstore baseline kvstore baseline"
+	if strings.Join(order, " ") != want {
+		t.Errorf("order %v\nwant  %v", order, want)
+	}
+	if len(got.Summary) != 2 || got.Summary[0].Workload != "set:get 50:50" || got.Summary[1].Workload != "set only" {
+		t.Fatalf("summary %+v", got.Summary)
+	}
+	for _, s := range got.Summary {
+		if s.Rounds != 3 || s.ThroughputRatio <= 0 || s.P99Ratio <= 0 {
+			t.Errorf("summary row %+v", s)
+		}
+	}
+
+	cfg.JSON, cfg.Rounds = false, 1
+	out.Reset()
+	if code := compare(context.Background(), cfg, servers, &out, &errOut); code != exitOK {
+		t.Fatalf("exit %d, stderr %s", code, errOut.String())
+	}
+	for _, want := range []string{"round  workload", "throughput ratio", "p99 ratio", "set:get 50:50", "set only"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestCompareFailsWhenAServerDoesNotStart(t *testing.T) {
+	broken := benchServer{name: "kvstore", start: func(context.Context) (string, func() error, error) {
+		return "", nil, errors.New("no binary")
+	}}
+	var out, errOut bytes.Buffer
+	code := compare(context.Background(), compareConfig(), []benchServer{broken, inProcessServer("baseline")}, &out, &errOut)
+	if code != exitFailed || !strings.Contains(errOut.String(), "round 1, set:get 50:50, kvstore: no binary") {
+		t.Errorf("exit %d, stderr %s", code, errOut.String())
+	}
+}
+
+func TestSummaryTakesMediansOfPerRoundRatios(t *testing.T) {
+	var runs []compareRun
+	for i, r := range []struct{ kv, base float64 }{{100, 200}, {300, 300}, {50, 200}} {
+		runs = append(runs,
+			compareRun{Round: i + 1, Workload: "set only", Server: "kvstore", OpsPerSec: r.kv, P99: int64(r.base)},
+			compareRun{Round: i + 1, Workload: "set only", Server: "baseline", OpsPerSec: r.base, P99: int64(r.kv)})
+	}
+	s := summarizeRuns(runs, "kvstore", "baseline")
+	if len(s) != 1 {
+		t.Fatalf("summary %+v", s)
+	}
+	// Throughput ratios 0.5, 1, 0.25: median 0.5. p99 ratios 2, 1, 4: median 2.
+	if got := s[0]; got.ThroughputRatio != 0.5 || got.P99Ratio != 2 || got.KVOpsPerSec != 100 || got.BaseOpsPerSec != 200 || got.Rounds != 3 {
+		t.Errorf("summary %+v", got)
+	}
+	if m := median([]float64{4, 1, 3, 2}); m != 2.5 {
+		t.Errorf("median of 1..4 = %v, want 2.5", m)
+	}
+}
+
+// startChild runs a real child process: this test binary, acting as
+// kvstore-bench --serve-baseline (see TestMain).
+func TestStartChildServesAndStopsOnSIGTERM(t *testing.T) {
+	t.Setenv(childEnvVar, "1")
+	// A race-enabled child otherwise sleeps a second at exit.
+	t.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+	t.Setenv("KVSTORE_BENCH_COMPARE", "1") // must not reach the child
+	addr, err := freeLoopbackAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop, err := startChild(context.Background(), "baseline", os.Args[0], []string{"--serve-baseline", addr}, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runBench(t, noEnv, "--addr", addr, "--requests", "50", "--clients", "2")
+	if err := stop(); err != nil {
+		t.Errorf("stop: %v", err)
+	}
+	if code != exitOK {
+		t.Errorf("bench against the child: exit %d, stderr %s", code, errOut)
+	}
+
+	_, err = startChild(context.Background(), "baseline", os.Args[0], []string{"--serve-baseline", "256.0.0.1:1"}, addr)
+	if err == nil || !strings.Contains(err.Error(), "exited at start") {
+		t.Errorf("child that cannot listen: %v, want an exit at start", err)
+	}
+}
+
+func TestTailBufferKeepsTheEnd(t *testing.T) {
+	b := &tailBuffer{max: 5}
+	b.Write([]byte("abc"))
+	b.Write([]byte("defg"))
+	if b.String() != "cdefg" {
+		t.Errorf("got %q, want cdefg", b.String())
+	}
+}

@@ -1,0 +1,31 @@
+// Command kvstore-bench is the load generator for kvstore.v1.KVStore.
+//
+// It drives a running server over gRPC (--addr) with --clients concurrent
+// clients sharing a small pool of --conns connections, a key space of
+// --keys keys (uniform or zipf), --value-size values and a --mix of
+// set:get:del, for --duration or exactly --requests requests. Closed loop by
+// default; --rate N runs open loop at N ops/s and measures each latency
+// from the request's intended start, so a stalled server shows up in the
+// percentiles (no coordinated omission). Progress goes to stderr once a
+// second; the summary — throughput and p50/p90/p99/p99.9/max per operation
+// from an HDR histogram — to stdout, or as JSON with --json. The exit
+// status is 1 when any request failed, with the failures counted by gRPC
+// status code.
+//
+// Other modes:
+//
+//	--inproc               drive an actor.Actor in this process, without gRPC
+//	                       and without a log: the data path alone
+//	--serve-baseline ADDR  serve the same API from plain grpc-go over a
+//	                       mutex-guarded map: the gRPC ceiling
+//	--compare              run kvstore-server and the baseline as child
+//	                       processes on 127.0.0.1, alternating them over
+//	                       --rounds rounds, and print the median ratios
+//
+// The engine is a workload (what to send: op and key pickers, one seeded
+// generator per client), a runner (how: closed or open loop, recording into
+// sharded HDR histograms) and a target (where: the gRPC pool, the in-process
+// actor, or a fake in tests).
+//
+// Run with --help for every flag; `make bench-compare` runs the comparison.
+package main

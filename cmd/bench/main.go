@@ -1,0 +1,369 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"kvstore/actor"
+)
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitFailed = 1 // a request failed, or the run could not start
+	exitUsage  = 2 // bad flags
+)
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+// config is the command line, filled by parseFlags.
+type config struct {
+	Addr        string
+	Clients     int
+	Conns       int
+	Duration    time.Duration
+	Requests    int64
+	Keys        int
+	ValueSize   int
+	Mix         mix
+	TTL         time.Duration
+	TTLFraction float64
+	Dist        string
+	ZipfS       float64
+	Preload     bool
+	Rate        float64
+	Timeout     time.Duration
+	Seed        uint64
+	Progress    time.Duration
+	JSON        bool
+	Inproc      bool
+
+	ServeBaseline string
+
+	Compare    bool
+	Rounds     int
+	ServerBin  string
+	ServerArgs string
+}
+
+// distFlag accepts only the known key distributions.
+type distFlag struct{ v *string }
+
+func (d distFlag) String() string {
+	if d.v == nil {
+		return ""
+	}
+	return *d.v
+}
+
+func (d distFlag) Set(s string) error {
+	if s != distUniform && s != distZipf {
+		return fmt.Errorf("want %s or %s", distUniform, distZipf)
+	}
+	*d.v = s
+	return nil
+}
+
+func envName(flagName string) string {
+	return "KVSTORE_BENCH_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+const usageHeader = `Usage: kvstore-bench [flags]
+
+Load generator for kvstore.v1.KVStore: drives a server with a configurable
+workload and reports throughput and latency percentiles per operation.
+
+Modes:
+  (default)              drive the gRPC server at --addr
+  --inproc               drive an actor in this process directly, without gRPC
+                         and without a log: the data path alone
+  --serve-baseline ADDR  serve the same API from plain grpc-go over a
+                         mutex-guarded map (the gRPC ceiling) until SIGINT/SIGTERM
+  --compare              start kvstore and the baseline as child processes on
+                         127.0.0.1, alternate them for --rounds rounds of two
+                         workloads (--mix 50:50:0 and 100:0:0) and print the
+                         median kvstore/baseline ratios
+
+Closed loop by default: every client sends its next request when the last one
+returns. --rate N runs open loop: requests are due at N per second whether or
+not the server keeps up, and latency counts from each request's due time, so
+a stall shows in the percentiles instead of slowing the load (no coordinated
+omission). Latencies and ops/s count successful requests; failed requests are
+counted by gRPC status code.
+
+Progress goes to stderr once a second; the summary (or --json) to stdout.
+Exit status: 0 when every request succeeded, 1 when any failed (the counts by
+status code are on stderr) or the run could not start, 2 for bad flags.
+
+Every flag has an environment variable (--clients is KVSTORE_BENCH_CLIENTS);
+a flag on the command line wins.
+
+Flags:
+`
+
+// parseFlags reads args and the environment (getenv) into a config. It
+// returns flag.ErrHelp after printing help to stdout for -h/--help.
+func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (config, error) {
+	c := config{Mix: mix{50, 50, 0}, Dist: distUniform}
+	fs := flag.NewFlagSet("kvstore-bench", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&c.Addr, "addr", "localhost:50051", "server `address`")
+	fs.IntVar(&c.Clients, "clients", 50, "concurrent clients, each with one request in flight (open loop: the most requests in flight)")
+	fs.IntVar(&c.Conns, "conns", 4, "gRPC connections the clients share, each call taking the next; one HTTP/2\nconnection would cap the load at what its single TCP stream carries")
+	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "how long to run (per run in --compare); excludes --requests")
+	fs.Int64Var(&c.Requests, "requests", 0, "run exactly this many requests instead of for --duration")
+	fs.IntVar(&c.Keys, "keys", 100_000, "key space: keys are key:00000000 to key:<keys-1>")
+	fs.IntVar(&c.ValueSize, "value-size", 16, "`bytes` of each value (random printable, the same for every set)")
+	fs.Var(&c.Mix, "mix", "relative weights of `set:get:del`, e.g. 50:50:0 or 100:0:0 (ignored by --compare)")
+	fs.DurationVar(&c.TTL, "ttl", 0, "give sets this TTL (whole seconds, e.g. 30s); 0 for none")
+	fs.Float64Var(&c.TTLFraction, "ttl-fraction", 1, "`share` (0 to 1) of the sets that carry --ttl")
+	fs.Var(distFlag{&c.Dist}, "dist", "key `distribution`: uniform, or zipf (key:00000000 hottest)")
+	fs.Float64Var(&c.ZipfS, "zipf-s", 1.1, "zipf exponent `s`, > 1; higher is more skewed")
+	fs.BoolVar(&c.Preload, "preload", false, "set every key once before measuring (not counted)")
+	fs.Float64Var(&c.Rate, "rate", 0, "open loop at this many `ops/s` in total; 0 for closed loop")
+	fs.DurationVar(&c.Timeout, "timeout", 5*time.Second, "deadline of each gRPC request, and of connecting")
+	fs.Uint64Var(&c.Seed, "seed", 1, "seed of the workload, so runs can be repeated")
+	fs.DurationVar(&c.Progress, "progress", time.Second, "print progress to stderr this often; 0 for never")
+	fs.BoolVar(&c.JSON, "json", false, "print the summary as one JSON object")
+	fs.BoolVar(&c.Inproc, "inproc", false, "drive an in-process actor instead of a server (no gRPC, no log)")
+	fs.StringVar(&c.ServeBaseline, "serve-baseline", "", "serve the baseline (grpc-go over a mutex-guarded map) on `address` until SIGINT/SIGTERM")
+	fs.BoolVar(&c.Compare, "compare", false, "compare kvstore with the baseline (see Modes)")
+	fs.IntVar(&c.Rounds, "rounds", 3, "--compare: rounds, each running every workload on both servers")
+	fs.StringVar(&c.ServerBin, "server-bin", "", "--compare: kvstore-server `binary`; empty builds ./cmd/server with go build")
+	fs.StringVar(&c.ServerArgs, "server-args", "", "--compare: extra kvstore-server `flags`, split on spaces, e.g. \"--fsync everysec\"")
+
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		env := envName(f.Name)
+		f.Usage += " (env " + env + ")"
+		if v := getenv(env); v != "" && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("invalid value %q for %s: %v", v, env, err)
+			}
+		}
+	})
+	// Help goes to stdout on request only; a parse error gets one line on
+	// stderr, not the whole help.
+	fs.Usage = func() {}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usageHeader)
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+		}
+		return c, err
+	}
+	if envErr != nil {
+		return c, envErr
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["duration"] && set["requests"] {
+		return c, errors.New("use either --duration or --requests, not both")
+	}
+	return c, c.validate()
+}
+
+func (c *config) validate() error {
+	modes := 0
+	for _, on := range []bool{c.Inproc, c.Compare, c.ServeBaseline != ""} {
+		if on {
+			modes++
+		}
+	}
+	switch {
+	case modes > 1:
+		return errors.New("--inproc, --compare and --serve-baseline exclude each other")
+	case c.ServeBaseline != "":
+		return nil // the other flags do not apply
+	case c.Addr == "" && !c.Inproc && !c.Compare:
+		return errors.New("--addr must not be empty")
+	case c.Clients < 1:
+		return fmt.Errorf("--clients must be at least 1, got %d", c.Clients)
+	case c.Conns < 1:
+		return fmt.Errorf("--conns must be at least 1, got %d", c.Conns)
+	case c.Requests < 0:
+		return fmt.Errorf("--requests must not be negative, got %d", c.Requests)
+	case c.Requests == 0 && c.Duration <= 0:
+		return fmt.Errorf("--duration must be positive, got %v", c.Duration)
+	case c.Keys < 1:
+		return fmt.Errorf("--keys must be at least 1, got %d", c.Keys)
+	case c.ValueSize < 0:
+		return fmt.Errorf("--value-size must not be negative, got %d", c.ValueSize)
+	case c.TTL < 0 || c.TTL%time.Second != 0:
+		return fmt.Errorf("--ttl must be a non-negative whole number of seconds, got %v", c.TTL)
+	case !(c.TTLFraction >= 0 && c.TTLFraction <= 1):
+		return fmt.Errorf("--ttl-fraction must be between 0 and 1, got %v", c.TTLFraction)
+	case !(c.ZipfS > 1):
+		return fmt.Errorf("--zipf-s must be greater than 1, got %v", c.ZipfS)
+	case !(c.Rate >= 0) || c.Rate > 1e9:
+		return fmt.Errorf("--rate must be between 0 (closed loop) and 1e9, got %v", c.Rate)
+	case c.Timeout <= 0:
+		return fmt.Errorf("--timeout must be positive, got %v", c.Timeout)
+	case c.Progress < 0:
+		return fmt.Errorf("--progress must not be negative, got %v", c.Progress)
+	case c.Rounds < 1:
+		return fmt.Errorf("--rounds must be at least 1, got %d", c.Rounds)
+	}
+	return nil
+}
+
+func (c *config) workload() *workload {
+	return &workload{
+		mix:         c.Mix,
+		keys:        c.Keys,
+		dist:        c.Dist,
+		zipfS:       c.ZipfS,
+		value:       randomValue(c.ValueSize, c.Seed),
+		ttlSeconds:  int64(c.TTL / time.Second),
+		ttlFraction: c.TTLFraction,
+		seed:        c.Seed,
+	}
+}
+
+func (c *config) runConfig(progressOut io.Writer) runConfig {
+	return runConfig{
+		clients:     c.Clients,
+		requests:    c.Requests,
+		duration:    c.Duration,
+		rate:        c.Rate,
+		progress:    c.Progress,
+		progressOut: progressOut,
+		workload:    c.workload(),
+	}
+}
+
+// run is the whole command; it returns the exit code.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cfg, err := parseFlags(args, getenv, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "kvstore-bench: %v\nRun 'kvstore-bench --help' for usage.\n", err)
+		return exitUsage
+	}
+	// The first SIGINT/SIGTERM ends the run (the report still prints);
+	// after it the default action is back, so a second one kills.
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	context.AfterFunc(ctx, stop)
+
+	switch {
+	case cfg.ServeBaseline != "":
+		return serveBaseline(ctx, cfg.ServeBaseline, stdout, stderr)
+	case cfg.Compare:
+		servers, cleanup, err := childServers(ctx, cfg, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "kvstore-bench: %v\n", err)
+			return exitFailed
+		}
+		defer cleanup()
+		return compare(ctx, cfg, servers, stdout, stderr)
+	case cfg.Inproc:
+		a := actor.New(actor.Config{})
+		defer a.Stop()
+		return bench(ctx, cfg, actorTarget{a}, stdout, stderr)
+	}
+	p, err := dialPool(ctx, cfg.Addr, cfg.Conns, cfg.Timeout, cfg.ValueSize)
+	if err != nil {
+		fmt.Fprintf(stderr, "kvstore-bench: %v\n", err)
+		return exitFailed
+	}
+	defer p.Close()
+	return bench(ctx, cfg, p, stdout, stderr)
+}
+
+// bench runs one measurement against t and prints its report.
+func bench(ctx context.Context, cfg config, t target, stdout, stderr io.Writer) int {
+	where := "gRPC " + cfg.Addr + fmt.Sprintf(" over %d connections", cfg.Conns)
+	if cfg.Inproc {
+		where = "in-process actor (no gRPC, no log)"
+	}
+	loop := "closed loop"
+	if cfg.Rate > 0 {
+		loop = fmt.Sprintf("open loop at %.0f ops/s", cfg.Rate)
+	}
+	length := cfg.Duration.String()
+	if cfg.Requests > 0 {
+		length = fmt.Sprintf("%d requests", cfg.Requests)
+	}
+	fmt.Fprintf(stderr, "kvstore-bench: %s, %d clients, %s, %s; mix %s, %d keys %s, %d-byte values\n",
+		where, cfg.Clients, loop, length, cfg.Mix, cfg.Keys, cfg.Dist, cfg.ValueSize)
+
+	w := cfg.workload()
+	if cfg.Preload {
+		begin := time.Now()
+		if err := preload(ctx, t, w, cfg.Clients); err != nil {
+			fmt.Fprintf(stderr, "kvstore-bench: preload: %v\n", err)
+			return exitFailed
+		}
+		fmt.Fprintf(stderr, "preloaded %d keys in %v\n", cfg.Keys, time.Since(begin).Round(time.Millisecond))
+	}
+	res := runLoad(ctx, t, cfg.runConfig(stderr))
+	rep := newReport(cfg, &res)
+	if cfg.JSON {
+		writeJSON(stdout, &rep)
+	} else {
+		rep.writeTable(stdout)
+	}
+	return exitStatus(&res, stderr)
+}
+
+// exitStatus reports failed requests, by status code, on stderr.
+func exitStatus(res *result, stderr io.Writer) int {
+	total := res.total()
+	failed := total.failed()
+	if failed == 0 {
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "kvstore-bench: %d of %d requests failed: %s\n",
+		failed, failed+total.count(), formatCodes(total.errs))
+	return exitFailed
+}
+
+// preload sets every key of w once, with clients requests in flight and no
+// TTL. It stops at the first failure.
+func preload(ctx context.Context, t target, w *workload, clients int) error {
+	var (
+		next    atomic.Int64
+		errOnce sync.Once
+		first   error
+		failed  atomic.Bool
+		wg      sync.WaitGroup
+	)
+	for range min(clients, w.keys) {
+		wg.Go(func() {
+			for !failed.Load() && ctx.Err() == nil {
+				i := next.Add(1) - 1
+				if i >= int64(w.keys) {
+					return
+				}
+				if err := t.Set(ctx, keyName(int(i)), w.value, 0); err != nil {
+					errOnce.Do(func() { first = fmt.Errorf("set %s: %s: %w", keyName(int(i)), codeOf(err), err) })
+					failed.Store(true)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if first == nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return first
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// childEnvVar makes the test binary act as kvstore-bench itself, so that
+// startChild can be tested with a real child process.
+const childEnvVar = "KVB_TEST_RUN_AS_BENCH"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnvVar) != "" {
+		os.Exit(run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+	}
+	goleak.VerifyTestMain(m)
+}
+
+func noEnv(string) string { return "" }
+
+// runBench runs the command in-process and returns its exit code and
+// output.
+func runBench(t *testing.T, getenv func(string) string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = run(context.Background(), args, getenv, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestBadFlagsExit2WithReason(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--clients", "0"}, "--clients must be at least 1"},
+		{[]string{"--conns", "0"}, "--conns must be at least 1"},
+		{[]string{"--duration", "0s"}, "--duration must be positive"},
+		{[]string{"--duration", "1s", "--requests", "5"}, "either --duration or --requests"},
+		{[]string{"--requests", "-1"}, "--requests must not be negative"},
+		{[]string{"--keys", "0"}, "--keys must be at least 1"},
+		{[]string{"--value-size", "-1"}, "--value-size must not be negative"},
+		{[]string{"--mix", "50:50:0:1"}, "set:get:del"},
+		{[]string{"--mix", "0:0:0"}, "at least one weight"},
+		{[]string{"--mix", "a:1"}, "not a non-negative integer"},
+		{[]string{"--mix", "-1:2"}, "not a non-negative integer"},
+		{[]string{"--ttl", "1500ms"}, "whole number of seconds"},
+		{[]string{"--ttl", "-1s"}, "whole number of seconds"},
+		{[]string{"--ttl-fraction", "1.5"}, "--ttl-fraction must be between 0 and 1"},
+		{[]string{"--ttl-fraction", "NaN"}, "--ttl-fraction must be between 0 and 1"},
+		{[]string{"--dist", "normal"}, "uniform or zipf"},
+		{[]string{"--zipf-s", "1"}, "--zipf-s must be greater than 1"},
+		{[]string{"--rate", "-5"}, "--rate must be between"},
+		{[]string{"--timeout", "0s"}, "--timeout must be positive"},
+		{[]string{"--progress", "-1s"}, "--progress must not be negative"},
+		{[]string{"--rounds", "0", "--compare"}, "--rounds must be at least 1"},
+		{[]string{"--addr", ""}, "--addr must not be empty"},
+		{[]string{"--inproc", "--compare"}, "exclude each other"},
+		{[]string{"--inproc", "--serve-baseline", "127.0.0.1:0"}, "exclude each other"},
+		{[]string{"--clients", "x"}, "invalid value"},
+		{[]string{"--nope"}, "not defined"},
+		{[]string{"extra"}, `unexpected argument "extra"`},
+	} {
+		code, out, errOut := runBench(t, noEnv, tc.args...)
+		if code != exitUsage || out != "" || !strings.Contains(errOut, tc.want) || !strings.Contains(errOut, "--help") {
+			t.Errorf("%q: exit %d, stdout %.100q, stderr %q; want exit 2, no stdout, and %q", tc.args, code, out, errOut, tc.want)
+		}
+	}
+}
+
+func TestEnvironmentSetsFlagsAndFlagsWin(t *testing.T) {
+	env := map[string]string{"KVSTORE_BENCH_CLIENTS": "7", "KVSTORE_BENCH_MIX": "1:2:3", "KVSTORE_BENCH_KEYS": "10"}
+	cfg, err := parseFlags([]string{"--keys", "20"}, func(k string) string { return env[k] }, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Clients != 7 || cfg.Mix != (mix{1, 2, 3}) || cfg.Keys != 20 {
+		t.Errorf("clients %d, mix %v, keys %d; want 7, 1:2:3, 20", cfg.Clients, cfg.Mix, cfg.Keys)
+	}
+
+	code, _, errOut := runBench(t, func(k string) string {
+		if k == "KVSTORE_BENCH_CLIENTS" {
+			return "many"
+		}
+		return ""
+	})
+	if code != exitUsage || !strings.Contains(errOut, "KVSTORE_BENCH_CLIENTS") {
+		t.Errorf("bad env value: exit %d, stderr %q; want exit 2 naming the variable", code, errOut)
+	}
+}
+
+func TestHelpDocumentsEveryFlag(t *testing.T) {
+	code, out, _ := runBench(t, noEnv, "--help")
+	if code != exitOK {
+		t.Fatalf("--help: exit %d", code)
+	}
+	for _, name := range []string{"addr", "clients", "conns", "duration", "requests", "keys", "value-size", "mix",
+		"ttl", "ttl-fraction", "dist", "zipf-s", "preload", "rate", "timeout", "seed", "progress", "json", "inproc",
+		"serve-baseline", "compare", "rounds", "server-bin", "server-args"} {
+		if !strings.Contains(out, "  -"+name+" ") && !strings.Contains(out, "  -"+name+"\n") {
+			t.Errorf("--help does not document --%s", name)
+		}
+		if !strings.Contains(out, envName(name)) {
+			t.Errorf("--help does not name %s", envName(name))
+		}
+	}
+	for _, want := range []string{"coordinated", "Exit status", "--inproc", "--serve-baseline", "--compare"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("--help does not mention %q", want)
+		}
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	cfg, err := parseFlags(nil, noEnv, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := config{Addr: "localhost:50051", Clients: 50, Conns: 4, Keys: 100_000, ValueSize: 16, Mix: mix{50, 50, 0},
+		Dist: distUniform, ZipfS: 1.1, TTLFraction: 1, Rounds: 3, Seed: 1}
+	got := cfg
+	got.Duration, got.Timeout, got.Progress = 0, 0, 0
+	if got != want {
+		t.Errorf("defaults %+v\nwant %+v", got, want)
+	}
+}
