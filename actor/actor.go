@@ -459,9 +459,11 @@ func (a *Actor) record(rec wal.Record) {
 func (a *Actor) flush() {
 	if a.log != nil && (len(a.recs) > 0 || (a.seq > a.log.DurableSeq() && a.log.Err() == nil)) {
 		a.log.Submit(wal.Batch{Records: a.recs, Waiters: a.waiters})
-		// The log owns the slices now; size the next ones like these.
-		a.recs = make([]wal.Record, 0, cap(a.recs))
-		a.waiters = make([]wal.Waiter, 0, cap(a.waiters))
+		// The log owns the slices now. Size the next ones for a pass like
+		// this one: not by capacity, which one burst would inflate for
+		// every later pass.
+		a.recs = make([]wal.Record, 0, len(a.recs))
+		a.waiters = make([]wal.Waiter, 0, len(a.waiters))
 		return
 	}
 	for i, w := range a.waiters {
