@@ -59,12 +59,15 @@ bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./actor/ ./wal/ ./snap/ ./cmd/server/
 
 # kvstore against the gRPC ceiling (plain grpc-go over a mutex-guarded map):
-# both as child processes on 127.0.0.1, alternated over 3 rounds of 5 s for
-# 50:50 set:get and set-only; prints median throughput and p99 ratios.
-# Pass more flags with BENCH_ARGS, e.g. BENCH_ARGS='--server-args "--fsync always"'.
+# both as child processes on 127.0.0.1, preloaded, alternated over 3 rounds
+# of 5 s for 50:50 set:get, set only and get only; prints median throughput
+# and p99 ratios and draws docs/latency.svg. The server runs with
+# --fsync everysec unless BENCH_ARGS says otherwise, e.g.
+# BENCH_ARGS='--server-args "--fsync always --log-level warn"'.
 bench-compare: build
 	bin/kvstore-bench --compare --server-bin bin/kvstore-server --rounds 3 --duration 5s \
-		--clients 50 --value-size 16 --keys 100000 $(BENCH_ARGS)
+		--clients 50 --value-size 16 --keys 100000 --svg docs/latency.svg \
+		$(or $(BENCH_ARGS),--server-args "--fsync everysec --log-level warn")
 
 clean:
 	rm -rf bin $(BIN)

@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
@@ -32,13 +33,15 @@ type benchServer struct {
 }
 
 // compareScenarios are the workloads of --compare; the other workload
-// flags (--clients, --keys, --value-size, ...) apply to both.
+// flags (--clients, --keys, --value-size, ...) apply to all of them.
+// Every run preloads the whole key space first, so gets hit.
 var compareScenarios = []struct {
 	name string
 	mix  mix
 }{
 	{"set:get 50:50", mix{50, 50, 0}},
 	{"set only", mix{100, 0, 0}},
+	{"get only", mix{0, 100, 0}},
 }
 
 // compareRun is one measurement of --compare.
@@ -50,6 +53,13 @@ type compareRun struct {
 	P99       int64            `json:"p99_ns"`
 	Errors    int64            `json:"errors"`
 	ByCode    map[string]int64 `json:"errors_by_code,omitempty"`
+	// GetHitRate is the share of successful gets that found their key,
+	// for workloads with gets: 1 unless the preload went wrong.
+	GetHitRate *float64 `json:"get_hit_rate,omitempty"`
+
+	// hist holds the latencies of the run's successful requests, for
+	// --svg; compare drops it once merged.
+	hist *hdrhistogram.Histogram
 }
 
 // compareSummary is one row of the ratio table: medians over the rounds.
@@ -70,14 +80,21 @@ type compareSummary struct {
 // order of the two servers alternating from round to round so that drift
 // on a noisy machine hits both alike. It prints per-run lines to stderr,
 // then the per-round numbers and the median ratio table (or --json).
+//
+// With cfg.SVG set it also writes the latency plot of the runs that
+// finished (see comparePlot) to that file.
 func compare(ctx context.Context, cfg config, servers []benchServer, stdout, stderr io.Writer) int {
-	fmt.Fprintf(stderr, "kvstore-bench: compare %s vs %s: %d rounds x %d workloads, %s each; %d clients over %d connections, %d keys %s, %d-byte values\n",
-		servers[0].name, servers[1].name, cfg.Rounds, len(compareScenarios), runLength(cfg), cfg.Clients, cfg.Conns, cfg.Keys, cfg.Dist, cfg.ValueSize)
+	fmt.Fprintf(stderr, "kvstore-bench: compare %s vs %s: %d rounds x %d workloads, %s each after preloading all %d keys; %d clients over %d connections, %s keys, %d-byte values\n",
+		servers[0].name, servers[1].name, cfg.Rounds, len(compareScenarios), runLength(cfg), cfg.Keys, cfg.Clients, cfg.Conns, cfg.Dist, cfg.ValueSize)
 	var (
 		runs   []compareRun
 		failed bool
 		runErr error
+		lat    *mergedLatencies
 	)
+	if cfg.SVG != "" {
+		lat = newMergedLatencies()
+	}
 rounds:
 	for round := 1; round <= cfg.Rounds; round++ {
 		for _, sc := range compareScenarios {
@@ -97,6 +114,10 @@ rounds:
 					break rounds
 				}
 				r.Round, r.Workload = round, sc.name
+				if lat != nil {
+					lat.add(sc.name, srv.name, r.hist)
+				}
+				r.hist = nil
 				runs = append(runs, r)
 				failed = failed || r.Errors > 0
 				fmt.Fprintf(stderr, "round %d/%d  %-14s %-9s %9.0f ops/s  p99 %-8s errors %d\n",
@@ -116,7 +137,20 @@ rounds:
 	default:
 		writeCompareTables(stdout, runs, summary, servers[0].name, servers[1].name)
 	}
+	var svgErr error
+	if lat != nil && len(runs) > 0 {
+		plot := comparePlot(cfg, servers[0].name, servers[1].name, lat, summary, time.Now())
+		if svgErr = os.WriteFile(cfg.SVG, renderLatencyPlot(plot), 0o644); svgErr == nil {
+			fmt.Fprintf(stderr, "kvstore-bench: wrote the latency plot to %s\n", cfg.SVG)
+		}
+	}
 	switch {
+	case svgErr != nil:
+		fmt.Fprintf(stderr, "kvstore-bench: --svg: %v\n", svgErr)
+		if runErr != nil {
+			fmt.Fprintf(stderr, "kvstore-bench: compare: %v\n", runErr)
+		}
+		return exitFailed
 	case runErr != nil:
 		fmt.Fprintf(stderr, "kvstore-bench: compare: %v\n", runErr)
 		return exitFailed
@@ -142,7 +176,9 @@ func runLength(cfg config) string {
 	return cfg.Duration.String()
 }
 
-// measure starts srv, runs cfg's workload against it and stops it.
+// measure starts srv, sets every key once (not measured, so that gets
+// hit and sets overwrite, as on a server in use), runs cfg's workload
+// against it and stops it.
 func measure(ctx context.Context, cfg config, srv benchServer) (r compareRun, err error) {
 	addr, stop, err := srv.start(ctx)
 	if err != nil {
@@ -158,24 +194,27 @@ func measure(ctx context.Context, cfg config, srv benchServer) (r compareRun, er
 		return r, err
 	}
 	defer p.Close()
-	w := cfg.workload()
-	if cfg.Preload {
-		if err := preload(ctx, p, w, cfg.Clients); err != nil {
-			return r, fmt.Errorf("preload: %w", err)
-		}
+	if err := preload(ctx, p, cfg.workload(), cfg.Clients); err != nil {
+		return r, fmt.Errorf("preload: %w", err)
 	}
 	rc := cfg.runConfig(nil)
 	rc.progress = 0
 	res := runLoad(ctx, p, rc)
 	total := res.total()
 	rep := summarize("total", &total, res.elapsed.Seconds())
-	return compareRun{
+	r = compareRun{
 		Server:    srv.name,
 		OpsPerSec: rep.OpsPerSec,
 		P99:       rep.P99,
 		Errors:    rep.Errors,
 		ByCode:    rep.ByCode,
-	}, nil
+		hist:      total.hist,
+	}
+	if get := res.ops[opGet]; get.count() > 0 {
+		hits := float64(get.found) / float64(get.count())
+		r.GetHitRate = &hits
+	}
+	return r, nil
 }
 
 // summarizeRuns pairs the two servers' runs of each round and workload and

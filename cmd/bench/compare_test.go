@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -65,12 +66,20 @@ func TestCompareAlternatesServersAndPrintsRatios(t *testing.T) {
 		if r.OpsPerSec <= 0 || r.P99 <= 0 || r.Errors != 0 {
 			t.Errorf("run %+v", r)
 		}
+		// Every run preloads the key space, so every get hits.
+		switch hits := r.GetHitRate; {
+		case r.Workload == "set only" && hits != nil:
+			t.Errorf("set-only run has a get hit rate: %+v", r)
+		case r.Workload != "set only" && (hits == nil || *hits != 1):
+			t.Errorf("run %d, %s, %s: get hit rate %v, want 1 after the preload", r.Round, r.Workload, r.Server, hits)
+		}
 	}
-	want := "kvstore baseline kvstore baseline baseline kvstore baseline kvstore kvstore baseline kvstore baseline"
-	if strings.Join(order, " ") != want {
+	want := strings.Repeat("kvstore baseline ", 3) + strings.Repeat("baseline kvstore ", 3) + strings.Repeat("kvstore baseline ", 3)
+	if strings.Join(order, " ") != strings.TrimSpace(want) {
 		t.Errorf("order %v\nwant  %v", order, want)
 	}
-	if len(got.Summary) != 2 || got.Summary[0].Workload != "set:get 50:50" || got.Summary[1].Workload != "set only" {
+	if len(got.Summary) != 3 || got.Summary[0].Workload != "set:get 50:50" || got.Summary[1].Workload != "set only" ||
+		got.Summary[2].Workload != "get only" {
 		t.Fatalf("summary %+v", got.Summary)
 	}
 	for _, s := range got.Summary {
@@ -84,10 +93,53 @@ func TestCompareAlternatesServersAndPrintsRatios(t *testing.T) {
 	if code := compare(context.Background(), cfg, servers, &out, &errOut); code != exitOK {
 		t.Fatalf("exit %d, stderr %s", code, errOut.String())
 	}
-	for _, want := range []string{"round  workload", "throughput ratio", "p99 ratio", "set:get 50:50", "set only"} {
+	for _, want := range []string{"round  workload", "throughput ratio", "p99 ratio", "set:get 50:50", "set only", "get only"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+func TestCompareWritesTheLatencyPlot(t *testing.T) {
+	servers := []benchServer{inProcessServer("kvstore"), inProcessServer("baseline")}
+	cfg := compareConfig()
+	cfg.Rounds = 2
+	cfg.SVG = filepath.Join(t.TempDir(), "compare.svg")
+	var out, errOut bytes.Buffer
+	if code := compare(context.Background(), cfg, servers, &out, &errOut); code != exitOK {
+		t.Fatalf("exit %d, stderr %s", code, errOut.String())
+	}
+	if !strings.Contains(errOut.String(), "wrote the latency plot to "+cfg.SVG) {
+		t.Errorf("stderr does not name the plot: %s", errOut.String())
+	}
+	data, err := os.ReadFile(cfg.SVG)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svg := parseSVG(t, data)
+	if len(svg.panels) != len(compareScenarios) {
+		t.Fatalf("%d panels, want %d", len(svg.panels), len(compareScenarios))
+	}
+	for i, p := range svg.panels {
+		if !strings.HasPrefix(p.title, compareScenarios[i].name) {
+			t.Errorf("panel %d is %q, want %q", i, p.title, compareScenarios[i].name)
+		}
+		// Two rounds of 200 requests, merged.
+		for _, name := range []string{"kvstore", "baseline"} {
+			if len(p.series[name]) == 0 || !strings.Contains(p.legendOf(name), " 400 requests") {
+				t.Errorf("panel %q: series %s has %d points, legend %q", p.title, name, len(p.series[name]), p.legendOf(name))
+			}
+		}
+	}
+	if !strings.Contains(strings.Join(svg.subtitle, "\n"), "all 2 rounds") {
+		t.Errorf("subtitle %q does not say which rounds the curves merge", svg.subtitle)
+	}
+
+	cfg.SVG = filepath.Join(t.TempDir(), "missing", "compare.svg")
+	cfg.Rounds = 1
+	errOut.Reset()
+	if code := compare(context.Background(), cfg, servers, &out, &errOut); code != exitFailed || !strings.Contains(errOut.String(), "--svg: ") {
+		t.Errorf("unwritable --svg: exit %d, stderr %s", code, errOut.String())
 	}
 }
 

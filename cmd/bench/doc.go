@@ -20,7 +20,12 @@
 //	                       mutex-guarded map: the gRPC ceiling
 //	--compare              run kvstore-server and the baseline as child
 //	                       processes on 127.0.0.1, alternating them over
-//	                       --rounds rounds, and print the median ratios
+//	                       --rounds rounds of three workloads (set:get
+//	                       50:50, set only, get only), each run on a fresh
+//	                       server preloaded with every key (not counted),
+//	                       and print the median ratios; --svg FILE also
+//	                       draws both servers' latency percentile curves,
+//	                       one panel per workload (plot.go)
 //
 // The engine is a workload (what to send: op and key pickers, one seeded
 // generator per client), a runner (how: closed or open loop, recording into

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -56,6 +57,7 @@ type config struct {
 	Rounds     int
 	ServerBin  string
 	ServerArgs string
+	SVG        string
 }
 
 // distFlag accepts only the known key distributions.
@@ -92,9 +94,12 @@ Modes:
   --serve-baseline ADDR  serve the same API from plain grpc-go over a
                          mutex-guarded map (the gRPC ceiling) until SIGINT/SIGTERM
   --compare              start kvstore and the baseline as child processes on
-                         127.0.0.1, alternate them for --rounds rounds of two
-                         workloads (--mix 50:50:0 and 100:0:0) and print the
-                         median kvstore/baseline ratios
+                         127.0.0.1, alternate them for --rounds rounds of three
+                         workloads (--mix 50:50:0, 100:0:0 and 0:100:0), each
+                         run on a fresh server preloaded with all --keys keys
+                         (not counted), and print the median kvstore/baseline
+                         ratios; --svg FILE also draws the latency percentile
+                         distributions of both servers as an SVG picture
 
 Closed loop by default: every client sends its next request when the last one
 returns. --rate N runs open loop: requests are due at N per second whether or
@@ -131,7 +136,7 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (co
 	fs.Float64Var(&c.TTLFraction, "ttl-fraction", 1, "`share` (0 to 1) of the sets that carry --ttl")
 	fs.Var(distFlag{&c.Dist}, "dist", "key `distribution`: uniform, or zipf (key:00000000 hottest)")
 	fs.Float64Var(&c.ZipfS, "zipf-s", 1.1, "zipf exponent `s`, > 1; higher is more skewed")
-	fs.BoolVar(&c.Preload, "preload", false, "set every key once before measuring (not counted)")
+	fs.BoolVar(&c.Preload, "preload", false, "set every key once before measuring (not counted); --compare always does")
 	fs.Float64Var(&c.Rate, "rate", 0, "open loop at this many `ops/s` in total; 0 for closed loop")
 	fs.DurationVar(&c.Timeout, "timeout", 5*time.Second, "deadline of each gRPC request, and of connecting")
 	fs.Uint64Var(&c.Seed, "seed", 1, "seed of the workload, so runs can be repeated")
@@ -143,6 +148,7 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (co
 	fs.IntVar(&c.Rounds, "rounds", 3, "--compare: rounds, each running every workload on both servers")
 	fs.StringVar(&c.ServerBin, "server-bin", "", "--compare: kvstore-server `binary`; empty builds ./cmd/server with go build")
 	fs.StringVar(&c.ServerArgs, "server-args", "", "--compare: extra kvstore-server `flags`, split on spaces, e.g. \"--fsync everysec\"")
+	fs.StringVar(&c.SVG, "svg", "", "--compare: also write the latency percentile plot of both servers, one panel\nper workload, to this SVG `file`")
 
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -189,6 +195,8 @@ func (c *config) validate() error {
 	switch {
 	case modes > 1:
 		return errors.New("--inproc, --compare and --serve-baseline exclude each other")
+	case c.SVG != "" && !c.Compare:
+		return errors.New("--svg draws the --compare runs: use it with --compare")
 	case c.ServeBaseline != "":
 		return nil // the other flags do not apply
 	case c.Addr == "" && !c.Inproc && !c.Compare:
@@ -268,6 +276,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case cfg.ServeBaseline != "":
 		return serveBaseline(ctx, cfg.ServeBaseline, stdout, stderr)
 	case cfg.Compare:
+		// Find a mistyped --svg directory now, not after minutes of runs.
+		if cfg.SVG != "" {
+			if err := checkDirOf(cfg.SVG); err != nil {
+				fmt.Fprintf(stderr, "kvstore-bench: --svg: %v\n", err)
+				return exitFailed
+			}
+		}
 		servers, cleanup, err := childServers(ctx, cfg, stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "kvstore-bench: %v\n", err)
@@ -287,6 +302,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer p.Close()
 	return bench(ctx, cfg, p, stdout, stderr)
+}
+
+// checkDirOf reports whether the directory that would hold file exists.
+func checkDirOf(file string) error {
+	dir := filepath.Dir(file)
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	return nil
 }
 
 // bench runs one measurement against t and prints its report.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -60,6 +61,8 @@ func TestBadFlagsExit2WithReason(t *testing.T) {
 		{[]string{"--rounds", "0", "--compare"}, "--rounds must be at least 1"},
 		{[]string{"--addr", ""}, "--addr must not be empty"},
 		{[]string{"--inproc", "--compare"}, "exclude each other"},
+		{[]string{"--svg", "x.svg"}, "use it with --compare"},
+		{[]string{"--inproc", "--svg", "x.svg"}, "use it with --compare"},
 		{[]string{"--inproc", "--serve-baseline", "127.0.0.1:0"}, "exclude each other"},
 		{[]string{"--clients", "x"}, "invalid value"},
 		{[]string{"--nope"}, "not defined"},
@@ -100,7 +103,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 	}
 	for _, name := range []string{"addr", "clients", "conns", "duration", "requests", "keys", "value-size", "mix",
 		"ttl", "ttl-fraction", "dist", "zipf-s", "preload", "rate", "timeout", "seed", "progress", "json", "inproc",
-		"serve-baseline", "compare", "rounds", "server-bin", "server-args"} {
+		"serve-baseline", "compare", "rounds", "server-bin", "server-args", "svg"} {
 		if !strings.Contains(out, "  -"+name+" ") && !strings.Contains(out, "  -"+name+"\n") {
 			t.Errorf("--help does not document --%s", name)
 		}
@@ -108,10 +111,19 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 			t.Errorf("--help does not name %s", envName(name))
 		}
 	}
-	for _, want := range []string{"coordinated", "Exit status", "--inproc", "--serve-baseline", "--compare"} {
+	for _, want := range []string{"coordinated", "Exit status", "--inproc", "--serve-baseline", "--compare", "0:100:0", "preloaded"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("--help does not mention %q", want)
 		}
+	}
+}
+
+// A mistyped --svg directory stops --compare before it starts a server.
+func TestCompareChecksTheSVGDirectoryFirst(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "no-such-dir", "compare.svg")
+	code, out, errOut := runBench(t, noEnv, "--compare", "--server-bin", "/nonexistent/kvstore-server", "--svg", file)
+	if code != exitFailed || out != "" || !strings.Contains(errOut, "--svg: ") || strings.Contains(errOut, "kvstore-server") {
+		t.Errorf("exit %d, stdout %q, stderr %q; want exit 1 on --svg alone", code, out, errOut)
 	}
 }
 
