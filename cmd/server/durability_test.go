@@ -42,6 +42,21 @@ func runMain(t *testing.T, dir string, mock *clock.Mock, args ...string) (*Main,
 	}
 }
 
+// runMainFailing runs a Main on dir that is expected to fail at start-up
+// and returns what it printed and Run's error.
+func runMainFailing(t *testing.T, dir string) (string, error) {
+	t.Helper()
+	m := NewMain()
+	var stdout strings.Builder
+	m.Stdout = &stdout
+	m.Logger = slog.New(slog.DiscardHandler)
+	if err := m.ParseFlags([]string{"--listen", "127.0.0.1:0", "--data-dir", dir}, noEnv); err != nil {
+		t.Fatal(err)
+	}
+	err := m.Run(context.Background())
+	return stdout.String(), err
+}
+
 func TestRestartKeepsDataAndDropsExpired(t *testing.T) {
 	dir := t.TempDir()
 	mock := clock.NewMock()
@@ -97,17 +112,11 @@ func TestSecondServerOnSameDirFails(t *testing.T) {
 	dir := t.TempDir()
 	_, stop := runMain(t, dir, clock.NewMock())
 	defer stop()
-	m := NewMain()
-	m.Stdout = &strings.Builder{}
-	m.Logger = slog.New(slog.DiscardHandler)
-	if err := m.ParseFlags([]string{"--listen", "127.0.0.1:0", "--data-dir", dir}, noEnv); err != nil {
-		t.Fatal(err)
-	}
-	err := m.Run(context.Background())
+	out, err := runMainFailing(t, dir)
 	if err == nil || !strings.Contains(err.Error(), "is in use by another kvstore-server") {
 		t.Fatalf("second Run = %v; want the data dir to be refused", err)
 	}
-	if out := m.Stdout.(*strings.Builder).String(); out != "" {
+	if out != "" {
 		t.Fatalf("refused server printed %q; it must fail before claiming a port", out)
 	}
 }
@@ -129,13 +138,7 @@ func TestCorruptLogStopsStartup(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	m := NewMain()
-	m.Stdout = &strings.Builder{}
-	m.Logger = slog.New(slog.DiscardHandler)
-	if err := m.ParseFlags([]string{"--listen", "127.0.0.1:0", "--data-dir", dir}, noEnv); err != nil {
-		t.Fatal(err)
-	}
-	err := m.Run(context.Background())
+	_, err := runMainFailing(t, dir)
 	for _, part := range []string{seg, "offset", "kvstore-server aof check --fix --data-dir " + dir} {
 		if err == nil || !strings.Contains(err.Error(), part) {
 			t.Fatalf("Run = %v; want it to mention %q", err, part)
