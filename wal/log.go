@@ -79,7 +79,8 @@ type Log struct {
 	// mu guards the hand-off from Submit to the writer.
 	mu      sync.Mutex
 	pending []Batch
-	err     error // sticky failure, wraps ErrFailed
+	err     error                 // sticky failure, wraps ErrFailed
+	errv    atomic.Pointer[error] // err, for Err without the lock
 	closed  bool
 	started bool
 
@@ -344,11 +345,13 @@ func (l *Log) Submit(b Batch) {
 func (l *Log) DurableSeq() uint64 { return l.durable.Load() }
 
 // Err returns the failure that stopped the log, wrapping ErrFailed, or nil
-// while it is healthy.
+// while it is healthy. It takes no lock: the actor asks before every
+// mutation.
 func (l *Log) Err() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.err
+	if p := l.errv.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // Stats returns the writer's counters.
@@ -663,6 +666,7 @@ func (l *Log) fail(err error) {
 	first := l.err == nil
 	if first {
 		l.err = err
+		l.errv.Store(&err)
 	}
 	orphans := l.pending
 	l.pending = nil
