@@ -22,6 +22,8 @@ import (
 
 	"github.com/benbjohnson/clock"
 	"github.com/oklog/run"
+	"github.com/peterbourgon/ff/v3"
+	"github.com/peterbourgon/ff/v3/fftoml"
 
 	"kvstore/actor"
 	"kvstore/rpc"
@@ -39,6 +41,12 @@ func main() {
 		}
 		fmt.Fprintf(os.Stderr, "kvstore-server: %v\nRun 'kvstore-server --help' for usage.\n", err)
 		os.Exit(2)
+	}
+	if m.Config.PrintConfig {
+		if err := m.WriteConfig(os.Stdout); err != nil {
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
 	if err := m.Run(context.Background()); err != nil {
 		m.Logger.Error("server failed", "err", err)
@@ -60,6 +68,12 @@ type Config struct {
 	SegmentBytes     int64
 	SnapshotInterval time.Duration
 	NoFinalSnapshot  bool
+
+	// ConfigFile is the TOML file the other settings were read from, if
+	// any; LogFormat is text or json.
+	ConfigFile  string
+	LogFormat   string
+	PrintConfig bool
 }
 
 // Main is the server process: ParseFlags, then Run until a signal, ctx, or
@@ -67,12 +81,13 @@ type Config struct {
 type Main struct {
 	Config Config
 	// Stdout receives the startup banner; Logger the structured logs.
+	// Logger nil makes Run log to stderr per --log-format and --log-level.
 	Stdout io.Writer
 	Logger *slog.Logger
 	// Clock drives expiry and TTLs; tests inject a mock.
 	Clock clock.Clock
 
-	level    *slog.LevelVar // the default Logger's level, set by --log-level
+	flags    *flag.FlagSet // as parsed, for PrintConfig
 	stopc    chan struct{}
 	stopOnce sync.Once
 	ready    chan struct{}
@@ -83,11 +98,8 @@ type Main struct {
 // NewMain returns a Main with default configuration, writing the banner to
 // stdout and logs to stderr.
 func NewMain() *Main {
-	level := new(slog.LevelVar)
 	return &Main{
 		Stdout: os.Stdout,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
-		level:  level,
 		Clock:  clock.New(),
 		stopc:  make(chan struct{}),
 		ready:  make(chan struct{}),
@@ -95,12 +107,18 @@ func NewMain() *Main {
 	}
 }
 
-// ParseFlags fills m.Config from args and the environment (getenv). It
-// returns flag.ErrHelp after printing help for -h/--help.
+// ParseFlags fills m.Config from, in order of precedence, args, the
+// environment (getenv; KVSTORE_ and the flag name in upper snake case) and
+// the TOML file named by --config (keys are flag names). It returns
+// flag.ErrHelp after printing help for -h/--help.
 func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	c := &m.Config
 	fs := flag.NewFlagSet("kvstore-server", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
+	m.flags = fs
+	fs.StringVar(&c.ConfigFile, "config", "", "TOML `file` of settings, keys named like the flags (see docs/kvstore.example.toml); flags and env win over it")
+	fs.BoolVar(&c.PrintConfig, "print-config", false, "print the effective configuration as TOML and exit")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "log `format`: text or json")
 	fs.StringVar(&c.Listen, "listen", "localhost:50051", "`address` to serve gRPC on")
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "`directory` for the data files, created if missing")
 	fs.DurationVar(&c.ExpireInterval, "expire-interval", actor.DefaultExpireInterval, "how often active expiry removes expired keys")
@@ -113,6 +131,8 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", 30*time.Second, "how often to write a snapshot (0 disables periodic snapshots)")
 	fs.BoolVar(&c.NoFinalSnapshot, "no-final-snapshot", false, "skip the snapshot at shutdown (restart then replays the log)")
 
+	// The environment is applied first and the command line over it;
+	// ff then reads the config file for the flags neither has set.
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		env := envName(f.Name)
@@ -123,23 +143,60 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 			}
 		}
 	})
+	if envErr != nil {
+		return envErr
+	}
 	fs.Usage = func() {
 		fmt.Fprintf(m.Stdout, "Usage: kvstore-server [flags]\n\nRuns the kvstore gRPC server (kvstore.v1.KVStore).\n\nFlags:\n")
 		fs.SetOutput(m.Stdout)
 		fs.PrintDefaults()
 		fs.SetOutput(io.Discard)
 	}
-	if err := fs.Parse(args); err != nil {
+	err := ff.Parse(fs, args, ff.WithConfigFileFlag("config"), ff.WithConfigFileParser(fftoml.Parser))
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return flag.ErrHelp
+		}
+		if c.ConfigFile != "" && !strings.HasPrefix(err.Error(), "error parsing commandline") {
+			return fmt.Errorf("config file %s: %w", c.ConfigFile, err)
+		}
 		return err
-	}
-	if envErr != nil {
-		return envErr
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	m.level.Set(c.LogLevel)
 	return c.validate()
+}
+
+// WriteConfig writes the effective configuration, after ParseFlags, as a
+// TOML file that --config accepts. No setting is secret yet; one that is
+// must be redacted here.
+func (m *Main) WriteConfig(w io.Writer) error {
+	var b strings.Builder
+	b.WriteString("# kvstore-server effective configuration\n")
+	m.flags.VisitAll(func(f *flag.Flag) {
+		if f.Name == "config" || f.Name == "print-config" {
+			return
+		}
+		v := f.Value.String()
+		if _, isBool := f.Value.(interface{ IsBoolFlag() bool }); !isBool {
+			if _, err := strconv.ParseInt(v, 10, 64); err != nil {
+				v = strconv.Quote(v)
+			}
+		}
+		fmt.Fprintf(&b, "%s = %s\n", f.Name, v)
+	})
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// newLogger returns the logger --log-format and --log-level ask for.
+func newLogger(w io.Writer, c Config) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 func envName(flagName string) string {
@@ -164,6 +221,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("--wal-segment-bytes must be at least 1024, got %d", c.SegmentBytes)
 	case c.SnapshotInterval < 0:
 		return fmt.Errorf("--snapshot-interval must not be negative, got %v", c.SnapshotInterval)
+	case c.LogFormat != "text" && c.LogFormat != "json":
+		return fmt.Errorf("--log-format must be text or json, got %q", c.LogFormat)
 	}
 	return nil
 }
@@ -181,6 +240,9 @@ func (m *Main) Addr() net.Addr { return m.addr }
 func (m *Main) Run(ctx context.Context) (err error) {
 	defer close(m.done)
 	c := m.Config
+	if m.Logger == nil {
+		m.Logger = newLogger(os.Stderr, c)
+	}
 	log := m.Logger
 
 	// Lock first: a second server on the same dir must fail before it
