@@ -328,3 +328,24 @@ func TestUnavailableUntilAttached(t *testing.T) {
 		t.Fatalf("Set after Attach: %v", err)
 	}
 }
+
+func TestReadyFollowsHealth(t *testing.T) {
+	ts := startServer(t, actor.Config{}, Options{})
+	if ts.srv.Ready() {
+		t.Fatal("Ready before SetServing")
+	}
+	ts.srv.SetServing()
+	if !ts.srv.Ready() {
+		t.Fatal("not Ready after SetServing")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	ts.srv.Shutdown(ctx)
+	if ts.srv.Ready() {
+		t.Fatal("Ready after Shutdown")
+	}
+	resp, err := ts.health.Check(context.Background(), &healthpb.HealthCheckRequest{})
+	if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+		t.Fatal("gRPC health still SERVING after Shutdown")
+	}
+}

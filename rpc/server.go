@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"sync/atomic"
 
 	kvstorepb "kvstore/proto"
 )
@@ -30,18 +31,22 @@ type Server struct {
 	grpc   *grpc.Server
 	health *health.Server
 	logger *slog.Logger
+	// serving mirrors the health status for fronts that are not gRPC
+	// (the HTTP /readyz), so both always agree.
+	serving atomic.Bool
 }
 
 // NewServer returns a Server for svc. Its largest accepted message fits the
 // biggest valid Set, so a value just over the limit gets a clear
 // InvalidArgument from the service rather than a transport error.
-func NewServer(svc *Service) *Server {
+// interceptors (metrics, say) run outside the panic recovery.
+func NewServer(svc *Service, interceptors ...grpc.UnaryServerInterceptor) *Server {
 	s := &Server{health: health.NewServer(), logger: svc.opts.Logger}
 	maxMsg := svc.opts.MaxKeyBytes + svc.opts.MaxValueBytes + 1024
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(maxMsg),
 		grpc.NumStreamWorkers(streamWorkers),
-		grpc.ChainUnaryInterceptor(s.recoverPanic),
+		grpc.ChainUnaryInterceptor(append(interceptors, s.recoverPanic)...),
 	)
 	kvstorepb.RegisterKVStoreServer(s.grpc, svc)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -53,9 +58,14 @@ func NewServer(svc *Service) *Server {
 
 // SetServing marks the server healthy: call it once recovery is complete.
 func (s *Server) SetServing() {
+	s.serving.Store(true)
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.health.SetServingStatus(kvstorepb.KVStore_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 }
+
+// Ready reports what the health service reports: SERVING once recovery is
+// done, until shutdown starts.
+func (s *Server) Ready() bool { return s.serving.Load() }
 
 // Serve accepts connections on lis until Shutdown.
 func (s *Server) Serve(lis net.Listener) error { return s.grpc.Serve(lis) }
@@ -64,6 +74,7 @@ func (s *Server) Serve(lis net.Listener) error { return s.grpc.Serve(lis) }
 // waits for in-flight RPCs to finish; when ctx ends first (the grace
 // period), it cancels the rest. It returns once the server has stopped.
 func (s *Server) Shutdown(ctx context.Context) {
+	s.serving.Store(false)
 	s.health.Shutdown()
 	stopped := make(chan struct{})
 	go func() {
@@ -82,6 +93,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 // Stop closes every connection and cancels in-flight RPCs at once: for a
 // server that fails to start.
 func (s *Server) Stop() {
+	s.serving.Store(false)
 	s.health.Shutdown()
 	s.grpc.Stop()
 }
