@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/benbjohnson/clock"
@@ -70,16 +71,36 @@ type Config struct {
 	// ExpireBatch bounds the keys removed per expiry pass; 0 means
 	// DefaultExpireBatch.
 	ExpireBatch int
+	// ObserveBatch, if set, is called on the owner goroutine once per
+	// pass over the request queue, after the pass is handed to the log,
+	// with the number of commands the pass took in. It must be cheap and
+	// must not block: a prometheus Histogram's Observe fits.
+	ObserveBatch func(commands int)
+}
+
+// Stats are the actor's gauges and counters. Stats reads them without a
+// round trip through the owner, which publishes them after every pass.
+type Stats struct {
+	// Keys is the number of stored keys, counting expired keys that
+	// active expiry has not removed yet.
+	Keys int
+	// KeysWithTTL is the number of those keys that have a deadline.
+	KeysWithTTL int
+	// Expired is the number of keys active expiry has removed since New.
+	Expired uint64
+	// Queued is the number of requests waiting for the owner.
+	Queued int
 }
 
 // Actor is the one goroutine that owns a State. Every other goroutine
 // reaches the data through its methods, which send a message and wait for
 // the reply; nothing on the data path takes a lock.
 type Actor struct {
-	state       *State
-	seq         uint64
-	log         Log
-	expireBatch int
+	state        *State
+	seq          uint64
+	log          Log
+	expireBatch  int
+	observeBatch func(commands int)
 
 	reqc  chan *Request
 	tickc chan *tickMsg
@@ -99,6 +120,10 @@ type Actor struct {
 	expireAt int64
 	backlog  bool
 
+	// State's counts, published by the owner after every pass for Stats.
+	keys, keysTTL atomic.Int64
+	expired       atomic.Uint64
+
 	// tickedc, when set by a test, receives the result of every tick the
 	// ticker goroutine delivered: the explicit hand-off for mock clocks.
 	tickedc chan int
@@ -117,19 +142,21 @@ func newActor(cfg Config) *Actor {
 		st = NewState()
 	}
 	a := &Actor{
-		state:       st,
-		seq:         cfg.Seq,
-		log:         cfg.Log,
-		expireBatch: cfg.ExpireBatch,
-		reqc:        make(chan *Request, maxDrain),
-		tickc:       make(chan *tickMsg),
-		snapc:       make(chan *snapMsg),
-		stopc:       make(chan struct{}),
-		done:        make(chan struct{}),
+		state:        st,
+		seq:          cfg.Seq,
+		log:          cfg.Log,
+		expireBatch:  cfg.ExpireBatch,
+		observeBatch: cfg.ObserveBatch,
+		reqc:         make(chan *Request, maxDrain),
+		tickc:        make(chan *tickMsg),
+		snapc:        make(chan *snapMsg),
+		stopc:        make(chan struct{}),
+		done:         make(chan struct{}),
 	}
 	if a.expireBatch <= 0 {
 		a.expireBatch = DefaultExpireBatch
 	}
+	a.publish()
 	a.pool.New = func() any { return NewRequest() }
 	return a
 }
@@ -348,6 +375,27 @@ func (a *Actor) runTicker(t *clock.Ticker) {
 	}
 }
 
+// Stats returns the actor's counts as of its last pass, and the current
+// length of its request queue. It is safe to call from any goroutine and
+// does not wait for the owner.
+func (a *Actor) Stats() Stats {
+	return Stats{
+		Keys:        int(a.keys.Load()),
+		KeysWithTTL: int(a.keysTTL.Load()),
+		Expired:     a.expired.Load(),
+		Queued:      len(a.reqc),
+	}
+}
+
+// publish copies State's counts to the atomics Stats reads. It runs on
+// the owner before a pass's replies are released, so a caller that got a
+// reply sees counts that include its request.
+func (a *Actor) publish() {
+	a.keys.Store(int64(a.state.Len()))
+	a.keysTTL.Store(int64(a.state.TTLLen()))
+	a.expired.Store(a.state.Expired())
+}
+
 // closed is always ready: selecting on it runs a pass of backlogged expiry
 // whenever nothing else is waiting.
 var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
@@ -361,23 +409,32 @@ func (a *Actor) run() {
 		}
 		select {
 		case r := <-a.reqc:
+			// Counted before handle: once replied to, r is the caller's.
+			n := len(r.Commands)
 			a.handle(r)
 		drain:
 			for range maxDrain - 1 {
 				select {
 				case r := <-a.reqc:
+					n += len(r.Commands)
 					a.handle(r)
 				default:
 					break drain
 				}
 			}
+			a.publish()
 			a.flush()
+			if a.observeBatch != nil {
+				a.observeBatch(n)
+			}
 		case m := <-a.tickc:
 			a.expireAt = m.now
 			m.removed, a.backlog = a.state.Expire(m.now, a.expireBatch)
+			a.publish()
 			close(m.done)
 		case <-expirec:
 			_, a.backlog = a.state.Expire(a.expireAt, a.expireBatch)
+			a.publish()
 		case m := <-a.snapc:
 			m.view, m.seq = a.state.Freeze(), a.seq
 			close(m.done)

@@ -3,6 +3,7 @@ package actor
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -132,6 +133,40 @@ func TestActorTickExpires(t *testing.T) {
 	}
 	if _, ok, _ := a.Get(ctx, "keep", base.Add(6*time.Second).UnixNano()); !ok {
 		t.Fatal("key without TTL expired")
+	}
+}
+
+// TestActorStats: the counts are published before a pass's replies, so a
+// caller sees its own request in them, and every pass is observed.
+func TestActorStats(t *testing.T) {
+	var commands []int
+	a := mustStart(t, Config{ObserveBatch: func(n int) { commands = append(commands, n) }})
+	ctx := context.Background()
+	base := time.Unix(1000, 0)
+	if err := a.Set(ctx, "a", "v", base.Add(5*time.Second).UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Set(ctx, "b", "v", 0); err != nil {
+		t.Fatal(err)
+	}
+	if st := a.Stats(); st != (Stats{Keys: 2, KeysWithTTL: 1}) {
+		t.Fatalf("Stats = %+v after two sets", st)
+	}
+	r := NewRequest()
+	r.Commands = []Command{{Op: OpGet, Key: "a"}, {Op: OpDelete, Key: "b"}, {Op: OpGet, Key: "b"}}
+	if err := a.Do(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := a.Tick(ctx, base.Add(6*time.Second)); err != nil || n != 1 {
+		t.Fatalf("Tick removed %d, %v; want 1", n, err)
+	}
+	if st := a.Stats(); st != (Stats{Expired: 1}) {
+		t.Fatalf("Stats = %+v after the tick", st)
+	}
+	// Each call waited for its reply, so each pass held one request; the
+	// tick's reply comes after the last pass was observed.
+	if want := []int{1, 1, 3}; !slices.Equal(commands, want) {
+		t.Fatalf("ObserveBatch saw %v, want %v", commands, want)
 	}
 }
 

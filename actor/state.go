@@ -41,10 +41,14 @@ type shard struct {
 type State struct {
 	shards [shardCount]*shard
 	// gen counts freezes; see shard.
-	gen    uint64
-	n      int
-	seed   maphash.Seed
-	expiry expiryIndex
+	gen uint64
+	n   int
+	// ttl counts stored keys with a deadline; expired counts the keys
+	// Expire has removed. Plain counters for metrics, read by the owner.
+	ttl     int
+	expired uint64
+	seed    maphash.Seed
+	expiry  expiryIndex
 }
 
 // NewState returns an empty State.
@@ -75,6 +79,15 @@ func (s *State) writable(i int) map[string]entry {
 // expiry has not removed yet.
 func (s *State) Len() int { return s.n }
 
+// TTLLen returns the number of stored keys that have a deadline, counting
+// expired keys that active expiry has not removed yet.
+func (s *State) TTLLen() int { return s.ttl }
+
+// Expired returns the number of keys active expiry (Expire) has removed
+// since NewState. Expired keys that a Set overwrites or a Delete removes
+// first are not counted.
+func (s *State) Expired() uint64 { return s.expired }
+
 // Get returns the value of key if it exists and has not expired at now.
 func (s *State) Get(key string, now int64) (string, bool) {
 	e, ok := s.shards[s.shardOf(key)].m[key]
@@ -93,10 +106,12 @@ func (s *State) Set(key, value string, deadline int64) {
 		s.n++
 	} else if old.deadline != 0 {
 		s.expiry.remove(key, old.deadline)
+		s.ttl--
 	}
 	m[key] = entry{value: value, deadline: deadline}
 	if deadline != 0 {
 		s.expiry.add(key, deadline)
+		s.ttl++
 	}
 }
 
@@ -111,6 +126,7 @@ func (s *State) Delete(key string, now int64) bool {
 	s.n--
 	if old.deadline != 0 {
 		s.expiry.remove(key, old.deadline)
+		s.ttl--
 	}
 	return old.live(now)
 }
@@ -147,6 +163,8 @@ func (s *State) Expire(now int64, limit int) (removed int, more bool) {
 			delete(b, key)
 			delete(s.writable(s.shardOf(key)), key)
 			s.n--
+			s.ttl--
+			s.expired++
 			removed++
 		}
 		delete(x.buckets, sec)

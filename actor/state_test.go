@@ -273,3 +273,35 @@ func TestRangeStops(t *testing.T) {
 		t.Fatalf("Range visited %d entries after fn returned false; want 3", n)
 	}
 }
+
+// TestStateCounts follows Len, TTLLen and Expired through every way a key
+// gains, loses or changes its deadline.
+func TestStateCounts(t *testing.T) {
+	s := NewState()
+	check := func(step string, keys, ttl int, expired uint64) {
+		t.Helper()
+		if s.Len() != keys || s.TTLLen() != ttl || s.Expired() != expired {
+			t.Fatalf("after %s: Len %d TTLLen %d Expired %d; want %d %d %d",
+				step, s.Len(), s.TTLLen(), s.Expired(), keys, ttl, expired)
+		}
+	}
+	s.Set("a", "v", 0)
+	s.Set("b", "v", 5*sec)
+	s.Set("c", "v", 5*sec)
+	s.Set("d", "v", 5*sec)
+	check("sets", 4, 3, 0)
+	s.Set("b", "v", 6*sec) // new deadline
+	s.Set("a", "v", 7*sec) // gains one
+	s.Set("c", "v", 0)     // loses it
+	check("overwrites", 4, 3, 0)
+	s.Delete("d", 0)
+	s.Delete("c", 0)
+	s.Delete("missing", 0)
+	check("deletes", 2, 2, 0)
+	s.Expire(10*sec, 1)
+	check("bounded expire", 1, 1, 1)
+	s.Expire(10*sec, 10)
+	check("expire", 0, 0, 2)
+	s.Apply(wal.Record{Kind: wal.KindSet, Key: "e", Value: "v", Deadline: 20 * sec})
+	check("apply", 1, 1, 2)
+}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/benbjohnson/clock"
@@ -33,6 +34,31 @@ type Snapshotter struct {
 	// disk (0 when absent). The log may drop records only up to older:
 	// Load falls back to it when newest does not validate.
 	newest, older uint64
+
+	// Counters for Stats, atomic so that reading them never waits for
+	// a snapshot in progress.
+	written, failed atomic.Uint64
+	lastBytes       atomic.Int64
+	lastTime        atomic.Int64 // Unix nanoseconds on cfg.Clock, 0 for none
+}
+
+// Stats are a Snapshotter's counters since NewSnapshotter.
+type Stats struct {
+	// Written is the number of snapshots written and made durable.
+	Written uint64
+	// Failed is the number of Snapshot calls that returned an error,
+	// not counting those whose context had ended (shutdown): the
+	// snapshot was not made durable, or the log could not drop the
+	// records it covers.
+	Failed uint64
+	// LastBytes is the size of the last snapshot written, 0 before the
+	// first.
+	LastBytes int64
+	// LastTime is when the newest snapshot was last known to cover all
+	// the data: when it became durable, or later when a Snapshot call
+	// found nothing changed since. Zero before the first Snapshot call
+	// that succeeded.
+	LastTime time.Time
 }
 
 // SnapshotterConfig configures a Snapshotter.
@@ -54,6 +80,9 @@ type SnapshotterConfig struct {
 	Interval time.Duration
 	// Logger receives one line per snapshot and failures; nil discards.
 	Logger *slog.Logger
+	// ObserveDuration, if set, is called after each snapshot written
+	// with how long it took, from the freeze until the file was durable.
+	ObserveDuration func(d time.Duration)
 }
 
 // NewSnapshotter returns a Snapshotter that knows the snapshots already in
@@ -106,11 +135,33 @@ func (s *Snapshotter) Run(ctx context.Context) error {
 	}
 }
 
+// Stats returns the Snapshotter's counters. It is safe to call from any
+// goroutine and does not wait for a snapshot in progress.
+func (s *Snapshotter) Stats() Stats {
+	st := Stats{
+		Written:   s.written.Load(),
+		Failed:    s.failed.Load(),
+		LastBytes: s.lastBytes.Load(),
+	}
+	if t := s.lastTime.Load(); t != 0 {
+		st.LastTime = time.Unix(0, t)
+	}
+	return st
+}
+
 // Snapshot writes a snapshot now, unless nothing changed since the newest
 // one, and returns its Info. Concurrent calls run one after the other.
 func (s *Snapshotter) Snapshot(ctx context.Context) (Info, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	info, err := s.snapshot(ctx)
+	if err != nil && ctx.Err() == nil {
+		s.failed.Add(1)
+	}
+	return info, err
+}
+
+func (s *Snapshotter) snapshot(ctx context.Context) (Info, error) {
 	start := time.Now()
 	src, seq, err := s.cfg.Freeze(ctx)
 	if err != nil {
@@ -119,6 +170,9 @@ func (s *Snapshotter) Snapshot(ctx context.Context) (Info, error) {
 	// The hand-off's round trip: an upper bound on the owner's pause.
 	freeze := time.Since(start)
 	if seq == s.newest {
+		if seq != 0 {
+			s.lastTime.Store(s.cfg.Clock.Now().UnixNano())
+		}
 		return Info{Seq: seq}, nil // nothing changed since the newest
 	}
 	info, err := Write(s.cfg.FS, s.cfg.Dir, seq, src)
@@ -131,8 +185,15 @@ func (s *Snapshotter) Snapshot(ctx context.Context) (Info, error) {
 	if seq != s.newest {
 		s.older, s.newest = s.newest, seq
 	}
+	took := time.Since(start)
+	s.written.Add(1)
+	s.lastBytes.Store(info.Bytes)
+	s.lastTime.Store(s.cfg.Clock.Now().UnixNano())
+	if s.cfg.ObserveDuration != nil {
+		s.cfg.ObserveDuration(took)
+	}
 	s.cfg.Logger.Info("snapshot written", "seq", seq, "keys", info.Count, "bytes", info.Bytes,
-		"freeze", freeze, "took", time.Since(start))
+		"freeze", freeze, "took", took)
 	if s.cfg.Release != nil && s.older > 0 {
 		if err := s.cfg.Release(s.older); err != nil {
 			return info, fmt.Errorf("snap: release log through %d: %w", s.older, err)

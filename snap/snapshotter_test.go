@@ -145,3 +145,65 @@ func TestSnapshotterRunOnInterval(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSnapshotterStats: a written snapshot sets the size and time, an
+// unchanged state refreshes only the time, and failures are counted
+// unless the caller's context ended.
+func TestSnapshotterStats(t *testing.T) {
+	mock := clock.NewMock()
+	mock.Set(time.Unix(1000, 0))
+	owner := &fakeOwner{entries: genEntries(10, false), seq: 4}
+	var fail error
+	var durations int
+	s, err := NewSnapshotter(SnapshotterConfig{
+		Dir:   t.TempDir(),
+		Clock: mock,
+		Freeze: func(ctx context.Context) (Source, uint64, error) {
+			if fail != nil {
+				return nil, 0, fail
+			}
+			return owner.freeze(ctx)
+		},
+		ObserveDuration: func(time.Duration) { durations++ },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st != (Stats{}) {
+		t.Fatalf("Stats = %+v before any snapshot", st)
+	}
+	ctx := context.Background()
+	info, err := s.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Stats{Written: 1, LastBytes: info.Bytes, LastTime: mock.Now()}
+	if st := s.Stats(); st != want || durations != 1 {
+		t.Fatalf("Stats = %+v, %d durations; want %+v, 1", st, durations, want)
+	}
+
+	owner.seq-- // unchanged
+	mock.Add(time.Minute)
+	if _, err := s.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want.LastTime = mock.Now()
+	if st := s.Stats(); st != want || durations != 1 {
+		t.Fatalf("Stats = %+v, %d durations after an unchanged state; want %+v, 1", st, durations, want)
+	}
+
+	fail = errors.New("boom")
+	if _, err := s.Snapshot(ctx); err == nil {
+		t.Fatal("Snapshot succeeded")
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	fail = cancelled.Err()
+	if _, err := s.Snapshot(cancelled); err == nil {
+		t.Fatal("Snapshot succeeded")
+	}
+	want.Failed = 1
+	if st := s.Stats(); st != want {
+		t.Fatalf("Stats = %+v after failures; want %+v", st, want)
+	}
+}

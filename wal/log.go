@@ -42,6 +42,16 @@ type Options struct {
 	// Logger receives warnings (cut torn tails) and the failure report;
 	// nil discards them.
 	Logger *slog.Logger
+	// ObserveSync, if set, is called on the writer goroutine after each
+	// successful fsync of a segment file, with how long the fsync took.
+	// It must be cheap and must not block: a prometheus Histogram's
+	// Observe fits.
+	ObserveSync func(d time.Duration)
+	// ObserveGroup, if set, is called on the writer goroutine for each
+	// group commit that wrote records, with their number, once they are
+	// durable under the policy and before their waiters are released. The
+	// same rules as ObserveSync apply.
+	ObserveGroup func(records int)
 }
 
 // Stats are counters of the writer since Open. Syncs/Records is the
@@ -75,6 +85,9 @@ type Log struct {
 	segBytes int64
 	clock    clock.Clock
 	logger   *slog.Logger
+
+	observeSync  func(time.Duration)
+	observeGroup func(int)
 
 	// mu guards the hand-off from Submit to the writer.
 	mu      sync.Mutex
@@ -141,9 +154,13 @@ func Open(opts Options) (*Log, error) {
 		segBytes: opts.SegmentBytes,
 		clock:    opts.Clock,
 		logger:   opts.Logger,
-		notifyc:  make(chan struct{}, 1),
-		stopc:    make(chan struct{}),
-		donec:    make(chan struct{}),
+
+		observeSync:  opts.ObserveSync,
+		observeGroup: opts.ObserveGroup,
+
+		notifyc: make(chan struct{}, 1),
+		stopc:   make(chan struct{}),
+		donec:   make(chan struct{}),
 	}
 	if l.fsys == nil {
 		l.fsys = OS
@@ -524,6 +541,9 @@ func (l *Log) commit() {
 		} else {
 			l.durable.Store(l.written)
 		}
+		if l.observeGroup != nil {
+			l.observeGroup(int(l.next - first))
+		}
 	}
 	l.batches.Add(uint64(len(group)))
 	releaseBatches(group, nil)
@@ -581,9 +601,16 @@ func (l *Log) write(first uint64, buf []byte) bool {
 // one, the kernel may have dropped the dirty pages and a later fsync
 // could report success for data that never reached the disk.
 func (l *Log) sync() bool {
+	var start time.Time
+	if l.observeSync != nil {
+		start = time.Now()
+	}
 	if err := l.file.Sync(); err != nil {
 		l.fail(fmt.Errorf("%w: sync %s: %w", ErrFailed, l.active.path, bare(err)))
 		return false
+	}
+	if l.observeSync != nil {
+		l.observeSync(time.Since(start))
 	}
 	l.unsynced = false
 	l.syncs.Add(1)

@@ -730,3 +730,36 @@ func TestNoGoroutineLeak(t *testing.T) {
 	}
 	_ = io.Discard
 }
+
+// TestObserveHooks: one group per batch here, each fsynced once under
+// FsyncAlways; the hooks see every group and every fsync before the
+// waiters are released.
+func TestObserveHooks(t *testing.T) {
+	var groups []int
+	var syncs int
+	l := mustOpen(t, wal.Options{
+		Dir:          t.TempDir(),
+		ObserveGroup: func(records int) { groups = append(groups, records) },
+		ObserveSync: func(d time.Duration) {
+			if d < 0 {
+				t.Errorf("fsync took %v", d)
+			}
+			syncs++
+		},
+	})
+	l.Start(1)
+	recs := records(1, 5)
+	for _, b := range [][]wal.Record{recs[:3], recs[3:]} {
+		w := newWaiter()
+		l.Submit(wal.Batch{Records: b, Waiters: []wal.Waiter{w}})
+		if err := w.wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(groups) != 2 || groups[0] != 3 || groups[1] != 2 {
+		t.Errorf("groups = %v, want [3 2]", groups)
+	}
+	if st := l.Stats(); uint64(syncs) != st.Syncs || syncs < 2 {
+		t.Errorf("ObserveSync called %d times, Stats.Syncs = %d", syncs, st.Syncs)
+	}
+}

@@ -1,0 +1,337 @@
+package rpc
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"kvstore/actor"
+	"kvstore/snap"
+	"kvstore/wal"
+)
+
+// Metrics is the server's Prometheus instrumentation, in a registry of its
+// own (with the Go runtime and process collectors) that Handler serves.
+//
+// Nothing here runs on the actor's hot path with a lock: the actor, the log
+// and the snapshotter keep atomic counters that a collector reads at scrape
+// time (Attach), and the few per-event histograms are fed through hooks
+// (ObserveBatch, ObserveSync, ObserveGroup, ObserveSnapshot) whose Observe
+// is a handful of atomic adds. The gRPC interceptor and the HTTP middleware
+// run on the request goroutines.
+type Metrics struct {
+	reg *prometheus.Registry
+	// now is the clock the snapshot age is computed with; tests set it.
+	now func() time.Time
+
+	grpcRequests *prometheus.CounterVec
+	grpcDuration *prometheus.HistogramVec
+	// grpcMethods caches each method's series so that the interceptor
+	// takes no lock and allocates nothing once warm: a copy-on-write map,
+	// written under grpcMu, at most once per method the server registers.
+	grpcMethods atomic.Pointer[map[string]*grpcMethod]
+	grpcMu      sync.Mutex
+
+	httpRequests *prometheus.CounterVec
+	httpDuration *prometheus.HistogramVec
+
+	batchCommands prometheus.Histogram
+	syncDuration  prometheus.Histogram
+	groupRecords  prometheus.Histogram
+	snapDuration  prometheus.Histogram
+	recovery      prometheus.Gauge
+}
+
+// latencyBuckets spans a cached read (~100µs) to a request stuck behind a
+// slow disk (10s).
+var latencyBuckets = []float64{
+	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+	0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+}
+
+// NewMetrics returns Metrics with its own registry, holding the Go runtime
+// and process collectors and every kvstore metric that does not need
+// Attach.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		now: time.Now,
+		grpcRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kvstore_grpc_requests_total",
+			Help: "gRPC requests completed, by service, method and status code.",
+		}, []string{"grpc_service", "grpc_method", "grpc_code"}),
+		grpcDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "kvstore_grpc_request_duration_seconds",
+			Help:    "Time from receiving a gRPC request to its response, by service and method.",
+			Buckets: latencyBuckets,
+		}, []string{"grpc_service", "grpc_method"}),
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kvstore_http_requests_total",
+			Help: "HTTP requests completed, by route, method and status code.",
+		}, []string{"route", "method", "code"}),
+		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "kvstore_http_request_duration_seconds",
+			Help:    "Time from receiving an HTTP request to its response, by route and method.",
+			Buckets: latencyBuckets,
+		}, []string{"route", "method"}),
+		batchCommands: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "kvstore_actor_batch_commands",
+			Help:    "Commands the actor took in per pass over its request queue.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 12), // 1 to 2048
+		}),
+		syncDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "kvstore_wal_fsync_duration_seconds",
+			Help:    "Time taken by each fsync of a log segment file.",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16), // 50µs to 1.6s
+		}),
+		groupRecords: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "kvstore_wal_group_commit_records",
+			Help:    "Log records written per group commit.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 14), // 1 to 8192
+		}),
+		snapDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "kvstore_snapshot_duration_seconds",
+			Help:    "Time taken to write a snapshot, from the freeze until the file is durable.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 15), // 10ms to 164s
+		}),
+		recovery: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "kvstore_recovery_duration_seconds",
+			Help: "Time the last start-up took to load the snapshot and replay the log; 0 until it is done.",
+		}),
+	}
+	m.grpcMethods.Store(&map[string]*grpcMethod{})
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.grpcRequests, m.grpcDuration,
+		m.httpRequests, m.httpDuration,
+		m.batchCommands, m.syncDuration, m.groupRecords, m.snapDuration,
+		m.recovery,
+	)
+	return m
+}
+
+// Handler serves the registry in the Prometheus exposition formats, for
+// GET /metrics. It also counts its own scrapes
+// (promhttp_metric_handler_requests_total).
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.InstrumentMetricHandler(m.reg, promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		Registry: m.reg,
+	}))
+}
+
+// SetRecoveryDuration records how long start-up recovery took. The server
+// calls it once, before it reports SERVING.
+func (m *Metrics) SetRecoveryDuration(d time.Duration) { m.recovery.Set(d.Seconds()) }
+
+// ObserveBatch is the hook for actor.Config.ObserveBatch.
+func (m *Metrics) ObserveBatch(commands int) { m.batchCommands.Observe(float64(commands)) }
+
+// ObserveSync is the hook for wal.Options.ObserveSync.
+func (m *Metrics) ObserveSync(d time.Duration) { m.syncDuration.Observe(d.Seconds()) }
+
+// ObserveGroup is the hook for wal.Options.ObserveGroup.
+func (m *Metrics) ObserveGroup(records int) { m.groupRecords.Observe(float64(records)) }
+
+// ObserveSnapshot is the hook for snap.SnapshotterConfig.ObserveDuration.
+func (m *Metrics) ObserveSnapshot(d time.Duration) { m.snapDuration.Observe(d.Seconds()) }
+
+// UnaryInterceptor counts every unary RPC by method and status code and
+// observes its latency. Pass it to NewServer, which runs it outside the
+// panic recovery so that a panic counts as Internal. Methods the server
+// does not register never reach an interceptor, so the method label is
+// bounded by the services served.
+func (m *Metrics) UnaryInterceptor() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		start := time.Now()
+		resp, err := handler(ctx, req)
+		gm := m.grpcMethod(info.FullMethod)
+		gm.duration.Observe(time.Since(start).Seconds())
+		gm.counter(m.grpcRequests, status.Code(err)).Inc()
+		return resp, err
+	}
+}
+
+// grpcMethod holds one method's series, resolved once.
+type grpcMethod struct {
+	service, method string
+	duration        prometheus.Observer
+	// codes caches the request counter per status code; nil until the
+	// first response with that code, so unused codes export no series.
+	codes [codes.Unauthenticated + 1]atomic.Pointer[prometheus.Counter]
+}
+
+func (m *Metrics) grpcMethod(fullMethod string) *grpcMethod {
+	if gm, ok := (*m.grpcMethods.Load())[fullMethod]; ok {
+		return gm
+	}
+	m.grpcMu.Lock()
+	defer m.grpcMu.Unlock()
+	old := *m.grpcMethods.Load()
+	if gm, ok := old[fullMethod]; ok {
+		return gm
+	}
+	// "/kvstore.v1.KVStore/Set" is service "kvstore.v1.KVStore", method "Set".
+	service, method, ok := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
+	if !ok {
+		service, method = "unknown", fullMethod
+	}
+	gm := &grpcMethod{service: service, method: method, duration: m.grpcDuration.WithLabelValues(service, method)}
+	next := make(map[string]*grpcMethod, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	next[fullMethod] = gm
+	m.grpcMethods.Store(&next)
+	return gm
+}
+
+func (gm *grpcMethod) counter(vec *prometheus.CounterVec, c codes.Code) prometheus.Counter {
+	if int(c) >= len(gm.codes) {
+		return vec.WithLabelValues(gm.service, gm.method, c.String())
+	}
+	if p := gm.codes[c].Load(); p != nil {
+		return *p
+	}
+	// Racing first calls resolve the same child; either store is right.
+	ctr := vec.WithLabelValues(gm.service, gm.method, c.String())
+	gm.codes[c].Store(&ctr)
+	return ctr
+}
+
+// HTTP wraps h so that its requests are counted by route, method and
+// status code and their latency observed. route is the label: pass the
+// pattern ("/v1/keys/{key}"), never anything taken from the request, so
+// the number of series stays bounded. Methods outside the standard ones
+// are counted as "unknown" for the same reason.
+func (m *Metrics) HTTP(route string, h http.Handler) http.Handler {
+	labels := prometheus.Labels{"route": route}
+	return promhttp.InstrumentHandlerCounter(m.httpRequests.MustCurryWith(labels),
+		promhttp.InstrumentHandlerDuration(m.httpDuration.MustCurryWith(labels), h))
+}
+
+// Attach adds the scrape-time metrics of the actor, the log and the
+// snapshotter; a nil argument is skipped. Each is read only when scraped,
+// through its Stats, with atomic loads: no message to the actor, no lock
+// on its path. Call it once, when the components exist (after recovery).
+func (m *Metrics) Attach(a *actor.Actor, l *wal.Log, s *snap.Snapshotter) {
+	if a != nil {
+		m.reg.MustRegister(actorCollector{a})
+	}
+	if l != nil {
+		m.reg.MustRegister(logCollector{l})
+	}
+	if s != nil {
+		m.reg.MustRegister(snapCollector{s, m.now})
+	}
+}
+
+var (
+	keysDesc = prometheus.NewDesc("kvstore_keys",
+		"Keys stored, counting expired keys that active expiry has not removed yet.", nil, nil)
+	keysTTLDesc = prometheus.NewDesc("kvstore_keys_with_ttl",
+		"Stored keys that have an expiry deadline.", nil, nil)
+	expiredDesc = prometheus.NewDesc("kvstore_keys_expired_total",
+		"Keys removed by active expiry.", nil, nil)
+	queuedDesc = prometheus.NewDesc("kvstore_actor_queued_requests",
+		"Requests waiting in the actor's queue.", nil, nil)
+
+	walBytesDesc = prometheus.NewDesc("kvstore_wal_written_bytes_total",
+		"Bytes written to log segment files.", nil, nil)
+	walRecordsDesc = prometheus.NewDesc("kvstore_wal_records_total",
+		"Records written to the log.", nil, nil)
+	walSyncsDesc = prometheus.NewDesc("kvstore_wal_fsyncs_total",
+		"Fsyncs of log segment files.", nil, nil)
+	walFailedDesc = prometheus.NewDesc("kvstore_wal_failed",
+		"1 once a log write or fsync has failed: writes are refused until restart.", nil, nil)
+
+	snapsDesc = prometheus.NewDesc("kvstore_snapshots_total",
+		"Snapshots written and made durable.", nil, nil)
+	snapFailuresDesc = prometheus.NewDesc("kvstore_snapshot_failures_total",
+		"Snapshot attempts that failed.", nil, nil)
+	snapBytesDesc = prometheus.NewDesc("kvstore_snapshot_last_size_bytes",
+		"Size of the last snapshot written.", nil, nil)
+	snapTimeDesc = prometheus.NewDesc("kvstore_snapshot_last_success_timestamp_seconds",
+		"Unix time at which the newest snapshot was last known to cover all data.", nil, nil)
+	snapAgeDesc = prometheus.NewDesc("kvstore_snapshot_age_seconds",
+		"Seconds since the newest snapshot was last known to cover all data.", nil, nil)
+)
+
+type actorCollector struct{ a *actor.Actor }
+
+func (c actorCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- keysDesc
+	ch <- keysTTLDesc
+	ch <- expiredDesc
+	ch <- queuedDesc
+}
+
+func (c actorCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.a.Stats()
+	ch <- prometheus.MustNewConstMetric(keysDesc, prometheus.GaugeValue, float64(st.Keys))
+	ch <- prometheus.MustNewConstMetric(keysTTLDesc, prometheus.GaugeValue, float64(st.KeysWithTTL))
+	ch <- prometheus.MustNewConstMetric(expiredDesc, prometheus.CounterValue, float64(st.Expired))
+	ch <- prometheus.MustNewConstMetric(queuedDesc, prometheus.GaugeValue, float64(st.Queued))
+}
+
+type logCollector struct{ l *wal.Log }
+
+func (c logCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- walBytesDesc
+	ch <- walRecordsDesc
+	ch <- walSyncsDesc
+	ch <- walFailedDesc
+}
+
+func (c logCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.l.Stats()
+	failed := 0.0
+	if c.l.Err() != nil {
+		failed = 1
+	}
+	ch <- prometheus.MustNewConstMetric(walBytesDesc, prometheus.CounterValue, float64(st.Bytes))
+	ch <- prometheus.MustNewConstMetric(walRecordsDesc, prometheus.CounterValue, float64(st.Records))
+	ch <- prometheus.MustNewConstMetric(walSyncsDesc, prometheus.CounterValue, float64(st.Syncs))
+	ch <- prometheus.MustNewConstMetric(walFailedDesc, prometheus.GaugeValue, failed)
+}
+
+type snapCollector struct {
+	s   *snap.Snapshotter
+	now func() time.Time
+}
+
+func (c snapCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- snapsDesc
+	ch <- snapFailuresDesc
+	ch <- snapBytesDesc
+	ch <- snapTimeDesc
+	ch <- snapAgeDesc
+}
+
+// Collect leaves out the last snapshot's size until one is written, and its
+// time and age until one is known to be current, rather than report zeros
+// that would read as "just now" or "empty".
+func (c snapCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.s.Stats()
+	ch <- prometheus.MustNewConstMetric(snapsDesc, prometheus.CounterValue, float64(st.Written))
+	ch <- prometheus.MustNewConstMetric(snapFailuresDesc, prometheus.CounterValue, float64(st.Failed))
+	if st.Written > 0 {
+		ch <- prometheus.MustNewConstMetric(snapBytesDesc, prometheus.GaugeValue, float64(st.LastBytes))
+	}
+	if !st.LastTime.IsZero() {
+		ch <- prometheus.MustNewConstMetric(snapTimeDesc, prometheus.GaugeValue,
+			float64(st.LastTime.UnixNano())/1e9)
+		ch <- prometheus.MustNewConstMetric(snapAgeDesc, prometheus.GaugeValue,
+			c.now().Sub(st.LastTime).Seconds())
+	}
+}
