@@ -1,9 +1,3 @@
-// Package rpc serves the kvstore.v1.KVStore gRPC API over an actor.
-//
-// Handlers validate input, stamp the time from the injected clock, turn the
-// request into an actor command and map the outcome to a gRPC status:
-// InvalidArgument for bad input, Unavailable while stopping or after a
-// storage fault, Canceled/DeadlineExceeded for the caller's context.
 package rpc
 
 import (

@@ -1,0 +1,402 @@
+package rpc
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/http/pprof"
+	"net/url"
+	"runtime/debug"
+	"strings"
+	"unicode/utf8"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	kvstorepb "kvstore/proto"
+)
+
+// HTTPOptions configures the handler NewHTTPHandler returns.
+type HTTPOptions struct {
+	// Ready reports whether the server should receive traffic: data
+	// recovered and not draining. It answers GET /readyz; pass the same
+	// condition that drives the gRPC health service so both agree. Nil means
+	// ready once the Service has its actor (see Attach).
+	Ready func() bool
+	// Pprof serves net/http/pprof under /debug/pprof/.
+	Pprof bool
+	// Metrics, when non-nil, is served at GET /metrics.
+	Metrics http.Handler
+	// Instrument, when non-nil, wraps each route's handler (metrics by
+	// route; see Metrics.HTTP). route is a pattern, never a key.
+	Instrument func(route string, h http.Handler) http.Handler
+}
+
+// keysPrefix is the escaped path under which every key lives.
+const keysPrefix = "/v1/keys/"
+
+// bodySlack is the room in a PUT body for everything but the value: the
+// field names, ttl_seconds, quotes and whitespace.
+const bodySlack = 4096
+
+// keysAllow lists the methods /v1/keys/{key} accepts (the Allow header of
+// a 405).
+const keysAllow = "GET, HEAD, PUT, DELETE"
+
+// NewHTTPHandler returns the HTTP/JSON front of svc:
+//
+//	PUT    /v1/keys/{key}  {"value": "...", "ttl_seconds": 30} → 200 {"success": true}
+//	GET    /v1/keys/{key}  → 200 {"found": true, "value": "..."} or 404 {"found": false}
+//	DELETE /v1/keys/{key}  → 200 {"success": true, "deleted": bool}
+//	GET    /healthz        → 200 ok while the process runs
+//	GET    /readyz         → 200 ok when opts.Ready says so, else 503
+//	GET    /metrics        → opts.Metrics, when set
+//	       /debug/pprof/   → net/http/pprof, when opts.Pprof
+//
+// The key API calls svc's Set, Get and Delete in-process, so its
+// validation and limits are exactly those of gRPC; a failure is a JSON
+// object {"code": "INVALID_ARGUMENT", "message": "..."} whose code is the
+// canonical gRPC code name, with the HTTP status mapped from it (see
+// httpStatus).
+//
+// The key is everything in the escaped request path after /v1/keys/,
+// percent-decoded once: "/" may appear literally or as %2F (a/b and a%2Fb
+// are the same key), and any byte may be sent percent-encoded. "?" and "#"
+// must be sent as %3F and %23: a query string is refused rather than
+// silently cutting the key short. The path is taken as sent, not cleaned,
+// so a//b and a/./b are keys of their own, but many clients remove "."
+// and ".." segments before sending; encode them (%2E) to keep them. Keys
+// must be valid UTF-8, as gRPC's proto3 strings must.
+//
+// A PUT body is a JSON object with "value" (required) and "ttl_seconds"
+// (optional, default 0: no expiry, clearing an earlier TTL); unknown
+// fields, trailing data and other content types than application/json are
+// refused. It may be at most 6×MaxValueBytes+4 KiB, which fits any valid
+// value even with every byte escaped as \u00XX, so a value over the limit
+// still gets the service's clear InvalidArgument; a larger body is 413.
+//
+// Nothing is logged per request. A panicking handler is logged with its
+// stack and answered 500 INTERNAL, as on the gRPC side.
+func NewHTTPHandler(svc *Service, opts HTTPOptions) http.Handler {
+	h := &httpHandler{
+		svc:     svc,
+		ready:   opts.Ready,
+		logger:  svc.opts.Logger,
+		maxBody: 6*int64(svc.opts.MaxValueBytes) + bodySlack,
+		mux:     http.NewServeMux(),
+	}
+	if h.ready == nil {
+		h.ready = func() bool { return svc.actor.Load() != nil }
+	}
+	instrument := opts.Instrument
+	if instrument == nil {
+		instrument = func(_ string, h http.Handler) http.Handler { return h }
+	}
+	h.mux.Handle("GET /healthz", instrument("/healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeText(w, http.StatusOK, "ok")
+	})))
+	h.mux.Handle("GET /readyz", instrument("/readyz", h.recoverPanic("GET /readyz", http.HandlerFunc(h.readyz))))
+	if opts.Metrics != nil {
+		h.mux.Handle("GET /metrics", opts.Metrics)
+	}
+	if opts.Pprof {
+		h.mux.HandleFunc("/debug/pprof/", pprof.Index)
+		h.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		h.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		h.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		h.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	// Any other /v1/ path answers in the API's JSON error shape.
+	h.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, codes.NotFound, "no such endpoint; keys live under "+keysPrefix+"{key}")
+	})
+	h.keys = instrument("/v1/keys/{key}", h.recoverPanic("/v1/keys/{key}", http.HandlerFunc(h.serveKey)))
+	return h
+}
+
+type httpHandler struct {
+	svc     *Service
+	ready   func() bool
+	logger  *slog.Logger
+	maxBody int64
+	mux     *http.ServeMux
+	keys    http.Handler
+}
+
+// ServeHTTP routes /v1/keys/ itself: ServeMux would redirect keys that
+// are not clean paths (a//b, a/./b, ".") instead of serving them.
+func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.EscapedPath(), keysPrefix) {
+		h.keys.ServeHTTP(w, r)
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+func (h *httpHandler) readyz(w http.ResponseWriter, r *http.Request) {
+	if !h.ready() {
+		writeText(w, http.StatusServiceUnavailable, "not ready")
+		return
+	}
+	writeText(w, http.StatusOK, "ok")
+}
+
+// setBody is the body of PUT /v1/keys/{key}.
+type setBody struct {
+	Value      *string `json:"value"`
+	TTLSeconds int64   `json:"ttl_seconds"`
+}
+
+func (h *httpHandler) serveKey(w http.ResponseWriter, r *http.Request) {
+	key, err := keyFromPath(r.URL)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, codes.InvalidArgument, err.Error())
+		return
+	}
+	ctx := r.Context()
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		resp, err := h.svc.Get(ctx, &kvstorepb.GetRequest{Key: key})
+		switch {
+		case err != nil:
+			writeStatus(w, err)
+		case !resp.GetFound():
+			writeJSON(w, http.StatusNotFound, struct {
+				Found bool `json:"found"`
+			}{false})
+		default:
+			writeJSON(w, http.StatusOK, struct {
+				Found bool   `json:"found"`
+				Value string `json:"value"`
+			}{true, resp.GetValue()})
+		}
+	case http.MethodPut:
+		body, bad := h.readSetBody(w, r)
+		if bad != nil {
+			writeError(w, bad.status, bad.code, bad.msg)
+			return
+		}
+		if _, err := h.svc.Set(ctx, &kvstorepb.SetRequest{Key: key, Value: *body.Value, TtlSeconds: body.TTLSeconds}); err != nil {
+			writeStatus(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, struct {
+			Success bool `json:"success"`
+		}{true})
+	case http.MethodDelete:
+		resp, err := h.svc.Delete(ctx, &kvstorepb.DeleteRequest{Key: key})
+		if err != nil {
+			writeStatus(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, struct {
+			Success bool `json:"success"`
+			Deleted bool `json:"deleted"`
+		}{true, resp.GetDeleted()})
+	default:
+		w.Header().Set("Allow", keysAllow)
+		writeError(w, http.StatusMethodNotAllowed, codes.Unimplemented,
+			fmt.Sprintf("method %s is not allowed on %s{key}; allowed: %s", r.Method, keysPrefix, keysAllow))
+	}
+}
+
+// keyFromPath returns the key named by u: the escaped path after
+// /v1/keys/, percent-decoded once.
+func keyFromPath(u *url.URL) (string, error) {
+	if u.RawQuery != "" || u.ForceQuery {
+		return "", errors.New(`query parameters are not supported; send "?" in a key as %3F`)
+	}
+	key, err := url.PathUnescape(strings.TrimPrefix(u.EscapedPath(), keysPrefix))
+	if err != nil {
+		return "", fmt.Errorf("key is not a valid percent-encoded path: %v", err)
+	}
+	if !utf8.ValidString(key) {
+		return "", errors.New("key must be valid UTF-8")
+	}
+	return key, nil
+}
+
+// badRequestBody says why a PUT body was refused.
+type badRequestBody struct {
+	status int
+	code   codes.Code
+	msg    string
+}
+
+const setBodyExample = `{"value": "...", "ttl_seconds": 30}`
+
+func isMaxBytes(err error) bool {
+	var maxErr *http.MaxBytesError
+	return errors.As(err, &maxErr)
+}
+
+// readSetBody decodes a PUT body.
+func (h *httpHandler) readSetBody(w http.ResponseWriter, r *http.Request) (setBody, *badRequestBody) {
+	var body setBody
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			return body, &badRequestBody{http.StatusUnsupportedMediaType, codes.InvalidArgument,
+				fmt.Sprintf("content type %q is not supported; send application/json", ct)}
+		}
+	}
+	tooLarge := &badRequestBody{http.StatusRequestEntityTooLarge, codes.ResourceExhausted,
+		fmt.Sprintf("request body is over the %d-byte limit (6 × --max-value-bytes + %d)", h.maxBody, bodySlack)}
+	if r.ContentLength > h.maxBody {
+		return body, tooLarge
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, h.maxBody))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(&body)
+	if err == nil {
+		// One JSON value and nothing after it but white space.
+		if _, err = dec.Token(); err == io.EOF {
+			err = nil
+		} else if err == nil || !isMaxBytes(err) {
+			err = errors.New("unexpected data after the JSON object")
+		}
+	}
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case isMaxBytes(err):
+		return body, tooLarge
+	case errors.Is(err, io.EOF):
+		return body, &badRequestBody{http.StatusBadRequest, codes.InvalidArgument,
+			"request body is empty; send a JSON object like " + setBodyExample}
+	case errors.As(err, &typeErr):
+		msg := fmt.Sprintf("request body must be a JSON object like %s, got %s", setBodyExample, typeErr.Value)
+		switch typeErr.Field {
+		case "value":
+			msg = fmt.Sprintf(`"value" must be a string, got %s`, typeErr.Value)
+		case "ttl_seconds":
+			msg = fmt.Sprintf(`"ttl_seconds" must be an integer that fits in 64 bits, got %s`, typeErr.Value)
+		}
+		return body, &badRequestBody{http.StatusBadRequest, codes.InvalidArgument, msg}
+	case err != nil:
+		return body, &badRequestBody{http.StatusBadRequest, codes.InvalidArgument,
+			"invalid JSON body: " + strings.TrimPrefix(err.Error(), "json: ")}
+	case body.Value == nil:
+		return body, &badRequestBody{http.StatusBadRequest, codes.InvalidArgument, `"value" is required`}
+	}
+	return body, nil
+}
+
+// recoverPanic turns a panic in next into 500 INTERNAL and logs it with
+// its stack, so one bad request cannot take the server down. The handlers
+// it wraps write their response only at the end, so nothing has been sent
+// yet when they panic.
+func (h *httpHandler) recoverPanic(route string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			p := recover()
+			if p == nil {
+				return
+			}
+			if p == http.ErrAbortHandler {
+				panic(p) // net/http's way to abort a response silently
+			}
+			h.logger.Error("panic in HTTP handler", "route", route, "method", r.Method, "panic", p, "stack", string(debug.Stack()))
+			writeError(w, http.StatusInternalServerError, codes.Internal, "internal error")
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// writeStatus answers with the gRPC status of err.
+func writeStatus(w http.ResponseWriter, err error) {
+	s := status.Convert(err)
+	writeError(w, httpStatus(s.Code()), s.Code(), s.Message())
+}
+
+// httpStatus maps a gRPC code to an HTTP status, as grpc-gateway and the
+// google.rpc.Code documentation do. Canceled is 499 (nginx's "client closed
+// request"): the request context ends only when the client has gone away,
+// so nobody reads the answer, but logs and metrics that wrap this handler
+// should not count it as a server failure (503) or a server timeout (408).
+func httpStatus(c codes.Code) int {
+	switch c {
+	case codes.OK:
+		return http.StatusOK
+	case codes.Canceled:
+		return 499
+	case codes.InvalidArgument, codes.FailedPrecondition, codes.OutOfRange:
+		return http.StatusBadRequest
+	case codes.DeadlineExceeded:
+		return http.StatusGatewayTimeout
+	case codes.NotFound:
+		return http.StatusNotFound
+	case codes.AlreadyExists, codes.Aborted:
+		return http.StatusConflict
+	case codes.PermissionDenied:
+		return http.StatusForbidden
+	case codes.Unauthenticated:
+		return http.StatusUnauthorized
+	case codes.ResourceExhausted:
+		return http.StatusTooManyRequests
+	case codes.Unimplemented:
+		return http.StatusNotImplemented
+	case codes.Unavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError // Unknown, Internal, DataLoss
+}
+
+// codeNames are the canonical upper-snake names of the gRPC codes
+// (google.rpc.Code), as they appear in the "code" of an error body.
+var codeNames = [...]string{
+	codes.OK:                 "OK",
+	codes.Canceled:           "CANCELLED",
+	codes.Unknown:            "UNKNOWN",
+	codes.InvalidArgument:    "INVALID_ARGUMENT",
+	codes.DeadlineExceeded:   "DEADLINE_EXCEEDED",
+	codes.NotFound:           "NOT_FOUND",
+	codes.AlreadyExists:      "ALREADY_EXISTS",
+	codes.PermissionDenied:   "PERMISSION_DENIED",
+	codes.ResourceExhausted:  "RESOURCE_EXHAUSTED",
+	codes.FailedPrecondition: "FAILED_PRECONDITION",
+	codes.Aborted:            "ABORTED",
+	codes.OutOfRange:         "OUT_OF_RANGE",
+	codes.Unimplemented:      "UNIMPLEMENTED",
+	codes.Internal:           "INTERNAL",
+	codes.Unavailable:        "UNAVAILABLE",
+	codes.DataLoss:           "DATA_LOSS",
+	codes.Unauthenticated:    "UNAUTHENTICATED",
+}
+
+func codeName(c codes.Code) string {
+	if int(c) < len(codeNames) {
+		return codeNames[c]
+	}
+	return "UNKNOWN"
+}
+
+// httpError is the body of every failed API request.
+type httpError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func writeError(w http.ResponseWriter, httpStatus int, c codes.Code, msg string) {
+	writeJSON(w, httpStatus, httpError{Code: codeName(c), Message: msg})
+}
+
+func writeJSON(w http.ResponseWriter, httpStatus int, v any) {
+	b, _ := json.Marshal(v) // plain structs of strings and bools: cannot fail
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(httpStatus)
+	w.Write(append(b, '\n')) // an error means the client has gone; nothing to do
+}
+
+func writeText(w http.ResponseWriter, httpStatus int, s string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(httpStatus)
+	io.WriteString(w, s)
+}
