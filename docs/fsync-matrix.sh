@@ -12,7 +12,7 @@ printf "%-9s %7s %9s %9s %9s %14s\n" policy clients "ops/s" p50 p99 "fsyncs/writ
 for policy in always everysec no; do
   for clients in 1 16 64; do
     dir=$(mktemp -d)
-    bin/kvstore-server --listen 127.0.0.1:$port --data-dir "$dir" --fsync $policy \
+    bin/kvstore-server --listen 127.0.0.1:$port --http-listen "" --data-dir "$dir" --fsync $policy \
       --no-final-snapshot >/dev/null 2>"$dir.log" &
     pid=$!
     until grep -q serving "$dir.log" 2>/dev/null; do

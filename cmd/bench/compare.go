@@ -334,7 +334,8 @@ func childServers(ctx context.Context, cfg config, stderr io.Writer) (servers []
 			os.RemoveAll(dataDir)
 			return "", nil, err
 		}
-		args := append([]string{"--listen", addr, "--data-dir", dataDir}, serverArgs...)
+		// Only gRPC is compared: no HTTP listener to collide with.
+		args := append([]string{"--listen", addr, "--http-listen", "", "--data-dir", dataDir}, serverArgs...)
 		stop, err := startChild(ctx, "kvstore-server", bin, args, addr)
 		if err != nil {
 			os.RemoveAll(dataDir)

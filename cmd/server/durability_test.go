@@ -23,7 +23,7 @@ func runMain(t *testing.T, dir string, mock *clock.Mock, args ...string) (*Main,
 	m.Stdout = &strings.Builder{}
 	m.Logger = slog.New(slog.DiscardHandler)
 	m.Clock = mock
-	if err := m.ParseFlags(append([]string{"--listen", "127.0.0.1:0", "--data-dir", dir}, args...), noEnv); err != nil {
+	if err := m.ParseFlags(append([]string{"--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--data-dir", dir}, args...), noEnv); err != nil {
 		t.Fatal(err)
 	}
 	errc := make(chan error, 1)
@@ -50,7 +50,7 @@ func runMainFailing(t *testing.T, dir string) (string, error) {
 	var stdout strings.Builder
 	m.Stdout = &stdout
 	m.Logger = slog.New(slog.DiscardHandler)
-	if err := m.ParseFlags([]string{"--listen", "127.0.0.1:0", "--data-dir", dir}, noEnv); err != nil {
+	if err := m.ParseFlags([]string{"--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--data-dir", dir}, noEnv); err != nil {
 		t.Fatal(err)
 	}
 	err := m.Run(context.Background())

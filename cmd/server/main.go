@@ -74,6 +74,11 @@ type Config struct {
 	ConfigFile  string
 	LogFormat   string
 	PrintConfig bool
+
+	// HTTPListen is the HTTP (REST, health, metrics) address; empty
+	// disables it. Pprof serves /debug/pprof/ there.
+	HTTPListen string
+	Pprof      bool
 }
 
 // Main is the server process: ParseFlags, then Run until a signal, ctx, or
@@ -93,6 +98,7 @@ type Main struct {
 	ready    chan struct{}
 	done     chan struct{}
 	addr     net.Addr
+	httpAddr net.Addr
 }
 
 // NewMain returns a Main with default configuration, writing the banner to
@@ -121,6 +127,8 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log `format`: text or json")
 	fs.StringVar(&c.Listen, "listen", "localhost:50051", "`address` to serve gRPC on")
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "`directory` for the data files, created if missing")
+	fs.StringVar(&c.HTTPListen, "http-listen", "localhost:8080", "`address` for HTTP: REST API under /v1/keys/, /healthz, /readyz, /metrics (empty disables)")
+	fs.BoolVar(&c.Pprof, "pprof", false, "serve /debug/pprof/ on the HTTP listener")
 	fs.DurationVar(&c.ExpireInterval, "expire-interval", actor.DefaultExpireInterval, "how often active expiry removes expired keys")
 	fs.IntVar(&c.MaxKeyBytes, "max-key-bytes", rpc.DefaultMaxKeyBytes, "largest accepted key, in `bytes`")
 	fs.IntVar(&c.MaxValueBytes, "max-value-bytes", rpc.DefaultMaxValueBytes, "largest accepted value, in `bytes`")
@@ -230,8 +238,13 @@ func (c *Config) validate() error {
 // Ready is closed once the server accepts requests and reports SERVING.
 func (m *Main) Ready() <-chan struct{} { return m.ready }
 
-// Addr is the address the server listens on; valid once Ready is closed.
+// Addr is the address the gRPC server listens on; valid once Ready is
+// closed.
 func (m *Main) Addr() net.Addr { return m.addr }
+
+// HTTPAddr is the address of the HTTP listener, nil without one; valid
+// once Ready is closed.
+func (m *Main) HTTPAddr() net.Addr { return m.httpAddr }
 
 // Run starts the server and blocks until it has shut down in order after
 // SIGINT/SIGTERM, ctx's end or Close. A clean shutdown returns nil. A
@@ -253,31 +266,32 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	_, port, _ := net.SplitHostPort(c.Listen)
 	fmt.Fprintf(m.Stdout, "gRPC server starting on port %s...\n", port)
-	lis, err := net.Listen("tcp", c.Listen)
-	if err != nil {
-		lock.release()
-		return fmt.Errorf("listen on %s: %w", c.Listen, err)
-	}
-	m.addr = lis.Addr()
+	metrics := rpc.NewMetrics()
 	svc := rpc.NewService(nil, rpc.Options{
 		MaxKeyBytes:   c.MaxKeyBytes,
 		MaxValueBytes: c.MaxValueBytes,
 		Clock:         m.Clock,
 		Logger:        log,
 	})
-	srv := rpc.NewServer(svc)
+	fr, err := listenFronts(c, svc, metrics, c.Pprof)
+	if err != nil {
+		lock.release()
+		return err
+	}
+	m.addr = fr.grpcLis.Addr()
+	if fr.httpLis != nil {
+		m.httpAddr = fr.httpLis.Addr()
+	}
 	// Serving starts before recovery so health checks get an answer
 	// (NOT_SERVING) while the data loads; KVStore calls are Unavailable
 	// until the actor is attached.
-	servec := make(chan error, 1)
-	go func() { servec <- srv.Serve(lis) }()
+	fr.serve()
 	abort := func(err error) error {
-		srv.Stop()
-		<-servec
+		fr.stop()
 		return err
 	}
 
-	st, err := openStorage(lock, c, m.Clock, log)
+	st, err := openStorage(lock, c, m.Clock, log, metrics)
 	if err != nil {
 		return abort(err)
 	}
@@ -287,21 +301,23 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Log:            st.log,
 		Clock:          m.Clock,
 		ExpireInterval: c.ExpireInterval,
+		ObserveBatch:   metrics.ObserveBatch,
 	})
 	st.state = nil // the actor owns it now
-	snaps, err := st.snapshotter(a, c, m.Clock, log)
+	snaps, err := st.snapshotter(a, c, m.Clock, log, metrics)
 	if err != nil {
 		a.Stop()
 		st.close(log)
 		return abort(err)
 	}
+	metrics.Attach(a, st.log, snaps)
 	svc.Attach(a)
-	srv.SetServing()
+	fr.grpc.SetServing()
 
-	realPort := strconv.Itoa(lis.Addr().(*net.TCPAddr).Port)
+	realPort := strconv.Itoa(m.addr.(*net.TCPAddr).Port)
 	fmt.Fprintf(m.Stdout, "Key-Value Store gRPC server is running on port %s\n", realPort)
 	fmt.Fprintf(m.Stdout, "Press Ctrl+C to stop the server\n")
-	log.Info("serving", "addr", lis.Addr().String(), "data_dir", c.DataDir, "fsync", c.Fsync.String())
+	log.Info("serving", "grpc", m.addr.String(), "http", c.HTTPListen, "data_dir", c.DataDir, "fsync", c.Fsync.String())
 	close(m.ready)
 
 	// Interrupts run in the order added, each returning once its
@@ -320,13 +336,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		})
 	}
 	{
-		g.Add(func() error {
-			return <-servec
-		}, func(error) {
+		g.Add(fr.wait, func(error) {
 			log.Info("shutting down: draining in-flight requests", "grace", c.ShutdownGrace)
 			ctx, cancel := m.Clock.WithTimeout(context.Background(), c.ShutdownGrace)
 			defer cancel()
-			srv.Shutdown(ctx)
+			fr.shutdown(ctx)
 		})
 	}
 	{

@@ -43,7 +43,7 @@ func MustRunMain(tb testing.TB, args ...string) (*Main, *bytes.Buffer) {
 	var stdout bytes.Buffer
 	m.Stdout = &stdout
 	m.Logger = slog.New(slog.DiscardHandler)
-	args = append([]string{"--listen", "127.0.0.1:0", "--data-dir", tb.TempDir()}, args...)
+	args = append([]string{"--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--data-dir", tb.TempDir()}, args...)
 	if err := m.ParseFlags(args, noEnv); err != nil {
 		tb.Fatal(err)
 	}
@@ -188,7 +188,7 @@ var portLine = regexp.MustCompile(`running on port (\d+)`)
 
 func startBinary(tb testing.TB, args ...string) *serverProcess {
 	tb.Helper()
-	cmd := exec.Command(serverBinary(tb), append([]string{"--listen", "127.0.0.1:0"}, args...)...)
+	cmd := exec.Command(serverBinary(tb), append([]string{"--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"}, args...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		tb.Fatal(err)

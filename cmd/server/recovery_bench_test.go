@@ -10,6 +10,7 @@ import (
 	"github.com/benbjohnson/clock"
 
 	"kvstore/actor"
+	"kvstore/rpc"
 	"kvstore/snap"
 	"kvstore/wal"
 )
@@ -63,7 +64,7 @@ func BenchmarkRecovery(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		s, err := openStorage(lock, c, clock.New(), quiet)
+		s, err := openStorage(lock, c, clock.New(), quiet, rpc.NewMetrics())
 		if err != nil {
 			b.Fatal(err)
 		}

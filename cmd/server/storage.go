@@ -11,6 +11,7 @@ import (
 	"github.com/benbjohnson/clock"
 
 	"kvstore/actor"
+	"kvstore/rpc"
 	"kvstore/snap"
 	"kvstore/wal"
 )
@@ -31,7 +32,7 @@ func snapDir(dataDir string) string { return filepath.Join(dataDir, "snap") }
 // the newest snapshot that validates, then every log record after it, in
 // order. The caller starts the actor on the result and only then reports
 // SERVING. The storage takes over the lock, also on failure.
-func openStorage(lock *dirLock, c Config, clk clock.Clock, log *slog.Logger) (st *storage, err error) {
+func openStorage(lock *dirLock, c Config, clk clock.Clock, log *slog.Logger, metrics *rpc.Metrics) (st *storage, err error) {
 	defer func() {
 		if err != nil {
 			lock.release()
@@ -55,6 +56,8 @@ func openStorage(lock *dirLock, c Config, clk clock.Clock, log *slog.Logger) (st
 		Dir:          walDir(c.DataDir),
 		Fsync:        c.Fsync,
 		SegmentBytes: c.SegmentBytes,
+		ObserveSync:  metrics.ObserveSync,
+		ObserveGroup: metrics.ObserveGroup,
 		Clock:        clk,
 		Logger:       log,
 	})
@@ -71,26 +74,29 @@ func openStorage(lock *dirLock, c Config, clk clock.Clock, log *slog.Logger) (st
 	}
 	seq := max(info.Seq, last)
 	wlog.Start(seq + 1)
+	took := time.Since(start)
+	metrics.SetRecoveryDuration(took)
 	log.Info("recovered",
 		"snapshot_seq", info.Seq, "snapshot_keys", snapKeys,
 		"log_records", last-min(last, info.Seq), "keys", state.Len(), "seq", seq,
-		"took", time.Since(start).Round(time.Microsecond))
+		"took", took.Round(time.Microsecond))
 
 	return &storage{lock: lock, state: state, seq: seq, log: wlog}, nil
 }
 
 // snapshotter returns the snapshot goroutine's logic for a running actor.
-func (s *storage) snapshotter(a *actor.Actor, c Config, clk clock.Clock, log *slog.Logger) (*snap.Snapshotter, error) {
+func (s *storage) snapshotter(a *actor.Actor, c Config, clk clock.Clock, log *slog.Logger, metrics *rpc.Metrics) (*snap.Snapshotter, error) {
 	return snap.NewSnapshotter(snap.SnapshotterConfig{
 		Dir: snapDir(c.DataDir),
 		Freeze: func(ctx context.Context) (snap.Source, uint64, error) {
 			v, seq, err := a.Snapshot(ctx)
 			return v, seq, err
 		},
-		Release:  s.log.Release,
-		Clock:    clk,
-		Interval: c.SnapshotInterval,
-		Logger:   log,
+		Release:         s.log.Release,
+		Clock:           clk,
+		Interval:        c.SnapshotInterval,
+		ObserveDuration: metrics.ObserveSnapshot,
+		Logger:          log,
 	})
 }
 

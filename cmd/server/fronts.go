@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"kvstore/rpc"
+)
+
+// fronts are the server's listeners: gRPC always, HTTP (REST, health,
+// metrics) unless --http-listen is empty. They serve from before recovery,
+// so health checks get NOT_SERVING / 503 answers while the data loads, and
+// they drain together at shutdown.
+type fronts struct {
+	grpc     *rpc.Server
+	grpcLis  net.Listener
+	http     *http.Server // nil without --http-listen
+	httpLis  net.Listener
+	errc     chan error // each Serve's return
+	running  int
+	stopOnce sync.Once
+}
+
+// listenFronts claims both addresses; nothing is served until serve.
+func listenFronts(c Config, svc *rpc.Service, metrics *rpc.Metrics, pprof bool) (*fronts, error) {
+	f := &fronts{grpc: rpc.NewServer(svc, metrics.UnaryInterceptor())}
+	var err error
+	if f.grpcLis, err = net.Listen("tcp", c.Listen); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", c.Listen, err)
+	}
+	if c.HTTPListen == "" {
+		return f, nil
+	}
+	if f.httpLis, err = net.Listen("tcp", c.HTTPListen); err != nil {
+		f.grpcLis.Close()
+		return nil, fmt.Errorf("listen on %s (--http-listen): %w", c.HTTPListen, err)
+	}
+	f.http = &http.Server{
+		Handler: rpc.NewHTTPHandler(svc, rpc.HTTPOptions{
+			Ready:      f.grpc.Ready,
+			Pprof:      pprof,
+			Metrics:    metrics.Handler(),
+			Instrument: metrics.HTTP,
+		}),
+		// A slow or silent client must not pin a connection forever.
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	return f, nil
+}
+
+// serve starts serving on every listener.
+func (f *fronts) serve() {
+	f.errc = make(chan error, 2)
+	f.running = 1
+	go func() { f.errc <- f.grpc.Serve(f.grpcLis) }()
+	if f.http != nil {
+		f.running++
+		go func() {
+			err := f.http.Serve(f.httpLis)
+			if errors.Is(err, http.ErrServerClosed) {
+				err = nil
+			}
+			f.errc <- err
+		}()
+	}
+}
+
+// wait returns when the first front stops serving, with its error.
+func (f *fronts) wait() error { return <-f.errc }
+
+// shutdown marks the server NOT_SERVING, stops accepting and drains
+// in-flight requests on both fronts until ctx ends, then cancels the rest.
+// It returns once every Serve has returned.
+func (f *fronts) shutdown(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		f.grpc.Shutdown(ctx)
+	}()
+	if f.http != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f.http.Shutdown(ctx); err != nil {
+				f.http.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	f.drain()
+}
+
+// stop closes everything at once: for a server that fails to start.
+func (f *fronts) stop() {
+	f.grpc.Stop()
+	if f.http != nil {
+		f.http.Close()
+	}
+	f.drain()
+}
+
+// drain waits for the Serve goroutines that have not reported yet; wait
+// may have taken one report already.
+func (f *fronts) drain() {
+	f.stopOnce.Do(func() {
+		for range f.running - 1 {
+			<-f.errc
+		}
+	})
+}
