@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/benbjohnson/clock"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -31,7 +32,8 @@ import (
 // run on the request goroutines.
 type Metrics struct {
 	reg *prometheus.Registry
-	// now is the clock the snapshot age is computed with; tests set it.
+	// now is the clock the snapshot age is computed with: the one the
+	// snapshotter stamps its times with.
 	now func() time.Time
 
 	grpcRequests *prometheus.CounterVec
@@ -61,11 +63,15 @@ var latencyBuckets = []float64{
 
 // NewMetrics returns Metrics with its own registry, holding the Go runtime
 // and process collectors and every kvstore metric that does not need
-// Attach.
-func NewMetrics() *Metrics {
+// Attach. clk (nil: the real clock) must be the snapshotter's, since the
+// snapshot age is measured against the times it records.
+func NewMetrics(clk clock.Clock) *Metrics {
+	if clk == nil {
+		clk = clock.New()
+	}
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
-		now: time.Now,
+		now: clk.Now,
 		grpcRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kvstore_grpc_requests_total",
 			Help: "gRPC requests completed, by service, method and status code.",

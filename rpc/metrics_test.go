@@ -100,7 +100,7 @@ func histogram(t *testing.T, fams map[string]*dto.MetricFamily, name string, lab
 // TestMetrics drives a real actor, log, snapshotter and gRPC server through
 // the hooks and the interceptor, then checks the scraped exposition.
 func TestMetrics(t *testing.T) {
-	m := NewMetrics()
+	m := NewMetrics(nil)
 	mock := clock.NewMock()
 	mock.Set(time.Unix(1_700_000_000, 0))
 	m.now = mock.Now
@@ -302,7 +302,7 @@ func TestMetrics(t *testing.T) {
 // TestMetricsInterceptorCodes: errors that are not statuses count as
 // Unknown, and the method name is split into service and method.
 func TestMetricsInterceptorCodes(t *testing.T) {
-	m := NewMetrics()
+	m := NewMetrics(nil)
 	intercept := m.UnaryInterceptor()
 	info := &grpc.UnaryServerInfo{FullMethod: "/pkg.Svc/Do"}
 	fail := func(context.Context, any) (any, error) { return nil, errors.New("boom") }

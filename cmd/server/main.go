@@ -266,7 +266,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	_, port, _ := net.SplitHostPort(c.Listen)
 	fmt.Fprintf(m.Stdout, "gRPC server starting on port %s...\n", port)
-	metrics := rpc.NewMetrics()
+	metrics := rpc.NewMetrics(m.Clock)
 	svc := rpc.NewService(nil, rpc.Options{
 		MaxKeyBytes:   c.MaxKeyBytes,
 		MaxValueBytes: c.MaxValueBytes,

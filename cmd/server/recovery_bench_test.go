@@ -64,7 +64,7 @@ func BenchmarkRecovery(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		s, err := openStorage(lock, c, clock.New(), quiet, rpc.NewMetrics())
+		s, err := openStorage(lock, c, clock.New(), quiet, rpc.NewMetrics(nil))
 		if err != nil {
 			b.Fatal(err)
 		}
