@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -118,5 +119,27 @@ func TestPrintConfigRoundTrips(t *testing.T) {
 	m.Config.PrintConfig, m2.Config.ConfigFile = false, ""
 	if m.Config != m2.Config {
 		t.Fatalf("round trip changed the config:\n%+v\n%+v", m.Config, m2.Config)
+	}
+}
+
+func TestLogFormat(t *testing.T) {
+	for _, tt := range []struct{ format, want string }{
+		{"json", `"msg":"hello"`},
+		{"text", `msg=hello`},
+	} {
+		var b strings.Builder
+		newLogger(&b, Config{LogFormat: tt.format}).Info("hello")
+		if !strings.Contains(b.String(), tt.want) {
+			t.Errorf("--log-format %s wrote %q; want it to contain %q", tt.format, b.String(), tt.want)
+		}
+	}
+	var b strings.Builder
+	newLogger(&b, Config{LogFormat: "text", LogLevel: slog.LevelWarn}).Info("quiet")
+	if b.Len() != 0 {
+		t.Errorf("info logged at --log-level warn: %q", b.String())
+	}
+	m := NewMain()
+	if err := m.ParseFlags([]string{"--log-format", "xml"}, noEnv); err == nil || !strings.Contains(err.Error(), "--log-format") {
+		t.Fatalf("bad --log-format: %v", err)
 	}
 }
