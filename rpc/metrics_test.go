@@ -130,7 +130,7 @@ func TestMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := NewServer(NewService(a, Options{Clock: mock}), m.UnaryInterceptor())
+	srv := NewServer(NewService(a, Options{Clock: mock}), ServerOptions{Unary: []grpc.UnaryServerInterceptor{m.UnaryInterceptor()}})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

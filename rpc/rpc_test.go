@@ -40,7 +40,7 @@ func startServer(tb testing.TB, cfg actor.Config, opts Options) *testServer {
 	cfg.ExpireInterval = -1
 	a := actor.New(cfg)
 	opts.Clock = mock
-	srv := NewServer(NewService(a, opts))
+	srv := NewServer(NewService(a, opts), ServerOptions{})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)

@@ -2,8 +2,10 @@ package rpc
 
 import (
 	"context"
+	"crypto/tls"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -11,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"slices"
 	"sync/atomic"
 
 	kvstorepb "kvstore/proto"
@@ -36,18 +39,33 @@ type Server struct {
 	serving atomic.Bool
 }
 
+// ServerOptions configures NewServer. The zero value serves plaintext with
+// only panic recovery.
+type ServerOptions struct {
+	// Unary and Stream interceptors run in order, outside the panic
+	// recovery: metrics first, so refused calls are counted, then auth.
+	Unary  []grpc.UnaryServerInterceptor
+	Stream []grpc.StreamServerInterceptor
+	// TLS, when set, serves gRPC over TLS (see ServerTLS.Config).
+	TLS *tls.Config
+}
+
 // NewServer returns a Server for svc. Its largest accepted message fits the
 // biggest valid Set, so a value just over the limit gets a clear
 // InvalidArgument from the service rather than a transport error.
-// interceptors (metrics, say) run outside the panic recovery.
-func NewServer(svc *Service, interceptors ...grpc.UnaryServerInterceptor) *Server {
+func NewServer(svc *Service, opts ServerOptions) *Server {
 	s := &Server{health: health.NewServer(), logger: svc.opts.Logger}
 	maxMsg := svc.opts.MaxKeyBytes + svc.opts.MaxValueBytes + 1024
-	s.grpc = grpc.NewServer(
+	grpcOpts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(maxMsg),
 		grpc.NumStreamWorkers(streamWorkers),
-		grpc.ChainUnaryInterceptor(append(interceptors, s.recoverPanic)...),
-	)
+		grpc.ChainUnaryInterceptor(append(slices.Clone(opts.Unary), s.recoverPanic)...),
+		grpc.ChainStreamInterceptor(opts.Stream...),
+	}
+	if opts.TLS != nil {
+		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(opts.TLS)))
+	}
+	s.grpc = grpc.NewServer(grpcOpts...)
 	kvstorepb.RegisterKVStoreServer(s.grpc, svc)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
