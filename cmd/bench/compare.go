@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	kvstorepb "kvstore/proto"
+	"kvstore/rpc"
 )
 
 // benchServer is one of the servers --compare measures. start brings up a
@@ -189,7 +190,7 @@ func measure(ctx context.Context, cfg config, srv benchServer) (r compareRun, er
 			err = stopErr
 		}
 	}()
-	p, err := dialPool(ctx, addr, cfg.Conns, cfg.Timeout, cfg.ValueSize)
+	p, err := dialPool(ctx, addr, cfg.Conns, cfg.Timeout, cfg.ValueSize, rpc.ClientOptions{})
 	if err != nil {
 		return r, err
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"kvstore/actor"
+	"kvstore/rpc"
 )
 
 // Exit codes.
@@ -50,6 +51,9 @@ type config struct {
 	Progress    time.Duration
 	JSON        bool
 	Inproc      bool
+
+	// Client is how to reach --addr: TLS and a bearer token.
+	Client rpc.ClientOptions
 
 	ServeBaseline string
 
@@ -125,6 +129,11 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (co
 	fs := flag.NewFlagSet("kvstore-bench", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&c.Addr, "addr", "localhost:50051", "server `address`")
+	fs.StringVar(&c.Client.TLS.CAFile, "tls-ca", "", "PEM CA `file` to verify the server with (turns TLS on; default: system roots)")
+	fs.StringVar(&c.Client.TLS.CertFile, "tls-cert", "", "PEM client certificate `file`, for servers that require one (mTLS)")
+	fs.StringVar(&c.Client.TLS.KeyFile, "tls-key", "", "PEM private key `file` of --tls-cert")
+	fs.StringVar(&c.Client.TLS.ServerName, "tls-server-name", "", "`name` to verify the server certificate against (default: the host of --addr)")
+	fs.StringVar(&c.Client.Token, "token", "", "bearer `token` for servers started with --auth-file")
 	fs.IntVar(&c.Clients, "clients", 50, "concurrent clients, each with one request in flight (open loop: the most requests in flight)")
 	fs.IntVar(&c.Conns, "conns", 4, "gRPC connections the clients share, each call taking the next; one HTTP/2\nconnection would cap the load at what its single TCP stream carries")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "how long to run (per run in --compare); excludes --requests")
@@ -295,7 +304,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		defer a.Stop()
 		return bench(ctx, cfg, actorTarget{a}, stdout, stderr)
 	}
-	p, err := dialPool(ctx, cfg.Addr, cfg.Conns, cfg.Timeout, cfg.ValueSize)
+	p, err := dialPool(ctx, cfg.Addr, cfg.Conns, cfg.Timeout, cfg.ValueSize, cfg.Client)
 	if err != nil {
 		fmt.Fprintf(stderr, "kvstore-bench: %v\n", err)
 		return exitFailed

@@ -9,11 +9,11 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"kvstore/actor"
 	kvstorepb "kvstore/proto"
+	"kvstore/rpc"
 )
 
 // grpcPool is the gRPC target: a few connections shared by all clients,
@@ -37,14 +37,17 @@ type grpcPool struct {
 // dialPool connects n connections to addr and waits, up to timeout, until
 // each has answered a Get, so that a server that is not up is reported
 // before the run rather than as errors of the run.
-func dialPool(ctx context.Context, addr string, n int, timeout time.Duration, valueSize int) (*grpcPool, error) {
+func dialPool(ctx context.Context, addr string, n int, timeout time.Duration, valueSize int, co rpc.ClientOptions) (*grpcPool, error) {
 	p := &grpcPool{timeout: timeout}
+	dial, err := rpc.DialOptions(co)
+	if err != nil {
+		return nil, err
+	}
 	// A Get returns a whole value: make room beyond grpc's 4 MiB default.
 	recv := max(4<<20, valueSize+64<<10)
+	dial = append(dial, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(recv)))
 	for range n {
-		conn, err := grpc.NewClient(addr,
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(recv)))
+		conn, err := grpc.NewClient(addr, dial...)
 		if err != nil {
 			p.Close()
 			return nil, fmt.Errorf("connect to %s: %w", addr, err)

@@ -15,13 +15,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	kvstorepb "kvstore/proto"
+	"kvstore/rpc"
 )
 
 // Exit codes.
@@ -46,6 +47,20 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		addr = "localhost:50051"
 	}
 	fs.StringVar(&addr, "addr", addr, "server `address` (env KVSTORE_ADDR)")
+	var co rpc.ClientOptions
+	for _, f := range []struct {
+		v          *string
+		name, help string
+	}{
+		{&co.TLS.CAFile, "tls-ca", "PEM CA `file` to verify the server with (turns TLS on; default: system roots)"},
+		{&co.TLS.CertFile, "tls-cert", "PEM client certificate `file`, for servers that require one (mTLS)"},
+		{&co.TLS.KeyFile, "tls-key", "PEM private key `file` of --tls-cert"},
+		{&co.TLS.ServerName, "tls-server-name", "`name` to verify the server certificate against (default: the host of --addr)"},
+		{&co.Token, "token", "bearer `token` for servers started with --auth-file"},
+	} {
+		env := "KVSTORE_" + strings.ToUpper(strings.ReplaceAll(f.name, "-", "_"))
+		fs.StringVar(f.v, f.name, getenv(env), f.help+" (env "+env+")")
+	}
 	timeout := fs.Duration("timeout", 5*time.Second, "deadline for each request")
 	ttl := fs.Duration("ttl", 0, "with set: expire the key after this long (whole seconds, e.g. 30s)")
 
@@ -69,7 +84,11 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return fail(stderr, usageError{fmt.Errorf("--ttl must be a non-negative whole number of seconds, got %v", *ttl)})
 	}
 
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	dial, err := rpc.DialOptions(co)
+	if err != nil {
+		return fail(stderr, usageError{err})
+	}
+	conn, err := grpc.NewClient(addr, dial...)
 	if err != nil {
 		return fail(stderr, err)
 	}

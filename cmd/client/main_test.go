@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"go.uber.org/goleak"
+	"google.golang.org/grpc"
 
 	"kvstore/actor"
 	"kvstore/rpc"
@@ -19,7 +22,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 func startServer(t *testing.T) string {
 	t.Helper()
 	a := actor.New(actor.Config{ExpireInterval: -1})
-	srv := rpc.NewServer(rpc.NewService(a, rpc.Options{}))
+	srv := rpc.NewServer(rpc.NewService(a, rpc.Options{}), rpc.ServerOptions{})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -110,5 +113,53 @@ func TestUnreachableServerIsAnError(t *testing.T) {
 	code, _, errOut := runClient(t, addr, "--timeout", "2s", "get", "k")
 	if code != 2 || !strings.Contains(errOut, "Unavailable") {
 		t.Fatalf("exit %d, stderr %q; want 2 and Unavailable", code, errOut)
+	}
+}
+
+func TestTokenFlag(t *testing.T) {
+	token, line, err := rpc.NewToken(rpc.RoleWrite, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(path, []byte(line+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	auth, err := rpc.LoadAuth(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := actor.New(actor.Config{ExpireInterval: -1})
+	srv := rpc.NewServer(rpc.NewService(a, rpc.Options{}), rpc.ServerOptions{
+		Unary: []grpc.UnaryServerInterceptor{auth.UnaryInterceptor()},
+	})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() {
+		srv.Serve(lis)
+		close(served)
+	}()
+	defer func() {
+		srv.Shutdown(context.Background())
+		<-served
+		a.Stop()
+	}()
+	addr := lis.Addr().String()
+	if code, _, errOut := runClient(t, addr, "set", "k", "v"); code != 2 || !strings.Contains(errOut, "Unauthenticated") {
+		t.Fatalf("without a token: exit %d, %q; want 2 and Unauthenticated", code, errOut)
+	}
+	if code, _, errOut := runClient(t, addr, "--token", token, "set", "k", "v"); code != 0 {
+		t.Fatalf("with --token: exit %d, %q", code, errOut)
+	}
+	var out, errOut bytes.Buffer
+	env := map[string]string{"KVSTORE_TOKEN": token}
+	if code := run([]string{"--addr", addr, "get", "k"}, func(k string) string { return env[k] }, &out, &errOut); code != 0 || out.String() != "v\n" {
+		t.Fatalf("with KVSTORE_TOKEN: exit %d, %q %q", code, out.String(), errOut.String())
+	}
+	if code, _, errOut := runClient(t, addr, "--tls-ca", "/nonexistent.pem", "get", "k"); code != 2 || !strings.Contains(errOut, "nonexistent.pem") {
+		t.Fatalf("bad --tls-ca: exit %d, %q", code, errOut)
 	}
 }

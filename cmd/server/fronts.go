@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
 	"time"
+
+	"google.golang.org/grpc"
 
 	"kvstore/rpc"
 )
@@ -21,14 +24,63 @@ type fronts struct {
 	grpcLis  net.Listener
 	http     *http.Server // nil without --http-listen
 	httpLis  net.Listener
+	tls      bool       // serve HTTP over TLS (gRPC has its credentials)
 	errc     chan error // each Serve's return
 	running  int
 	stopOnce sync.Once
 }
 
+// security is what guards both fronts: TLS (nil: plaintext) and token
+// auth (nil: off). Both reload on SIGHUP.
+type security struct {
+	tls  *rpc.ServerTLS
+	auth *rpc.Auth
+}
+
+// loadSecurity reads the TLS files and the token file the config names.
+func loadSecurity(c Config) (security, error) {
+	var sec security
+	var err error
+	if sec.tls, err = rpc.NewServerTLS(c.TLSCert, c.TLSKey, c.TLSClientCA); err != nil {
+		return sec, err
+	}
+	if c.AuthFile != "" {
+		if sec.auth, err = rpc.LoadAuth(c.AuthFile); err != nil {
+			return sec, err
+		}
+	}
+	return sec, nil
+}
+
+// reload re-reads the certificates and the tokens; a file that fails
+// keeps the old one in force.
+func (sec security) reload(log *slog.Logger) {
+	if sec.tls != nil {
+		if err := sec.tls.Reload(); err != nil {
+			log.Error("TLS reload failed; keeping the old certificate", "err", err)
+		} else {
+			cert := sec.tls.Certificate()
+			log.Info("TLS certificate reloaded", "serial", cert.SerialNumber.String(), "not_after", cert.NotAfter)
+		}
+	}
+	if sec.auth != nil {
+		if err := sec.auth.Reload(); err != nil {
+			log.Error("auth file reload failed; keeping the old tokens", "err", err)
+		} else {
+			log.Info("auth file reloaded", "tokens", sec.auth.Tokens())
+		}
+	}
+}
+
 // listenFronts claims both addresses; nothing is served until serve.
-func listenFronts(c Config, svc *rpc.Service, metrics *rpc.Metrics, pprof bool) (*fronts, error) {
-	f := &fronts{grpc: rpc.NewServer(svc, metrics.UnaryInterceptor())}
+func listenFronts(c Config, svc *rpc.Service, metrics *rpc.Metrics, sec security) (*fronts, error) {
+	f := &fronts{grpc: rpc.NewServer(svc, rpc.ServerOptions{
+		// Metrics first, so calls auth refuses are counted too.
+		Unary:  []grpc.UnaryServerInterceptor{metrics.UnaryInterceptor(), sec.auth.UnaryInterceptor()},
+		Stream: []grpc.StreamServerInterceptor{sec.auth.StreamInterceptor()},
+		TLS:    sec.tls.Config(),
+	})}
+	f.tls = sec.tls != nil
 	var err error
 	if f.grpcLis, err = net.Listen("tcp", c.Listen); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", c.Listen, err)
@@ -40,13 +92,15 @@ func listenFronts(c Config, svc *rpc.Service, metrics *rpc.Metrics, pprof bool) 
 		f.grpcLis.Close()
 		return nil, fmt.Errorf("listen on %s (--http-listen): %w", c.HTTPListen, err)
 	}
+	handler := rpc.NewHTTPHandler(svc, rpc.HTTPOptions{
+		Ready:      f.grpc.Ready,
+		Pprof:      c.Pprof,
+		Metrics:    metrics.Handler(),
+		Instrument: metrics.HTTP,
+	})
 	f.http = &http.Server{
-		Handler: rpc.NewHTTPHandler(svc, rpc.HTTPOptions{
-			Ready:      f.grpc.Ready,
-			Pprof:      pprof,
-			Metrics:    metrics.Handler(),
-			Instrument: metrics.HTTP,
-		}),
+		Handler:   sec.auth.HTTP(handler, c.MetricsOpen),
+		TLSConfig: sec.tls.Config(),
 		// A slow or silent client must not pin a connection forever.
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -62,7 +116,12 @@ func (f *fronts) serve() {
 	if f.http != nil {
 		f.running++
 		go func() {
-			err := f.http.Serve(f.httpLis)
+			var err error
+			if f.tls {
+				err = f.http.ServeTLS(f.httpLis, "", "") // certificates come from TLSConfig
+			} else {
+				err = f.http.Serve(f.httpLis)
+			}
 			if errors.Is(err, http.ErrServerClosed) {
 				err = nil
 			}

@@ -2,7 +2,8 @@
 //
 // Every flag has an environment variable (--listen is KVSTORE_LISTEN);
 // flags win over the environment. Run with --help for the list.
-// `kvstore-server aof dump|check [--fix]` inspects and repairs the log.
+// `kvstore-server aof dump|check [--fix]` inspects and repairs the log;
+// `kvstore-server token new --role ROLE` makes an API token.
 package main
 
 import (
@@ -14,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,6 +35,9 @@ import (
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "aof" {
 		os.Exit(runAOF(os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "token" {
+		os.Exit(runToken(os.Args[2:], os.Stdout, os.Stderr))
 	}
 	m := NewMain()
 	if err := m.ParseFlags(os.Args[1:], os.Getenv); err != nil {
@@ -79,6 +84,13 @@ type Config struct {
 	// disables it. Pprof serves /debug/pprof/ there.
 	HTTPListen string
 	Pprof      bool
+
+	// Security: TLS files, the token file, and the switches of protected
+	// mode and of /metrics without a token.
+	TLSCert, TLSKey, TLSClientCA string
+	AuthFile                     string
+	MetricsOpen                  bool
+	Insecure                     bool
 }
 
 // Main is the server process: ParseFlags, then Run until a signal, ctx, or
@@ -129,6 +141,12 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "`directory` for the data files, created if missing")
 	fs.StringVar(&c.HTTPListen, "http-listen", "localhost:8080", "`address` for HTTP: REST API under /v1/keys/, /healthz, /readyz, /metrics (empty disables)")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve /debug/pprof/ on the HTTP listener")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate `file`: serve gRPC and HTTP over TLS (with --tls-key; reloaded on SIGHUP)")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key `file` of --tls-cert")
+	fs.StringVar(&c.TLSClientCA, "tls-client-ca", "", "PEM CA `file`: require client certificates signed by it (mTLS)")
+	fs.StringVar(&c.AuthFile, "auth-file", "", "token `file`, one 'ROLE SHA256HEX [NAME]' per line: require a bearer token (reloaded on SIGHUP)")
+	fs.BoolVar(&c.MetricsOpen, "metrics-open", false, "serve /metrics without a token when --auth-file is set")
+	fs.BoolVar(&c.Insecure, "insecure", false, "allow a non-loopback listen address without --auth-file or TLS (protected mode off)")
 	fs.DurationVar(&c.ExpireInterval, "expire-interval", actor.DefaultExpireInterval, "how often active expiry removes expired keys")
 	fs.IntVar(&c.MaxKeyBytes, "max-key-bytes", rpc.DefaultMaxKeyBytes, "largest accepted key, in `bytes`")
 	fs.IntVar(&c.MaxValueBytes, "max-value-bytes", rpc.DefaultMaxValueBytes, "largest accepted value, in `bytes`")
@@ -231,8 +249,12 @@ func (c *Config) validate() error {
 		return fmt.Errorf("--snapshot-interval must not be negative, got %v", c.SnapshotInterval)
 	case c.LogFormat != "text" && c.LogFormat != "json":
 		return fmt.Errorf("--log-format must be text or json, got %q", c.LogFormat)
+	case (c.TLSCert == "") != (c.TLSKey == ""):
+		return errors.New("--tls-cert and --tls-key go together")
+	case c.TLSClientCA != "" && c.TLSCert == "":
+		return errors.New("--tls-client-ca needs --tls-cert and --tls-key")
 	}
-	return nil
+	return c.checkProtected()
 }
 
 // Ready is closed once the server accepts requests and reports SERVING.
@@ -273,7 +295,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Clock:         m.Clock,
 		Logger:        log,
 	})
-	fr, err := listenFronts(c, svc, metrics, c.Pprof)
+	sec, err := loadSecurity(c)
+	if err != nil {
+		lock.release()
+		return err
+	}
+	fr, err := listenFronts(c, svc, metrics, sec)
 	if err != nil {
 		lock.release()
 		return err
@@ -333,6 +360,26 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return nil
 		}, func(error) {
 			m.stopOnce.Do(func() { close(m.stopc) })
+		})
+	}
+	if sec.tls != nil || sec.auth != nil {
+		// SIGHUP re-reads certificates and tokens without dropping a
+		// connection.
+		hupc := make(chan os.Signal, 1)
+		signal.Notify(hupc, syscall.SIGHUP)
+		stop := make(chan struct{})
+		g.Add(func() error {
+			for {
+				select {
+				case <-hupc:
+					sec.reload(log)
+				case <-stop:
+					return nil
+				}
+			}
+		}, func(error) {
+			signal.Stop(hupc)
+			close(stop)
 		})
 	}
 	{

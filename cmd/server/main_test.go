@@ -106,10 +106,10 @@ func TestParseFlags(t *testing.T) {
 			return c.Listen == "localhost:50051" && c.DataDir == "./data" && c.ExpireInterval == time.Second &&
 				c.MaxKeyBytes == 1024 && c.MaxValueBytes == 1<<20 && c.ShutdownGrace == 10*time.Second
 		}},
-		{name: "env", env: map[string]string{"KVSTORE_LISTEN": ":1234", "KVSTORE_SHUTDOWN_GRACE": "3s"},
-			check: func(c Config) bool { return c.Listen == ":1234" && c.ShutdownGrace == 3*time.Second }},
-		{name: "flag beats env", args: []string{"--listen", ":9"}, env: map[string]string{"KVSTORE_LISTEN": ":1234"},
-			check: func(c Config) bool { return c.Listen == ":9" }},
+		{name: "env", env: map[string]string{"KVSTORE_LISTEN": "127.0.0.1:1234", "KVSTORE_SHUTDOWN_GRACE": "3s"},
+			check: func(c Config) bool { return c.Listen == "127.0.0.1:1234" && c.ShutdownGrace == 3*time.Second }},
+		{name: "flag beats env", args: []string{"--listen", "127.0.0.1:9"}, env: map[string]string{"KVSTORE_LISTEN": "127.0.0.1:1234"},
+			check: func(c Config) bool { return c.Listen == "127.0.0.1:9" }},
 		{name: "bad env", env: map[string]string{"KVSTORE_MAX_KEY_BYTES": "lots"}, wantErr: "KVSTORE_MAX_KEY_BYTES"},
 		{name: "bad duration", args: []string{"--expire-interval", "0s"}, wantErr: "--expire-interval must be positive"},
 		{name: "negative key limit", args: []string{"--max-key-bytes", "-1"}, wantErr: "--max-key-bytes must be positive"},
