@@ -21,6 +21,11 @@ var ErrStopped = errors.New("actor: stopped")
 // failed: acknowledging them could lose them. Reads go on.
 var ErrStorage = errors.New("actor: storage failed, writes are refused")
 
+// ErrMemoryLimit is returned for a request with a Set that would grow the
+// data past Config.MaxMemory; no command of that request is applied.
+// Reads, deletes and overwrites that do not grow the data go on.
+var ErrMemoryLimit = errors.New("actor: memory limit reached")
+
 // ErrBadCommand is returned for a request holding a command with an unknown
 // Op; no command of that request is applied.
 var ErrBadCommand = errors.New("actor: unknown command")
@@ -76,6 +81,10 @@ type Config struct {
 	// with the number of commands the pass took in. It must be cheap and
 	// must not block: a prometheus Histogram's Observe fits.
 	ObserveBatch func(commands int)
+	// MaxMemory bounds State.Bytes, the estimated size of the data; 0 is
+	// no limit. Writes that would grow the data past it are refused with
+	// ErrMemoryLimit (Redis' noeviction).
+	MaxMemory int64
 }
 
 // Stats are the actor's gauges and counters. Stats reads them without a
@@ -90,6 +99,8 @@ type Stats struct {
 	Expired uint64
 	// Queued is the number of requests waiting for the owner.
 	Queued int
+	// Bytes is State.Bytes, the estimated size of the data.
+	Bytes int64
 }
 
 // Actor is the one goroutine that owns a State. Every other goroutine
@@ -100,6 +111,7 @@ type Actor struct {
 	seq          uint64
 	log          Log
 	expireBatch  int
+	maxMemory    int64
 	observeBatch func(commands int)
 
 	reqc  chan *Request
@@ -121,8 +133,8 @@ type Actor struct {
 	backlog  bool
 
 	// State's counts, published by the owner after every pass for Stats.
-	keys, keysTTL atomic.Int64
-	expired       atomic.Uint64
+	keys, keysTTL, bytes atomic.Int64
+	expired              atomic.Uint64
 
 	// tickedc, when set by a test, receives the result of every tick the
 	// ticker goroutine delivered: the explicit hand-off for mock clocks.
@@ -146,6 +158,7 @@ func newActor(cfg Config) *Actor {
 		seq:          cfg.Seq,
 		log:          cfg.Log,
 		expireBatch:  cfg.ExpireBatch,
+		maxMemory:    cfg.MaxMemory,
 		observeBatch: cfg.ObserveBatch,
 		reqc:         make(chan *Request, maxDrain),
 		tickc:        make(chan *tickMsg),
@@ -384,6 +397,7 @@ func (a *Actor) Stats() Stats {
 		KeysWithTTL: int(a.keysTTL.Load()),
 		Expired:     a.expired.Load(),
 		Queued:      len(a.reqc),
+		Bytes:       a.bytes.Load(),
 	}
 }
 
@@ -394,6 +408,7 @@ func (a *Actor) publish() {
 	a.keys.Store(int64(a.state.Len()))
 	a.keysTTL.Store(int64(a.state.TTLLen()))
 	a.expired.Store(a.state.Expired())
+	a.bytes.Store(a.state.Bytes())
 }
 
 // closed is always ready: selecting on it runs a pass of backlogged expiry
@@ -480,14 +495,27 @@ func (a *Actor) handle(r *Request) {
 // half done: every op must be known, and mutations need a healthy log.
 func (a *Actor) admit(r *Request) error {
 	mutates := false
+	var growth int64 // of the request's sets, for the memory limit
 	for i := range r.Commands {
-		switch op := r.Commands[i].Op; op {
+		c := &r.Commands[i]
+		switch c.Op {
 		case OpGet:
-		case OpSet, OpDelete:
+		case OpSet:
+			mutates = true
+			if a.maxMemory > 0 {
+				// A batch setting one key twice counts it twice: an
+				// overestimate, never an underestimate.
+				growth += max(0, a.state.Growth(c.Key, c.Value))
+			}
+		case OpDelete:
 			mutates = true
 		default:
-			return fmt.Errorf("%w: op %d", ErrBadCommand, op)
+			return fmt.Errorf("%w: op %d", ErrBadCommand, c.Op)
 		}
+	}
+	if growth > 0 && a.state.Bytes()+growth > a.maxMemory {
+		return fmt.Errorf("%w: %d of %d bytes used, the write needs %d more",
+			ErrMemoryLimit, a.state.Bytes(), a.maxMemory, growth)
 	}
 	if mutates && a.log != nil {
 		if err := a.log.Err(); err != nil {

@@ -3,6 +3,7 @@ package actor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -149,7 +150,7 @@ func TestActorStats(t *testing.T) {
 	if err := a.Set(ctx, "b", "v", 0); err != nil {
 		t.Fatal(err)
 	}
-	if st := a.Stats(); st != (Stats{Keys: 2, KeysWithTTL: 1}) {
+	if st := a.Stats(); st != (Stats{Keys: 2, KeysWithTTL: 1, Bytes: 2 * entryBytes("a", "v")}) {
 		t.Fatalf("Stats = %+v after two sets", st)
 	}
 	r := NewRequest()
@@ -379,5 +380,45 @@ func TestSnapshotSeq(t *testing.T) {
 	log.sync()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMemoryLimit: past MaxMemory, writes that grow the data are refused
+// whole, while reads, deletes and overwrites that do not grow it go on.
+func TestMemoryLimit(t *testing.T) {
+	limit := 3 * entryBytes("k0", "0123456789")
+	a := mustStart(t, Config{MaxMemory: limit})
+	ctx := context.Background()
+	for i := range 3 {
+		if err := a.Set(ctx, fmt.Sprint("k", i), "0123456789", 0); err != nil {
+			t.Fatalf("set %d under the limit: %v", i, err)
+		}
+	}
+	if err := a.Set(ctx, "k3", "0123456789", 0); !errors.Is(err, ErrMemoryLimit) {
+		t.Fatalf("set past the limit = %v; want ErrMemoryLimit", err)
+	}
+	if err := a.Set(ctx, "k0", "01234567890", 0); !errors.Is(err, ErrMemoryLimit) {
+		t.Fatalf("growing overwrite = %v; want ErrMemoryLimit", err)
+	}
+	// A batch mixing a refused set with a delete applies nothing.
+	r := NewRequest()
+	r.Commands = []Command{{Op: OpDelete, Key: "k1"}, {Op: OpSet, Key: "big", Value: "x"}}
+	if err := a.Do(ctx, r); !errors.Is(err, ErrMemoryLimit) {
+		t.Fatalf("batch = %v; want ErrMemoryLimit", err)
+	}
+	if _, ok, _ := a.Get(ctx, "k1", 0); !ok {
+		t.Fatal("the delete of a refused batch was applied")
+	}
+	if err := a.Set(ctx, "k0", "short", 0); err != nil {
+		t.Fatalf("shrinking overwrite at the limit: %v", err)
+	}
+	if _, err := a.Delete(ctx, "k1", 0); err != nil {
+		t.Fatalf("delete at the limit: %v", err)
+	}
+	if err := a.Set(ctx, "k3", "0123456789", 0); err != nil {
+		t.Fatalf("set after a delete made room: %v", err)
+	}
+	if st := a.Stats(); st.Bytes > limit {
+		t.Fatalf("Bytes %d over the limit %d", st.Bytes, limit)
 	}
 }

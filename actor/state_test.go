@@ -305,3 +305,24 @@ func TestStateCounts(t *testing.T) {
 	s.Apply(wal.Record{Kind: wal.KindSet, Key: "e", Value: "v", Deadline: 20 * sec})
 	check("apply", 1, 1, 2)
 }
+
+func TestStateBytes(t *testing.T) {
+	s := NewState()
+	s.Set("a", "12345", 0)
+	s.Set("b", "1", 1*sec)
+	if want := entryBytes("a", "12345") + entryBytes("b", "1"); s.Bytes() != want {
+		t.Fatalf("Bytes = %d; want %d", s.Bytes(), want)
+	}
+	if g := s.Growth("a", "123"); g != -2 {
+		t.Fatalf("Growth of a shrinking overwrite = %d; want -2", g)
+	}
+	if g := s.Growth("c", "123"); g != entryBytes("c", "123") {
+		t.Fatalf("Growth of a new key = %d; want %d", g, entryBytes("c", "123"))
+	}
+	s.Set("a", "123", 0)
+	s.Delete("a", 0)
+	s.Expire(2*sec, 10)
+	if s.Bytes() != 0 {
+		t.Fatalf("Bytes = %d after removing everything; want 0", s.Bytes())
+	}
+}
