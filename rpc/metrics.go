@@ -52,6 +52,7 @@ type Metrics struct {
 	groupRecords  prometheus.Histogram
 	snapDuration  prometheus.Histogram
 	recovery      prometheus.Gauge
+	memLimit      prometheus.Gauge
 }
 
 // latencyBuckets spans a cached read (~100µs) to a request stuck behind a
@@ -114,6 +115,10 @@ func NewMetrics(clk clock.Clock) *Metrics {
 			Name: "kvstore_recovery_duration_seconds",
 			Help: "Time the last start-up took to load the snapshot and replay the log; 0 until it is done.",
 		}),
+		memLimit: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "kvstore_memory_limit_bytes",
+			Help: "The --max-memory limit on kvstore_memory_used_bytes; 0 means none.",
+		}),
 	}
 	m.grpcMethods.Store(&map[string]*grpcMethod{})
 	m.reg.MustRegister(
@@ -123,6 +128,7 @@ func NewMetrics(clk clock.Clock) *Metrics {
 		m.httpRequests, m.httpDuration,
 		m.batchCommands, m.syncDuration, m.groupRecords, m.snapDuration,
 		m.recovery,
+		m.memLimit,
 	)
 	return m
 }
@@ -139,6 +145,9 @@ func (m *Metrics) Handler() http.Handler {
 // SetRecoveryDuration records how long start-up recovery took. The server
 // calls it once, before it reports SERVING.
 func (m *Metrics) SetRecoveryDuration(d time.Duration) { m.recovery.Set(d.Seconds()) }
+
+// SetMemoryLimit records the --max-memory limit (0: none).
+func (m *Metrics) SetMemoryLimit(bytes int64) { m.memLimit.Set(float64(bytes)) }
 
 // ObserveBatch is the hook for actor.Config.ObserveBatch.
 func (m *Metrics) ObserveBatch(commands int) { m.batchCommands.Observe(float64(commands)) }
@@ -251,6 +260,8 @@ var (
 		"Keys removed by active expiry.", nil, nil)
 	queuedDesc = prometheus.NewDesc("kvstore_actor_queued_requests",
 		"Requests waiting in the actor's queue.", nil, nil)
+	memUsedDesc = prometheus.NewDesc("kvstore_memory_used_bytes",
+		"Estimated memory of the stored data (keys, values, per-entry overhead): what --max-memory limits.", nil, nil)
 
 	walBytesDesc = prometheus.NewDesc("kvstore_wal_written_bytes_total",
 		"Bytes written to log segment files.", nil, nil)
@@ -280,6 +291,7 @@ func (c actorCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- keysTTLDesc
 	ch <- expiredDesc
 	ch <- queuedDesc
+	ch <- memUsedDesc
 }
 
 func (c actorCollector) Collect(ch chan<- prometheus.Metric) {
@@ -288,6 +300,7 @@ func (c actorCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(keysTTLDesc, prometheus.GaugeValue, float64(st.KeysWithTTL))
 	ch <- prometheus.MustNewConstMetric(expiredDesc, prometheus.CounterValue, float64(st.Expired))
 	ch <- prometheus.MustNewConstMetric(queuedDesc, prometheus.GaugeValue, float64(st.Queued))
+	ch <- prometheus.MustNewConstMetric(memUsedDesc, prometheus.GaugeValue, float64(st.Bytes))
 }
 
 type logCollector struct{ l *wal.Log }

@@ -349,3 +349,15 @@ func TestReadyFollowsHealth(t *testing.T) {
 		t.Fatal("gRPC health still SERVING after Shutdown")
 	}
 }
+
+// TestRequestTimeout: the server bounds a request stuck behind a log that
+// never answers, whatever deadline the client set.
+func TestRequestTimeout(t *testing.T) {
+	log := &holdLog{submitted: make(chan struct{}, 1)}
+	a := actor.New(actor.Config{Log: log, ExpireInterval: -1})
+	defer a.Stop()
+	defer log.release()
+	svc := NewService(a, Options{RequestTimeout: time.Nanosecond})
+	_, err := svc.Set(context.Background(), &kvstorepb.SetRequest{Key: "k", Value: "v"})
+	wantCode(t, err, codes.DeadlineExceeded, "")
+}

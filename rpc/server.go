@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	kvstorepb "kvstore/proto"
 )
@@ -26,6 +28,24 @@ import (
 // fsynced, so there are enough for a few hundred concurrent calls; past
 // that grpc-go falls back to a goroutine per RPC.
 const streamWorkers = 256
+
+// Transport limits that keep one slow, silent or greedy client from
+// pinning the server's resources. Each is per connection; the number of
+// connections is bounded by the listener (--max-connections).
+const (
+	// maxStreams bounds concurrent RPCs on one connection.
+	maxStreams = 1024
+	// handshakeTimeout bounds a new connection's TLS/HTTP2 handshake.
+	handshakeTimeout = 10 * time.Second
+)
+
+// Keepalive: pings more often than every 10 s are abuse and close the
+// connection; a connection idle for 15 minutes is closed; one whose peer
+// stops answering pings is dropped after 2 minutes + 20 s.
+var (
+	keepaliveEnforcement = keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}
+	keepaliveParams      = keepalive.ServerParameters{MaxConnectionIdle: 15 * time.Minute, Time: 2 * time.Minute, Timeout: 20 * time.Second}
+)
 
 // Server is the gRPC server: the KVStore service, grpc.health.v1.Health and
 // server reflection (so grpcurl and grpc-health-probe work unmodified).
@@ -59,6 +79,10 @@ func NewServer(svc *Service, opts ServerOptions) *Server {
 	grpcOpts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(maxMsg),
 		grpc.NumStreamWorkers(streamWorkers),
+		grpc.MaxConcurrentStreams(maxStreams),
+		grpc.ConnectionTimeout(handshakeTimeout),
+		grpc.KeepaliveEnforcementPolicy(keepaliveEnforcement),
+		grpc.KeepaliveParams(keepaliveParams),
 		grpc.ChainUnaryInterceptor(append(slices.Clone(opts.Unary), s.recoverPanic)...),
 		grpc.ChainStreamInterceptor(opts.Stream...),
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"sync/atomic"
+	"time"
 
 	"github.com/benbjohnson/clock"
 	"google.golang.org/grpc/codes"
@@ -33,6 +34,9 @@ type Options struct {
 	Clock clock.Clock
 	// Logger receives handler failures; nil discards them.
 	Logger *slog.Logger
+	// RequestTimeout bounds every request on the server side, whatever
+	// deadline the client set (or did not); 0 means none.
+	RequestTimeout time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -96,6 +100,8 @@ func (s *Service) Set(ctx context.Context, req *kvstorepb.SetRequest) (*kvstorep
 	if a == nil {
 		return nil, errStarting
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if err := a.Set(ctx, req.GetKey(), req.GetValue(), deadline); err != nil {
 		return nil, s.fail("set", err)
 	}
@@ -111,6 +117,8 @@ func (s *Service) Get(ctx context.Context, req *kvstorepb.GetRequest) (*kvstorep
 	if a == nil {
 		return nil, errStarting
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	v, ok, err := a.Get(ctx, req.GetKey(), s.opts.Clock.Now().UnixNano())
 	if err != nil {
 		return nil, s.fail("get", err)
@@ -127,11 +135,22 @@ func (s *Service) Delete(ctx context.Context, req *kvstorepb.DeleteRequest) (*kv
 	if a == nil {
 		return nil, errStarting
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	found, err := a.Delete(ctx, req.GetKey(), s.opts.Clock.Now().UnixNano())
 	if err != nil {
 		return nil, s.fail("delete", err)
 	}
 	return &kvstorepb.DeleteResponse{Success: true, Deleted: found}, nil
+}
+
+// bound applies RequestTimeout to ctx, so no request holds the server
+// longer than that, whatever its client asked for.
+func (s *Service) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if s.opts.RequestTimeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, s.opts.RequestTimeout)
 }
 
 func (s *Service) checkKey(key string) error {
@@ -163,6 +182,8 @@ func (s *Service) fail(op string, err error) error {
 	switch {
 	case errors.Is(err, actor.ErrStopped), errors.Is(err, wal.ErrClosed):
 		return status.Error(codes.Unavailable, "server is shutting down")
+	case errors.Is(err, actor.ErrMemoryLimit):
+		return status.Errorf(codes.ResourceExhausted, "%v; delete keys or raise --max-memory", err)
 	case errors.Is(err, actor.ErrStorage):
 		return status.Errorf(codes.Unavailable, "writes are refused after a storage failure: %v", err)
 	case errors.Is(err, wal.ErrFailed):

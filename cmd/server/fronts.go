@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/net/netutil"
 	"google.golang.org/grpc"
 
 	"kvstore/rpc"
@@ -85,6 +86,7 @@ func listenFronts(c Config, svc *rpc.Service, metrics *rpc.Metrics, sec security
 	if f.grpcLis, err = net.Listen("tcp", c.Listen); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", c.Listen, err)
 	}
+	f.grpcLis = netutil.LimitListener(f.grpcLis, c.MaxConnections)
 	if c.HTTPListen == "" {
 		return f, nil
 	}
@@ -92,6 +94,7 @@ func listenFronts(c Config, svc *rpc.Service, metrics *rpc.Metrics, sec security
 		f.grpcLis.Close()
 		return nil, fmt.Errorf("listen on %s (--http-listen): %w", c.HTTPListen, err)
 	}
+	f.httpLis = netutil.LimitListener(f.httpLis, c.MaxConnections)
 	handler := rpc.NewHTTPHandler(svc, rpc.HTTPOptions{
 		Ready:      f.grpc.Ready,
 		Pprof:      c.Pprof,

@@ -91,6 +91,12 @@ type Config struct {
 	AuthFile                     string
 	MetricsOpen                  bool
 	Insecure                     bool
+
+	// Limits: memory of the data, connections per listener, and how long
+	// any request may hold the server.
+	MaxMemory      byteSize
+	MaxConnections int
+	RequestTimeout time.Duration
 }
 
 // Main is the server process: ParseFlags, then Run until a signal, ctx, or
@@ -146,6 +152,9 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", "", "PEM CA `file`: require client certificates signed by it (mTLS)")
 	fs.StringVar(&c.AuthFile, "auth-file", "", "token `file`, one 'ROLE SHA256HEX [NAME]' per line: require a bearer token (reloaded on SIGHUP)")
 	fs.BoolVar(&c.MetricsOpen, "metrics-open", false, "serve /metrics without a token when --auth-file is set")
+	fs.Var(&c.MaxMemory, "max-memory", "limit on the estimated memory of the data, e.g. `512MiB`: past it, writes that grow the data get ResourceExhausted (0: none)")
+	fs.IntVar(&c.MaxConnections, "max-connections", 4096, "most open connections per listener (gRPC and HTTP each)")
+	fs.DurationVar(&c.RequestTimeout, "request-timeout", 30*time.Second, "longest any request may take on the server, whatever the client's deadline (0: none)")
 	fs.BoolVar(&c.Insecure, "insecure", false, "allow a non-loopback listen address without --auth-file or TLS (protected mode off)")
 	fs.DurationVar(&c.ExpireInterval, "expire-interval", actor.DefaultExpireInterval, "how often active expiry removes expired keys")
 	fs.IntVar(&c.MaxKeyBytes, "max-key-bytes", rpc.DefaultMaxKeyBytes, "largest accepted key, in `bytes`")
@@ -249,6 +258,10 @@ func (c *Config) validate() error {
 		return fmt.Errorf("--snapshot-interval must not be negative, got %v", c.SnapshotInterval)
 	case c.LogFormat != "text" && c.LogFormat != "json":
 		return fmt.Errorf("--log-format must be text or json, got %q", c.LogFormat)
+	case c.MaxConnections <= 0:
+		return fmt.Errorf("--max-connections must be positive, got %d", c.MaxConnections)
+	case c.RequestTimeout < 0:
+		return fmt.Errorf("--request-timeout must not be negative, got %v", c.RequestTimeout)
 	case (c.TLSCert == "") != (c.TLSKey == ""):
 		return errors.New("--tls-cert and --tls-key go together")
 	case c.TLSClientCA != "" && c.TLSCert == "":
@@ -290,11 +303,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	fmt.Fprintf(m.Stdout, "gRPC server starting on port %s...\n", port)
 	metrics := rpc.NewMetrics(m.Clock)
 	svc := rpc.NewService(nil, rpc.Options{
-		MaxKeyBytes:   c.MaxKeyBytes,
-		MaxValueBytes: c.MaxValueBytes,
-		Clock:         m.Clock,
-		Logger:        log,
+		MaxKeyBytes:    c.MaxKeyBytes,
+		MaxValueBytes:  c.MaxValueBytes,
+		Clock:          m.Clock,
+		Logger:         log,
+		RequestTimeout: c.RequestTimeout,
 	})
+	metrics.SetMemoryLimit(int64(c.MaxMemory))
 	sec, err := loadSecurity(c)
 	if err != nil {
 		lock.release()
@@ -329,6 +344,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Clock:          m.Clock,
 		ExpireInterval: c.ExpireInterval,
 		ObserveBatch:   metrics.ObserveBatch,
+		MaxMemory:      int64(c.MaxMemory),
 	})
 	st.state = nil // the actor owns it now
 	snaps, err := st.snapshotter(a, c, m.Clock, log, metrics)

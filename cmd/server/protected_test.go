@@ -1,8 +1,16 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/benbjohnson/clock"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	kvstorepb "kvstore/proto"
 )
 
 func TestIsLoopback(t *testing.T) {
@@ -63,5 +71,66 @@ func TestProtectedMode(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), part) {
 			t.Errorf("protected-mode error lacks %q: %v", part, err)
 		}
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	for in, want := range map[string]int64{
+		"0": 0, "1048576": 1 << 20, "512MiB": 512 << 20, "2GB": 2e9, "1 KiB": 1024, "10B": 10, "3TiB": 3 << 40,
+	} {
+		var b byteSize
+		if err := b.Set(in); err != nil || int64(b) != want {
+			t.Errorf("Set(%q) = %d, %v; want %d", in, b, err, want)
+		}
+	}
+	for _, in := range []string{"", "lots", "-1MiB", "1.5GB", "9999999TiB", "MiB"} {
+		var b byteSize
+		if err := b.Set(in); err == nil {
+			t.Errorf("Set(%q) accepted as %d", in, b)
+		}
+	}
+}
+
+// TestLimitsEndToEnd: with --max-memory, the real server fills up, refuses
+// growing writes with ResourceExhausted on both fronts, and takes writes
+// again once a delete made room; an oversized message is refused too.
+func TestLimitsEndToEnd(t *testing.T) {
+	m, stop := runMain(t, t.TempDir(), clock.NewMock(), "--max-memory", "1KiB", "--max-value-bytes", "100")
+	defer stop()
+	c := dial(t, m.Addr().String())
+	ctx := context.Background()
+	n := 0
+	for ; ; n++ {
+		_, err := c.Set(ctx, &kvstorepb.SetRequest{Key: fmt.Sprint("k", n), Value: "0123456789"})
+		if status.Code(err) == codes.ResourceExhausted {
+			if !strings.Contains(err.Error(), "--max-memory") {
+				t.Fatalf("refusal does not name the limit: %v", err)
+			}
+			break
+		}
+		if err != nil || n > 100 {
+			t.Fatalf("set %d: %v", n, err)
+		}
+	}
+	if n == 0 {
+		t.Fatal("the first write was refused")
+	}
+	base := "http://" + m.HTTPAddr().String()
+	if code, _ := httpDo(t, "PUT", base+"/v1/keys/more", `{"value":"x"}`); code != 429 {
+		t.Fatalf("HTTP PUT at the limit: %d; want 429", code)
+	}
+	if _, err := c.Get(ctx, &kvstorepb.GetRequest{Key: "k0"}); err != nil {
+		t.Fatalf("read at the limit: %v", err)
+	}
+	if _, err := c.Delete(ctx, &kvstorepb.DeleteRequest{Key: "k0"}); err != nil {
+		t.Fatalf("delete at the limit: %v", err)
+	}
+	if _, err := c.Set(ctx, &kvstorepb.SetRequest{Key: "again", Value: "0123456789"}); err != nil {
+		t.Fatalf("write after a delete made room: %v", err)
+	}
+	// Far over the value limit, the transport refuses the message itself.
+	_, err := c.Set(ctx, &kvstorepb.SetRequest{Key: "big", Value: strings.Repeat("x", 64<<10)})
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("oversized message: %v; want ResourceExhausted", err)
 	}
 }
