@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -8,12 +9,15 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -185,4 +189,90 @@ func TestTokenCommand(t *testing.T) {
 			t.Errorf("token %q: exit %d; want 2", args, code)
 		}
 	}
+}
+
+// TestSIGHUPReloadsTokens runs the real binary with an auth file, revokes
+// a token in the file, sends SIGHUP, waits for the server to say it
+// reloaded (the hand-off), and checks the token is refused while the
+// connection it used stays up.
+func TestSIGHUPReloadsTokens(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	dir := t.TempDir()
+	keep, keepLine, _ := rpc.NewToken(rpc.RoleWrite, "keep")
+	drop, dropLine, _ := rpc.NewToken(rpc.RoleWrite, "drop")
+	authFile := filepath.Join(dir, "tokens")
+	if err := os.WriteFile(authFile, []byte(keepLine+"\n"+dropLine+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(serverBinary(t), "--listen", "127.0.0.1:0", "--http-listen", "",
+		"--data-dir", filepath.Join(dir, "data"), "--auth-file", authFile)
+	stdout, _ := cmd.StdoutPipe()
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	}()
+	logLines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			logLines <- sc.Text()
+		}
+		close(logLines)
+	}()
+	var addr string
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if m := portLine.FindStringSubmatch(sc.Text()); m != nil {
+			addr = "127.0.0.1:" + m[1]
+			break
+		}
+	}
+	go io.Copy(io.Discard, stdout)
+	if addr == "" {
+		t.Fatal("server did not report its port")
+	}
+	clientFor := func(token string) kvstorepb.KVStoreClient {
+		opts, _ := rpc.DialOptions(rpc.ClientOptions{Token: token})
+		conn, err := grpc.NewClient(addr, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return kvstorepb.NewKVStoreClient(conn)
+	}
+	kept, dropped := clientFor(keep), clientFor(drop)
+	ctx := context.Background()
+	set := &kvstorepb.SetRequest{Key: "k", Value: "v"}
+	if _, err := dropped.Set(ctx, set); err != nil {
+		t.Fatalf("before the reload: %v", err)
+	}
+
+	if err := os.WriteFile(authFile, []byte(keepLine+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Process.Signal(syscall.SIGHUP)
+	for line := range logLines {
+		if strings.Contains(line, "auth file reloaded") {
+			break
+		}
+		if strings.Contains(line, "reload failed") {
+			t.Fatalf("reload failed: %s", line)
+		}
+	}
+	if _, err := dropped.Set(ctx, set); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("revoked token after SIGHUP: %v; want Unauthenticated", err)
+	}
+	if _, err := kept.Set(ctx, set); err != nil {
+		t.Fatalf("kept token after SIGHUP: %v", err)
+	}
+	go func() {
+		for range logLines {
+		}
+	}()
 }
