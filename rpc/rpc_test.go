@@ -361,3 +361,20 @@ func TestRequestTimeout(t *testing.T) {
 	_, err := svc.Set(context.Background(), &kvstorepb.SetRequest{Key: "k", Value: "v"})
 	wantCode(t, err, codes.DeadlineExceeded, "")
 }
+
+func TestBoundKeepsEarlierClientDeadline(t *testing.T) {
+	svc := NewService(nil, Options{RequestTimeout: time.Hour})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	want, _ := ctx.Deadline()
+	bctx, bcancel := svc.bound(ctx)
+	defer bcancel()
+	if got, _ := bctx.Deadline(); !got.Equal(want) {
+		t.Fatalf("deadline %v; want the client's %v", got, want)
+	}
+	bctx, bcancel = svc.bound(context.Background())
+	defer bcancel()
+	if _, ok := bctx.Deadline(); !ok {
+		t.Fatal("a request without a deadline got none")
+	}
+}

@@ -148,10 +148,17 @@ func (s *Service) Delete(ctx context.Context, req *kvstorepb.DeleteRequest) (*kv
 // longer than that, whatever its client asked for.
 func (s *Service) bound(ctx context.Context) (context.Context, context.CancelFunc) {
 	if s.opts.RequestTimeout <= 0 {
-		return ctx, func() {}
+		return ctx, noCancel
+	}
+	// Most clients set a deadline of their own; when it is the earlier
+	// one, a timer of ours would only cost an allocation per request.
+	if d, ok := ctx.Deadline(); ok && time.Until(d) <= s.opts.RequestTimeout {
+		return ctx, noCancel
 	}
 	return context.WithTimeout(ctx, s.opts.RequestTimeout)
 }
+
+func noCancel() {}
 
 func (s *Service) checkKey(key string) error {
 	if key == "" {
