@@ -1,6 +1,7 @@
 // Package rpc is kvstore's network front: the kvstore.v1.KVStore gRPC
 // service over an actor, the same operations as HTTP/JSON, health,
-// reflection and Prometheus metrics.
+// reflection, Prometheus metrics, TLS with reload, bearer tokens with roles,
+// and the client side of TLS and tokens (DialOptions).
 //
 // Service holds the one validation path: handlers validate input, stamp the
 // time from the injected clock, turn the request into an actor command and
