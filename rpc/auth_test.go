@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,7 +18,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
@@ -82,22 +80,8 @@ func startAuthServer(tb testing.TB, a *Auth, opts Options) *authGRPC {
 	act := actor.New(actor.Config{ExpireInterval: -1})
 	srv := NewServer(NewService(act, opts), ServerOptions{Unary: []grpc.UnaryServerInterceptor{a.UnaryInterceptor()}, Stream: []grpc.StreamServerInterceptor{a.StreamInterceptor()}})
 	srv.SetServing()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		conn.Close()
-		srv.Stop()
-		<-served
-		act.Stop()
-	})
+	tb.Cleanup(act.Stop)
+	conn := serveLoopback(tb, srv.Serve, srv.Stop)
 	return &authGRPC{client: kvstorepb.NewKVStoreClient(conn), health: healthpb.NewHealthClient(conn)}
 }
 
@@ -273,21 +257,9 @@ func TestAuthStreams(t *testing.T) {
 	srv := grpc.NewServer(grpc.ChainStreamInterceptor(f.auth.StreamInterceptor()))
 	healthpb.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
+	conn := serveLoopback(t, srv.Serve, func() {
 		hs.Shutdown()
 		srv.Stop()
-		<-served
 	})
 	listServices := func(ctx context.Context) error {
 		ctx, cancel := context.WithCancel(ctx)

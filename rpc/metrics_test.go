@@ -3,7 +3,6 @@ package rpc
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -16,7 +15,6 @@ import (
 	"github.com/prometheus/common/model"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"kvstore/actor"
 	kvstorepb "kvstore/proto"
@@ -131,27 +129,14 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := NewServer(NewService(a, Options{Clock: mock}), ServerOptions{Unary: []grpc.UnaryServerInterceptor{m.UnaryInterceptor()}})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Cleanups run last first: the server stops, then the actor, then the log.
 	t.Cleanup(func() {
-		conn.Close()
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		srv.Shutdown(ctx)
-		<-served
-		a.Stop()
 		if err := log.Close(); err != nil {
 			t.Error(err)
 		}
 	})
+	t.Cleanup(a.Stop)
+	conn := serveLoopback(t, srv.Serve, stopNow(srv))
 	m.Attach(a, log, snapshotter)
 	m.SetRecoveryDuration(1500 * time.Millisecond)
 	client := kvstorepb.NewKVStoreClient(conn)

@@ -28,7 +28,38 @@ type testServer struct {
 	client kvstorepb.KVStoreClient
 	health healthpb.HealthClient
 	clock  *clock.Mock
-	served chan error
+}
+
+// serveLoopback runs serve on a fresh loopback listener and returns a
+// plaintext client connection to it. At cleanup it closes the connection,
+// calls stop (which must make serve return) and waits for serve.
+func serveLoopback(tb testing.TB, serve func(net.Listener) error, stop func()) *grpc.ClientConn {
+	tb.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- serve(lis) }()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		conn.Close()
+		stop()
+		<-served
+	})
+	return conn
+}
+
+// stopNow shuts srv down without a grace period.
+func stopNow(srv *Server) func() {
+	return func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		srv.Shutdown(ctx)
+	}
 }
 
 // startServer serves a fresh actor on a loopback port and stops both at
@@ -41,27 +72,14 @@ func startServer(tb testing.TB, cfg actor.Config, opts Options) *testServer {
 	a := actor.New(cfg)
 	opts.Clock = mock
 	srv := NewServer(NewService(a, opts), ServerOptions{})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
+	tb.Cleanup(a.Stop) // runs after serveLoopback's cleanup
+	conn := serveLoopback(tb, srv.Serve, stopNow(srv))
+	return &testServer{
+		srv:    srv,
+		clock:  mock,
+		client: kvstorepb.NewKVStoreClient(conn),
+		health: healthpb.NewHealthClient(conn),
 	}
-	ts := &testServer{srv: srv, clock: mock, served: make(chan error, 1)}
-	go func() { ts.served <- srv.Serve(lis) }()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ts.client = kvstorepb.NewKVStoreClient(conn)
-	ts.health = healthpb.NewHealthClient(conn)
-	tb.Cleanup(func() {
-		conn.Close()
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		srv.Shutdown(ctx)
-		<-ts.served
-		a.Stop()
-	})
-	return ts
 }
 
 func wantCode(t *testing.T, err error, code codes.Code, msgPart string) {
