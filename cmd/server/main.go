@@ -97,6 +97,10 @@ type Config struct {
 	MaxMemory      byteSize
 	MaxConnections int
 	RequestTimeout time.Duration
+
+	// GCHeapFloor is the heap size below which the garbage collector does
+	// not start a cycle (see gcFloor); 0 leaves it to GOGC alone.
+	GCHeapFloor byteSize
 }
 
 // Main is the server process: ParseFlags, then Run until a signal, ctx, or
@@ -153,6 +157,8 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.AuthFile, "auth-file", "", "token `file`, one 'ROLE SHA256HEX [NAME]' per line: require a bearer token (reloaded on SIGHUP)")
 	fs.BoolVar(&c.MetricsOpen, "metrics-open", false, "serve /metrics without a token when --auth-file is set")
 	fs.Var(&c.MaxMemory, "max-memory", "limit on the estimated memory of the data, e.g. `512MiB`: past it, writes that grow the data get ResourceExhausted (0: none)")
+	c.GCHeapFloor = DefaultGCHeapFloor
+	fs.Var(&c.GCHeapFloor, "gc-heap-floor", "heap `size` below which Go's garbage collector does not start a cycle, e.g. 64MiB: with a small data set it would otherwise collect every few MB of request garbage (0: GOGC alone)")
 	fs.IntVar(&c.MaxConnections, "max-connections", 4096, "most open connections per listener (gRPC and HTTP each)")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", 30*time.Second, "longest any request may take on the server, whatever the client's deadline (0: none)")
 	fs.BoolVar(&c.Insecure, "insecure", false, "allow a non-loopback listen address without --auth-file or TLS (protected mode off)")
@@ -299,6 +305,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	_, stopGC := startGCFloor(uint64(c.GCHeapFloor))
+	defer stopGC()
 	_, port, _ := net.SplitHostPort(c.Listen)
 	fmt.Fprintf(m.Stdout, "gRPC server starting on port %s...\n", port)
 	metrics := rpc.NewMetrics(m.Clock)
