@@ -75,12 +75,18 @@ func (sec security) reload(log *slog.Logger) {
 
 // listenFronts claims both addresses; nothing is served until serve.
 func listenFronts(c Config, svc *rpc.Service, metrics *rpc.Metrics, sec security) (*fronts, error) {
-	f := &fronts{grpc: rpc.NewServer(svc, rpc.ServerOptions{
-		// Metrics first, so calls auth refuses are counted too.
-		Unary:  []grpc.UnaryServerInterceptor{metrics.UnaryInterceptor(), sec.auth.UnaryInterceptor()},
-		Stream: []grpc.StreamServerInterceptor{sec.auth.StreamInterceptor()},
-		TLS:    sec.tls.Config(),
-	})}
+	// Metrics first, so calls auth refuses are counted too. Without
+	// tokens there is nothing to check: grpc-go allocates a closure per
+	// call for every interceptor in a chain, so none is added.
+	opts := rpc.ServerOptions{
+		Unary: []grpc.UnaryServerInterceptor{metrics.UnaryInterceptor()},
+		TLS:   sec.tls.Config(),
+	}
+	if sec.auth != nil {
+		opts.Unary = append(opts.Unary, sec.auth.UnaryInterceptor())
+		opts.Stream = append(opts.Stream, sec.auth.StreamInterceptor())
+	}
+	f := &fronts{grpc: rpc.NewServer(svc, opts)}
 	f.tls = sec.tls != nil
 	var err error
 	if f.grpcLis, err = net.Listen("tcp", c.Listen); err != nil {
