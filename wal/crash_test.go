@@ -34,12 +34,16 @@ func TestCrashRecovery(t *testing.T) {
 func crashScenario(t *testing.T, seed int64) {
 	rng := rand.New(rand.NewPCG(uint64(seed), 42))
 	fsys := faultfs.New(seed)
-	opts := wal.Options{Dir: testDir, FS: fsys, SegmentBytes: 64 + rng.Int64N(512)}
+	opts := wal.Options{Dir: testDir, FS: fsys, SegmentBytes: 64 + rng.Int64N(512), PreallocBytes: -1}
+	if rng.IntN(4) != 0 {
+		opts.PreallocBytes = 16 + rng.Int64N(256)
+	}
 	if rng.IntN(4) == 0 {
 		opts.Fsync = wal.FsyncNo
 	}
 	mode := faultfs.CrashMode(rng.IntN(3))
-	desc := fmt.Sprintf("seed %d: policy %v, segment bytes %d, crash mode %v", seed, opts.Fsync, opts.SegmentBytes, mode)
+	desc := fmt.Sprintf("seed %d: policy %v, segment bytes %d, prealloc %d, crash mode %v",
+		seed, opts.Fsync, opts.SegmentBytes, opts.PreallocBytes, mode)
 
 	// A log from an earlier run, written and closed cleanly.
 	prior := rng.IntN(20)
@@ -64,7 +68,7 @@ func crashScenario(t *testing.T, seed int64) {
 	// Sometimes crash again while recovery cuts the torn tail.
 	if rng.IntN(3) == 0 {
 		rebooted.CrashAfter(rng.IntN(12))
-		if l, err := wal.Open(wal.Options{Dir: testDir, FS: rebooted}); err == nil {
+		if l, err := wal.Open(wal.Options{Dir: testDir, FS: rebooted, PreallocBytes: opts.PreallocBytes}); err == nil {
 			l.Close()
 		}
 		rebooted = rebooted.Crash(faultfs.CrashMode(rng.IntN(3)))
@@ -73,7 +77,7 @@ func crashScenario(t *testing.T, seed int64) {
 	// The restarted server may use another policy; always is the
 	// strictest for what follows.
 	policy := opts.Fsync
-	opts = wal.Options{Dir: testDir, FS: rebooted, SegmentBytes: opts.SegmentBytes}
+	opts = wal.Options{Dir: testDir, FS: rebooted, SegmentBytes: opts.SegmentBytes, PreallocBytes: opts.PreallocBytes}
 	l, err := wal.Open(opts)
 	if err != nil {
 		t.Fatalf("%s: Open after crash: %v\n%s", desc, err, rebooted)

@@ -75,8 +75,8 @@ func (osFS) SyncDir(dir string) error {
 	return d.Close()
 }
 
-// osFile uses fdatasync: the log's segments are preallocated by appends
-// only, and the size change is metadata fdatasync covers.
+// osFile uses fdatasync: it covers the data and the size, the only
+// metadata a segment's reader needs.
 type osFile struct{ *os.File }
 
 func (f osFile) Sync() error { return fdatasync(f.File) }

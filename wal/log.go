@@ -20,6 +20,12 @@ import (
 // segment when Options.SegmentBytes is 0.
 const DefaultSegmentBytes = 64 << 20
 
+// DefaultPreallocBytes is Options.PreallocBytes' default.
+const DefaultPreallocBytes = 1 << 20
+
+// zeroChunk is what the writer extends segments with. Never written to.
+var zeroChunk [DefaultPreallocBytes]byte
+
 // maxKeptBuffer bounds the encode buffer the writer keeps between groups,
 // so one huge group does not pin its memory for the life of the process.
 const maxKeptBuffer = 4 << 20
@@ -35,6 +41,16 @@ type Options struct {
 	// starts the next; 0 means DefaultSegmentBytes. A segment can exceed
 	// it by one group, since groups are never split.
 	SegmentBytes int64
+	// PreallocBytes is how far ahead of its records the writer zero-fills
+	// the active segment, in steps of this size; 0 means
+	// DefaultPreallocBytes, negative turns preallocation off. Appends then
+	// overwrite blocks already inside the file's size, so their fdatasync
+	// flushes data alone: a size change makes it write the inode too
+	// (synchronously, on ext4 without a journal). One group in
+	// PreallocBytes/record-size pays for the extension; a group of
+	// PreallocBytes or more is appended without zeros. Copy-on-write file
+	// systems (btrfs, ZFS) allocate on every overwrite and gain nothing.
+	PreallocBytes int64
 	// FS is the file system; nil means OS.
 	FS FS
 	// Clock drives the FsyncEverySec ticker; nil means the real clock.
@@ -83,6 +99,7 @@ type Log struct {
 	fsys     FS
 	policy   FsyncPolicy
 	segBytes int64
+	prealloc int64 // 0: off
 	clock    clock.Clock
 	logger   *slog.Logger
 
@@ -133,9 +150,10 @@ type Log struct {
 }
 
 // Open opens the log in opts.Dir, creating the directory if needed, and
-// validates every segment. A torn or zero-filled tail of the last segment
-// (what a crash during an append leaves) is copied to a .broken file and
-// cut, with a warning. Any other bad frame makes Open fail with a
+// validates every segment. A torn tail of the last segment (what a crash
+// during an append leaves) is copied to a .broken file and cut, with a
+// warning. Zeros to the end of a segment are the space the writer
+// preallocates, not damage: they are kept and later appends fill them. Any other bad frame makes Open fail with a
 // *CorruptError. The log accepts no writes until Start.
 func Open(opts Options) (*Log, error) {
 	if opts.Dir == "" {
@@ -167,6 +185,12 @@ func Open(opts Options) (*Log, error) {
 	}
 	if l.segBytes == 0 {
 		l.segBytes = DefaultSegmentBytes
+	}
+	switch {
+	case opts.PreallocBytes == 0:
+		l.prealloc = DefaultPreallocBytes
+	case opts.PreallocBytes > 0:
+		l.prealloc = opts.PreallocBytes
 	}
 	if l.clock == nil {
 		l.clock = clock.New()
@@ -217,7 +241,10 @@ func Open(opts Options) (*Log, error) {
 				"file", s.path, "offset", sc.end, "bytes", sc.size-sc.end,
 				"saved_to", broken, "reason", sc.bad)
 		}
-		s.last, s.size = sc.last, sc.end
+		s.last, s.size, s.alloc = sc.last, sc.end, sc.size
+		if sc.bad != nil { // cut
+			s.alloc = sc.end
+		}
 		if sc.records > 0 {
 			prev = s
 			l.lastOnDisk = s.last
@@ -574,6 +601,11 @@ func (l *Log) write(first uint64, buf []byte) bool {
 			return false
 		}
 	}
+	if end := l.active.size + int64(len(buf)); end > l.active.alloc && int64(len(buf)) < l.prealloc {
+		if !l.extend(end) {
+			return false
+		}
+	}
 	n, err := l.file.Write(buf)
 	if err == nil && n < len(buf) {
 		err = io.ErrShortWrite
@@ -591,6 +623,7 @@ func (l *Log) write(first uint64, buf []byte) bool {
 	l.writes.Add(1)
 	l.bytes.Add(uint64(n))
 	l.active.size += int64(n)
+	l.active.alloc = max(l.active.alloc, l.active.size)
 	l.active.last = l.next - 1
 	l.written = l.next - 1
 	l.unsynced = true
@@ -636,9 +669,15 @@ func (l *Log) roll(first uint64) bool {
 		l.segMu.Unlock()
 		switch {
 		case last != nil && last.last+1 == first && last.size < l.segBytes:
-			f, err := l.fsys.OpenFile(last.path, os.O_WRONLY|os.O_APPEND, 0)
+			f, err := l.fsys.OpenFile(last.path, os.O_WRONLY, 0)
 			if err != nil {
 				l.fail(fmt.Errorf("%w: open %s: %w", ErrFailed, last.path, bare(err)))
+				return false
+			}
+			// Appends go after the records, over the zeros if any.
+			if _, err := f.Seek(last.size, io.SeekStart); err != nil {
+				f.Close()
+				l.fail(fmt.Errorf("%w: seek %s: %w", ErrFailed, last.path, bare(err)))
 				return false
 			}
 			l.active, l.file = last, f
@@ -656,7 +695,9 @@ func (l *Log) roll(first uint64) bool {
 			l.segMu.Unlock()
 		}
 	} else {
-		if l.unsynced && !l.sync() {
+		// Trimmed and fsynced before the next segment exists: only the
+		// last segment ever ends in zeros or a torn frame.
+		if !l.trim() || (l.unsynced && !l.sync()) {
 			return false
 		}
 		if err := l.file.Close(); err != nil {
@@ -667,7 +708,7 @@ func (l *Log) roll(first uint64) bool {
 	}
 
 	path := filepath.Join(l.dir, segmentName(first))
-	f, err := l.fsys.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o644)
+	f, err := l.fsys.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		l.fail(fmt.Errorf("%w: create %s: %w", ErrFailed, path, bare(err)))
 		return false
@@ -682,6 +723,50 @@ func (l *Log) roll(first uint64) bool {
 	l.segs = append(l.segs, s)
 	l.segMu.Unlock()
 	l.active, l.file = s, f
+	return true
+}
+
+// extend zero-fills the active segment from its allocated end to past
+// end, the offset the next write reaches, in whole steps of
+// Options.PreallocBytes, and leaves the file offset at the end of the
+// records. The fsync that follows the write makes the zeros and the new
+// size durable with it.
+func (l *Log) extend(end int64) bool {
+	s := l.active
+	target := (end/l.prealloc + 1) * l.prealloc
+	if _, err := l.file.Seek(s.alloc, io.SeekStart); err != nil {
+		l.fail(fmt.Errorf("%w: seek %s: %w", ErrFailed, s.path, bare(err)))
+		return false
+	}
+	for s.alloc < target {
+		n, err := l.file.Write(zeroChunk[:min(target-s.alloc, int64(len(zeroChunk)))])
+		s.alloc += int64(n)
+		if err != nil {
+			l.fail(fmt.Errorf("%w: preallocate %s: %w", ErrFailed, s.path, bare(err)))
+			return false
+		}
+	}
+	if _, err := l.file.Seek(s.size, io.SeekStart); err != nil {
+		l.fail(fmt.Errorf("%w: seek %s: %w", ErrFailed, s.path, bare(err)))
+		return false
+	}
+	l.unsynced = true
+	return true
+}
+
+// trim cuts the unused zeros off the active segment, which is about to be
+// finished or closed; the fsync after it makes the new size durable.
+func (l *Log) trim() bool {
+	s := l.active
+	if s == nil || s.alloc <= s.size {
+		return true
+	}
+	if err := l.file.Truncate(s.size); err != nil {
+		l.fail(fmt.Errorf("%w: truncate %s to %d: %w", ErrFailed, s.path, s.size, bare(err)))
+		return false
+	}
+	s.alloc = s.size
+	l.unsynced = true
 	return true
 }
 

@@ -540,7 +540,8 @@ func segmentsOf(t *testing.T, fsys *faultfs.FS) [][2]uint64 {
 			t.Fatal(err)
 		}
 		var first, last uint64
-		for len(data) > 0 {
+		// The active segment ends in preallocated zeros.
+		for len(data) > 0 && !allZero(data) {
 			r, n, err := wal.DecodeRecord(data)
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)
@@ -761,5 +762,86 @@ func TestObserveHooks(t *testing.T) {
 	}
 	if st := l.Stats(); uint64(syncs) != st.Syncs || syncs < 2 {
 		t.Errorf("ObserveSync called %d times, Stats.Syncs = %d", syncs, st.Syncs)
+	}
+}
+
+// TestPreallocation: the writer zero-fills the active segment ahead of its
+// records, so appends do not change the file's size (and their fdatasync
+// need not write the inode); it trims a segment it finishes; and a
+// restarted log appends over the zeros it finds.
+func TestPreallocation(t *testing.T) {
+	const chunk = 4096
+	fsys := faultfs.New(1)
+	opts := memOpts(fsys)
+	opts.PreallocBytes = chunk
+	opts.SegmentBytes = 3 * chunk
+	size := func(base uint64) int {
+		t.Helper()
+		b, err := fsys.ReadFile(segPath(base))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(b)
+	}
+
+	recs := records(1, 20)
+	writeLog(t, opts, recs[:10])
+	if got := size(1); got != chunk {
+		t.Fatalf("segment is %d bytes after small appends, want one chunk of %d", got, chunk)
+	}
+	// A restart appends over the zeros, in the same segment, and the
+	// file keeps its size.
+	writeLog(t, opts, recs[10:])
+	if got := size(1); got != chunk {
+		t.Fatalf("segment is %d bytes after appends on restart, want %d", got, chunk)
+	}
+	if files := segmentFiles(t, fsys, testDir); len(files) != 1 {
+		t.Fatalf("appends after a restart went to a new segment: %v", files)
+	}
+	equalRecords(t, replayAll(t, opts, 0), recs)
+
+	// Records past the first chunk extend the zeros by another chunk; a
+	// group of a chunk or more is written as it is, without zeros.
+	big := wal.Record{Seq: 21, Kind: wal.KindSet, Key: "big", Value: strings.Repeat("v", chunk)}
+	writeLog(t, opts, []wal.Record{big})
+	dataEnd := len(encode(recs...)) + len(encode(big))
+	if got := size(1); got != dataEnd {
+		t.Fatalf("segment is %d bytes after a group of a chunk, want the %d of its records", got, dataEnd)
+	}
+	more := records(22, 5)
+	writeLog(t, opts, more)
+	if got, want := size(1), (dataEnd+len(encode(more...)))/chunk*chunk+chunk; got != want {
+		t.Fatalf("segment is %d bytes after small appends past the big one, want %d", got, want)
+	}
+
+	// Past SegmentBytes the writer finishes the segment: its zeros are
+	// cut off before the next one is created.
+	huge := wal.Record{Seq: 27, Kind: wal.KindSet, Key: "huge", Value: strings.Repeat("h", 2*chunk)}
+	writeLog(t, opts, []wal.Record{huge, setRec(28, "after", "roll")})
+	if files := segmentFiles(t, fsys, testDir); len(files) != 2 {
+		t.Fatalf("segments %v, want two", files)
+	}
+	want := append(append(append(bytes2recs(recs), big), more...), huge, setRec(28, "after", "roll"))
+	if got, n := size(1), len(encode(want[:27]...)); got != n {
+		t.Fatalf("finished segment is %d bytes, want its %d bytes of records", got, n)
+	}
+	if got := size(28); got != chunk {
+		t.Fatalf("new segment is %d bytes, want one chunk", got)
+	}
+	equalRecords(t, replayAll(t, opts, 0), want)
+}
+
+func TestPreallocationOff(t *testing.T) {
+	fsys := faultfs.New(1)
+	opts := memOpts(fsys)
+	opts.PreallocBytes = -1
+	recs := records(1, 10)
+	writeLog(t, opts, recs)
+	b, err := fsys.ReadFile(segPath(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) != len(encode(recs...)) {
+		t.Fatalf("segment is %d bytes, want exactly its %d bytes of records", len(b), len(encode(recs...)))
 	}
 }

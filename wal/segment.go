@@ -47,6 +47,9 @@ type segment struct {
 	base uint64 // seq of the first record, from the name
 	last uint64 // seq of the last record; base-1 when empty
 	size int64  // bytes of valid frames
+	// alloc is the file's size: size plus the zeros preallocated after
+	// the records (see preallocChunk).
+	alloc int64
 }
 
 // listSegments returns the segment files of dir in sequence order.
@@ -124,6 +127,9 @@ type segScan struct {
 	// torn is true when bad is followed by no valid frame: what a crash
 	// in the middle of an append leaves behind.
 	torn bool
+	// zeros is the length of the all-zero tail after the last valid
+	// frame: space the writer preallocated (bad is nil then).
+	zeros int64
 }
 
 // scanSegment reads the frames of the segment at path, whose first record
@@ -158,6 +164,14 @@ func scanSegment(fsys FS, path string, base uint64, fn func(Record) error) (segS
 		}
 		fr, n, err := decodeFrame(b)
 		if err != nil {
+			zero, err2 := rd.zeroFrom(sc.end)
+			if err2 != nil {
+				return sc, fmt.Errorf("wal: read %s: %w", path, bare(err2))
+			}
+			if zero {
+				sc.zeros = sc.size - sc.end
+				return sc, nil
+			}
 			sc.bad = err
 			next, found, err := rd.validFrameAfter(sc.end, sc.last)
 			if err != nil {
@@ -184,6 +198,24 @@ func scanSegment(fsys FS, path string, base uint64, fn func(Record) error) (segS
 		sc.last = fr.seq
 	}
 	return sc, nil
+}
+
+// zeroFrom reports whether every byte from off to the end of the file is
+// zero.
+func (rd *reader) zeroFrom(off int64) (bool, error) {
+	for off < rd.size {
+		b, err := rd.peek(off, int(min(rd.size-off, readChunk)))
+		if err != nil {
+			return false, err
+		}
+		for _, c := range b {
+			if c != 0 {
+				return false, nil
+			}
+		}
+		off += int64(len(b))
+	}
+	return true, nil
 }
 
 // validFrameAfter looks for a valid frame starting anywhere after the bad

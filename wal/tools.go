@@ -192,7 +192,11 @@ func Check(fsys FS, dir string, fix bool, w io.Writer) (CheckResult, error) {
 		if sc.records > 0 {
 			fmt.Fprintf(w, ", seq %d..%d", s.base, sc.last)
 		}
-		fmt.Fprintf(w, ", %d valid byte(s) of %d\n", sc.end, sc.size)
+		fmt.Fprintf(w, ", %d valid byte(s) of %d", sc.end, sc.size)
+		if sc.zeros > 0 {
+			fmt.Fprintf(w, " (%d preallocated zero byte(s) after them)", sc.zeros)
+		}
+		fmt.Fprintln(w)
 		if sc.bad != nil {
 			res.Problem = &CorruptError{File: s.path, Offset: sc.end, Err: sc.bad}
 			res.TornTail = sc.torn && i == len(segs)-1

@@ -87,10 +87,27 @@ func TestCheck(t *testing.T) {
 			t.Fatalf("report does not mention the gap:\n%s", out.String())
 		}
 	})
-	t.Run("torn tail", func(t *testing.T) {
+	t.Run("preallocated tail", func(t *testing.T) {
 		fsys := faultfs.New(1)
 		data := encode(records(1, 5)...)
 		fsys.WriteFile(segPath(1), append(data, make([]byte, 100)...))
+		var out strings.Builder
+		res, err := wal.Check(fsys, testDir, true, &out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.OK() || res.Fixed || res.Records != 5 {
+			t.Fatalf("Check = %+v\n%s", res, out.String())
+		}
+		if !strings.Contains(out.String(), "100 preallocated") {
+			t.Fatalf("report does not mention the zeros:\n%s", out.String())
+		}
+	})
+	t.Run("torn tail", func(t *testing.T) {
+		fsys := faultfs.New(1)
+		data := encode(records(1, 5)...)
+		torn := encode(records(6, 1)...)[:9] // header and a byte, then zeros
+		fsys.WriteFile(segPath(1), append(append(data, torn...), make([]byte, 100)...))
 		var out strings.Builder
 		res, err := wal.Check(fsys, testDir, false, &out)
 		if err != nil {
