@@ -178,3 +178,34 @@ func TestAOFDump(t *testing.T) {
 		t.Fatalf("unknown aof command exit %d; want 2", code)
 	}
 }
+
+// TestPreallocFlag: the log zero-fills ahead of its records by default,
+// and --wal-prealloc-bytes 0 turns that off.
+func TestPreallocFlag(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want func(size int64) bool
+	}{
+		{nil, func(size int64) bool { return size == wal.DefaultPreallocBytes }},
+		{[]string{"--wal-prealloc-bytes", "0"}, func(size int64) bool { return size > 0 && size < 1024 }},
+	} {
+		dir := t.TempDir()
+		m, stop := runMain(t, dir, clock.NewMock(), tt.args...)
+		c := dial(t, m.Addr().String())
+		if _, err := c.Set(context.Background(), &kvstorepb.SetRequest{Key: "k", Value: "v"}); err != nil {
+			t.Fatal(err)
+		}
+		segs, err := filepath.Glob(filepath.Join(walDir(dir), "*.wal"))
+		if err != nil || len(segs) != 1 {
+			t.Fatalf("segments %v, %v", segs, err)
+		}
+		fi, err := os.Stat(segs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !tt.want(fi.Size()) {
+			t.Errorf("%v: segment is %d bytes", tt.args, fi.Size())
+		}
+		stop()
+	}
+}

@@ -71,6 +71,7 @@ type Config struct {
 
 	Fsync            wal.FsyncPolicy
 	SegmentBytes     int64
+	PreallocBytes    byteSize
 	SnapshotInterval time.Duration
 	NoFinalSnapshot  bool
 
@@ -169,6 +170,8 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
 	fs.TextVar(&c.Fsync, "fsync", wal.FsyncAlways, "log durability `policy`: always (acknowledge after fsync), everysec (fsync once a second; a crash may lose about 1 s of acknowledged writes) or no (leave it to the OS)")
 	fs.Int64Var(&c.SegmentBytes, "wal-segment-bytes", wal.DefaultSegmentBytes, "size at which the log starts a new segment file, in `bytes`")
+	c.PreallocBytes = wal.DefaultPreallocBytes
+	fs.Var(&c.PreallocBytes, "wal-prealloc-bytes", "how far ahead of its records the log zero-fills its file, e.g. `1MiB`, so an fsync need not update the file size (0: off, for copy-on-write file systems)")
 	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", 30*time.Second, "how often to write a snapshot (0 disables periodic snapshots)")
 	fs.BoolVar(&c.NoFinalSnapshot, "no-final-snapshot", false, "skip the snapshot at shutdown (restart then replays the log)")
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -56,10 +57,12 @@ func openStorage(lock *dirLock, c Config, clk clock.Clock, log *slog.Logger, met
 		Dir:          walDir(c.DataDir),
 		Fsync:        c.Fsync,
 		SegmentBytes: c.SegmentBytes,
-		ObserveSync:  metrics.ObserveSync,
-		ObserveGroup: metrics.ObserveGroup,
-		Clock:        clk,
-		Logger:       log,
+		// The flag's 0 is the option's "off".
+		PreallocBytes: cmp.Or(int64(c.PreallocBytes), -1),
+		ObserveSync:   metrics.ObserveSync,
+		ObserveGroup:  metrics.ObserveGroup,
+		Clock:         clk,
+		Logger:        log,
 	})
 	if err != nil {
 		return nil, err
