@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces every number in docs/BENCHMARKS.md, one section after the
 # other on an otherwise idle machine, and keeps the raw output in OUT
-# (default /tmp/kvstore-bench). Takes about 10 minutes on 2 cores.
+# (default /tmp/kvstore-bench). Takes about 17 minutes on 2 cores.
 # Usage: docs/benchmarks.sh [OUT]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,12 +22,18 @@ go test -run='^$' -bench='Recovery' -benchtime=3x ./cmd/server/ | tee "$out/reco
 echo "== set throughput per fsync policy"
 docs/fsync-matrix.sh 5s | tee "$out/fsync-matrix.txt"
 
+compare() { # name, server args
+  echo "== kvstore vs baseline: $2"
+  bin/kvstore-bench --compare --server-bin bin/kvstore-server --rounds 3 --duration 5s \
+    --clients 50 --value-size 16 --keys 100000 \
+    --server-args "$2 --log-level warn" 2>/dev/null | tee "$out/compare-$1.txt"
+}
 echo "== kvstore vs baseline, --fsync everysec (draws docs/latency.svg)"
 make -s bench-compare 2>/dev/null | tee "$out/compare-everysec.txt"
-echo "== kvstore vs baseline, --fsync always"
-bin/kvstore-bench --compare --server-bin bin/kvstore-server --rounds 3 --duration 5s \
-  --clients 50 --value-size 16 --keys 100000 \
-  --server-args "--fsync always --log-level warn" 2>/dev/null | tee "$out/compare-always.txt"
+compare always "--fsync always"
+# What the GC heap floor and the log's preallocation are worth.
+compare everysec-nofloor "--fsync everysec --gc-heap-floor 0"
+compare always-noprealloc "--fsync always --wal-prealloc-bytes 0"
 
 echo "== redis, for context"
 docs/redis-compare.sh everysec 200000 | tee "$out/redis-everysec.txt"
