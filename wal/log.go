@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -574,6 +575,14 @@ func (l *Log) commit() {
 	}
 	l.batches.Add(uint64(len(group)))
 	releaseBatches(group, nil)
+	if len(buf) > 0 && l.policy == FsyncAlways {
+		// The released callers are queued on this goroutine's P, and
+		// the next group's fdatasync would block the P with them on it
+		// until the runtime hands it off (20 us or more). Let them run
+		// first; this also lets the next group grow while they answer.
+		// Worth 2-12 % of fsync=always throughput in A/B runs.
+		runtime.Gosched()
+	}
 }
 
 // checkRecord rejects records the log cannot store faithfully. All are
