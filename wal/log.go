@@ -154,8 +154,9 @@ type Log struct {
 // validates every segment. A torn tail of the last segment (what a crash
 // during an append leaves) is copied to a .broken file and cut, with a
 // warning. Zeros to the end of a segment are the space the writer
-// preallocates, not damage: they are kept and later appends fill them. Any other bad frame makes Open fail with a
-// *CorruptError. The log accepts no writes until Start.
+// preallocates, not damage: they are kept and later appends fill them.
+// Any other bad frame makes Open fail with a *CorruptError. The log
+// accepts no writes until Start.
 func Open(opts Options) (*Log, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("wal: Options.Dir is empty")
@@ -770,7 +771,7 @@ func (l *Log) extend(end int64) bool {
 }
 
 // trim cuts the unused zeros off the active segment, which is about to be
-// finished or closed; the fsync after it makes the new size durable.
+// finished; the fsync after it makes the new size durable.
 func (l *Log) trim() bool {
 	s := l.active
 	if s == nil || s.alloc <= s.size {
