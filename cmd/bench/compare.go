@@ -51,6 +51,7 @@ type compareRun struct {
 	Workload  string           `json:"workload"`
 	Server    string           `json:"server"`
 	OpsPerSec float64          `json:"ops_per_sec"`
+	P50       int64            `json:"p50_ns"`
 	P99       int64            `json:"p99_ns"`
 	Errors    int64            `json:"errors"`
 	ByCode    map[string]int64 `json:"errors_by_code,omitempty"`
@@ -71,6 +72,8 @@ type compareSummary struct {
 	KVOpsPerSec     float64 `json:"kvstore_ops_per_sec"`
 	BaseOpsPerSec   float64 `json:"baseline_ops_per_sec"`
 	ThroughputRatio float64 `json:"throughput_ratio"`
+	KVP50           int64   `json:"kvstore_p50_ns"`
+	BaseP50         int64   `json:"baseline_p50_ns"`
 	KVP99           int64   `json:"kvstore_p99_ns"`
 	BaseP99         int64   `json:"baseline_p99_ns"`
 	P99Ratio        float64 `json:"p99_ratio"`
@@ -206,6 +209,7 @@ func measure(ctx context.Context, cfg config, srv benchServer) (r compareRun, er
 	r = compareRun{
 		Server:    srv.name,
 		OpsPerSec: rep.OpsPerSec,
+		P50:       rep.P50,
 		P99:       rep.P99,
 		Errors:    rep.Errors,
 		ByCode:    rep.ByCode,
@@ -233,7 +237,7 @@ func summarizeRuns(runs []compareRun, kv, base string) []compareSummary {
 			}
 			byRound[r.Round][r.Server] = r
 		}
-		var kvOps, baseOps, thr, kvP99, baseP99, p99r []float64
+		var kvOps, baseOps, thr, kvP50, baseP50, kvP99, baseP99, p99r []float64
 		for _, pair := range byRound {
 			k, ok1 := pair[kv]
 			b, ok2 := pair[base]
@@ -241,6 +245,7 @@ func summarizeRuns(runs []compareRun, kv, base string) []compareSummary {
 				continue // a round cut short by a signal
 			}
 			kvOps, baseOps = append(kvOps, k.OpsPerSec), append(baseOps, b.OpsPerSec)
+			kvP50, baseP50 = append(kvP50, float64(k.P50)), append(baseP50, float64(b.P50))
 			kvP99, baseP99 = append(kvP99, float64(k.P99)), append(baseP99, float64(b.P99))
 			thr = append(thr, ratio(k.OpsPerSec, b.OpsPerSec))
 			p99r = append(p99r, ratio(float64(k.P99), float64(b.P99)))
@@ -254,6 +259,8 @@ func summarizeRuns(runs []compareRun, kv, base string) []compareSummary {
 			KVOpsPerSec:     median(kvOps),
 			BaseOpsPerSec:   median(baseOps),
 			ThroughputRatio: median(thr),
+			KVP50:           int64(median(kvP50)),
+			BaseP50:         int64(median(baseP50)),
 			KVP99:           int64(median(kvP99)),
 			BaseP99:         int64(median(baseP99)),
 			P99Ratio:        median(p99r),
@@ -282,18 +289,21 @@ func median(xs []float64) float64 {
 
 func writeCompareTables(w io.Writer, runs []compareRun, summary []compareSummary, kv, base string) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "round\tworkload\tserver\tops/s\tp99\terrors")
+	fmt.Fprintln(tw, "round\tworkload\tserver\tops/s\tp50\tp99\terrors")
 	for _, r := range runs {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%.0f\t%s\t%d\n", r.Round, r.Workload, r.Server, r.OpsPerSec, formatLatency(r.P99), r.Errors)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%.0f\t%s\t%s\t%d\n", r.Round, r.Workload, r.Server, r.OpsPerSec,
+			formatLatency(r.P50), formatLatency(r.P99), r.Errors)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\n%s vs %s, medians over rounds; ratios are %s / %s (median of the per-round ratios):\n"+
 		"a throughput ratio below 1 or a p99 ratio above 1 means %s is slower.\n", kv, base, kv, base, kv)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "workload\t%s ops/s\t%s ops/s\tthroughput ratio\t%s p99\t%s p99\tp99 ratio\n", kv, base, kv, base)
+	fmt.Fprintf(tw, "workload\t%s ops/s\t%s ops/s\tthroughput ratio\t%s p50\t%s p50\t%s p99\t%s p99\tp99 ratio\n",
+		kv, base, kv, base, kv, base)
 	for _, s := range summary {
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.2f\t%s\t%s\t%.2f\n", s.Workload, s.KVOpsPerSec, s.BaseOpsPerSec,
-			s.ThroughputRatio, formatLatency(s.KVP99), formatLatency(s.BaseP99), s.P99Ratio)
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.2f\t%s\t%s\t%s\t%s\t%.2f\n", s.Workload, s.KVOpsPerSec, s.BaseOpsPerSec,
+			s.ThroughputRatio, formatLatency(s.KVP50), formatLatency(s.BaseP50),
+			formatLatency(s.KVP99), formatLatency(s.BaseP99), s.P99Ratio)
 	}
 	tw.Flush()
 }

@@ -63,7 +63,7 @@ func TestCompareAlternatesServersAndPrintsRatios(t *testing.T) {
 	var order []string
 	for _, r := range got.Runs {
 		order = append(order, r.Server)
-		if r.OpsPerSec <= 0 || r.P99 <= 0 || r.Errors != 0 {
+		if r.OpsPerSec <= 0 || r.P50 <= 0 || r.P99 < r.P50 || r.Errors != 0 {
 			t.Errorf("run %+v", r)
 		}
 		// Every run preloads the key space, so every get hits.
@@ -83,7 +83,7 @@ func TestCompareAlternatesServersAndPrintsRatios(t *testing.T) {
 		t.Fatalf("summary %+v", got.Summary)
 	}
 	for _, s := range got.Summary {
-		if s.Rounds != 3 || s.ThroughputRatio <= 0 || s.P99Ratio <= 0 {
+		if s.Rounds != 3 || s.ThroughputRatio <= 0 || s.P99Ratio <= 0 || s.KVP50 <= 0 || s.BaseP50 <= 0 {
 			t.Errorf("summary row %+v", s)
 		}
 	}
@@ -93,7 +93,7 @@ func TestCompareAlternatesServersAndPrintsRatios(t *testing.T) {
 	if code := compare(context.Background(), cfg, servers, &out, &errOut); code != exitOK {
 		t.Fatalf("exit %d, stderr %s", code, errOut.String())
 	}
-	for _, want := range []string{"round  workload", "throughput ratio", "p99 ratio", "set:get 50:50", "set only", "get only"} {
+	for _, want := range []string{"round  workload", "throughput ratio", "kvstore p50", "p99 ratio", "set:get 50:50", "set only", "get only"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
@@ -158,15 +158,17 @@ func TestSummaryTakesMediansOfPerRoundRatios(t *testing.T) {
 	var runs []compareRun
 	for i, r := range []struct{ kv, base float64 }{{100, 200}, {300, 300}, {50, 200}} {
 		runs = append(runs,
-			compareRun{Round: i + 1, Workload: "set only", Server: "kvstore", OpsPerSec: r.kv, P99: int64(r.base)},
-			compareRun{Round: i + 1, Workload: "set only", Server: "baseline", OpsPerSec: r.base, P99: int64(r.kv)})
+			compareRun{Round: i + 1, Workload: "set only", Server: "kvstore", OpsPerSec: r.kv, P50: int64(r.kv), P99: int64(r.base)},
+			compareRun{Round: i + 1, Workload: "set only", Server: "baseline", OpsPerSec: r.base, P50: int64(r.base), P99: int64(r.kv)})
 	}
 	s := summarizeRuns(runs, "kvstore", "baseline")
 	if len(s) != 1 {
 		t.Fatalf("summary %+v", s)
 	}
 	// Throughput ratios 0.5, 1, 0.25: median 0.5. p99 ratios 2, 1, 4: median 2.
-	if got := s[0]; got.ThroughputRatio != 0.5 || got.P99Ratio != 2 || got.KVOpsPerSec != 100 || got.BaseOpsPerSec != 200 || got.Rounds != 3 {
+	// p50s are medians of each server's own: 100 and 200.
+	if got := s[0]; got.ThroughputRatio != 0.5 || got.P99Ratio != 2 || got.KVOpsPerSec != 100 || got.BaseOpsPerSec != 200 ||
+		got.KVP50 != 100 || got.BaseP50 != 200 || got.Rounds != 3 {
 		t.Errorf("summary %+v", got)
 	}
 	if m := median([]float64{4, 1, 3, 2}); m != 2.5 {
