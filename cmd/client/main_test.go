@@ -19,10 +19,13 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // startServer serves a fresh store on a loopback port.
-func startServer(t *testing.T) string {
+func startServer(t *testing.T) string { return startServerWith(t, rpc.ServerOptions{}) }
+
+// startServerWith is startServer with interceptors or TLS.
+func startServerWith(t *testing.T, opts rpc.ServerOptions) string {
 	t.Helper()
 	a := actor.New(actor.Config{ExpireInterval: -1})
-	srv := rpc.NewServer(rpc.NewService(a, rpc.Options{}), rpc.ServerOptions{})
+	srv := rpc.NewServer(rpc.NewService(a, rpc.Options{}), opts)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -129,25 +132,9 @@ func TestTokenFlag(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := actor.New(actor.Config{ExpireInterval: -1})
-	srv := rpc.NewServer(rpc.NewService(a, rpc.Options{}), rpc.ServerOptions{
+	addr := startServerWith(t, rpc.ServerOptions{
 		Unary: []grpc.UnaryServerInterceptor{auth.UnaryInterceptor()},
 	})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan struct{})
-	go func() {
-		srv.Serve(lis)
-		close(served)
-	}()
-	defer func() {
-		srv.Shutdown(context.Background())
-		<-served
-		a.Stop()
-	}()
-	addr := lis.Addr().String()
 	if code, _, errOut := runClient(t, addr, "set", "k", "v"); code != 2 || !strings.Contains(errOut, "Unauthenticated") {
 		t.Fatalf("without a token: exit %d, %q; want 2 and Unauthenticated", code, errOut)
 	}
