@@ -118,16 +118,7 @@ func (ts *httpTestServer) doAuth(tb testing.TB, method, path string, authz ...st
 	for _, v := range authz {
 		req.Header.Add("Authorization", v)
 	}
-	resp, err := ts.client.Do(req)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return httpResponse{resp.StatusCode, resp.Header, string(b)}
+	return ts.send(tb, req)
 }
 
 func bearer(ctx context.Context, token string) context.Context {

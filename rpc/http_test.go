@@ -64,6 +64,12 @@ func (ts *httpTestServer) do(tb testing.TB, method, path, contentType string, bo
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	return ts.send(tb, req)
+}
+
+// send sends req and reads the whole response.
+func (ts *httpTestServer) send(tb testing.TB, req *http.Request) httpResponse {
+	tb.Helper()
 	resp, err := ts.client.Do(req)
 	if err != nil {
 		tb.Fatal(err)
