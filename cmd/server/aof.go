@@ -9,6 +9,25 @@ import (
 	"kvstore/wal"
 )
 
+// parseSubcommand parses the flags of `kvstore-server NAME ...`. When it
+// reports !ok the caller returns code: 0 after --help (usage printed), 2
+// for a bad flag or a stray argument (the problem printed).
+func parseSubcommand(fs *flag.FlagSet, args []string, name string, usage func(), stderr io.Writer) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage()
+			return 0, false
+		}
+		fmt.Fprintf(stderr, "kvstore-server %s: %v\n", name, err)
+		return 2, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "kvstore-server %s: unexpected argument %q\n", name, fs.Arg(0))
+		return 2, false
+	}
+	return 0, true
+}
+
 // runAOF is `kvstore-server aof dump|check`: the log as a tool, like
 // redis-check-aof. It returns the exit code: 0 fine, 1 the log has a
 // problem left, 2 bad usage or an I/O failure.
@@ -34,17 +53,8 @@ func runAOF(args []string, getenv func(string) string, stdout, stderr io.Writer)
 	}
 	fs.StringVar(&dataDir, "data-dir", dataDir, "data directory (env KVSTORE_DATA_DIR)")
 	fix := fs.Bool("fix", false, "with check: cut the log at the first bad record")
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			usage()
-			return 0
-		}
-		fmt.Fprintf(stderr, "kvstore-server aof: %v\n", err)
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "kvstore-server aof: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	if code, ok := parseSubcommand(fs, args[1:], "aof", usage, stderr); !ok {
+		return code
 	}
 	switch cmd {
 	case "dump":

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -25,17 +24,8 @@ func runToken(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(io.Discard)
 	roleName := fs.String("role", "", "read (Get), write (Get, Set, Delete) or admin (everything)")
 	name := fs.String("name", "", "a name for the token, kept in the auth file to tell tokens apart")
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			usage()
-			return 0
-		}
-		fmt.Fprintf(stderr, "kvstore-server token: %v\n", err)
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "kvstore-server token: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	if code, ok := parseSubcommand(fs, args[1:], "token", usage, stderr); !ok {
+		return code
 	}
 	role, err := rpc.ParseRole(*roleName)
 	if err != nil {
