@@ -440,7 +440,10 @@ func TestInvalidRecordsFailTheLog(t *testing.T) {
 	}
 }
 
-func TestEverySec(t *testing.T) {
+// startEverySec starts a FsyncEverySec log on a mock clock; syncedc
+// receives after each fsync, the hand-off for the ticks.
+func startEverySec(t *testing.T) (*faultfs.FS, *clock.Mock, *wal.Log, chan struct{}) {
+	t.Helper()
 	fsys := faultfs.New(1)
 	mock := clock.NewMock()
 	opts := memOpts(fsys)
@@ -450,6 +453,11 @@ func TestEverySec(t *testing.T) {
 	syncedc := make(chan struct{}, 1)
 	wal.SetSyncHook(l, func() { syncedc <- struct{}{} })
 	l.Start(1)
+	return fsys, mock, l, syncedc
+}
+
+func TestEverySec(t *testing.T) {
+	fsys, mock, l, syncedc := startEverySec(t)
 
 	// Released on write, before any fsync.
 	if err := submitOne(l, setRec(1, "a", "1")).wait(); err != nil {
@@ -479,15 +487,7 @@ func TestEverySec(t *testing.T) {
 }
 
 func TestEverySecSyncsEachSecondWithWrites(t *testing.T) {
-	fsys := faultfs.New(1)
-	mock := clock.NewMock()
-	opts := memOpts(fsys)
-	opts.Fsync = wal.FsyncEverySec
-	opts.Clock = mock
-	l := mustOpen(t, opts)
-	syncedc := make(chan struct{}, 1)
-	wal.SetSyncHook(l, func() { syncedc <- struct{}{} })
-	l.Start(1)
+	_, mock, l, syncedc := startEverySec(t)
 	for i := uint64(1); i <= 3; i++ {
 		if err := submitOne(l, setRec(i, "k", "v")).wait(); err != nil {
 			t.Fatal(err)
