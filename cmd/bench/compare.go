@@ -33,16 +33,22 @@ type benchServer struct {
 	start func(ctx context.Context) (addr string, stop func() error, err error)
 }
 
-// compareScenarios are the workloads of --compare; the other workload
-// flags (--clients, --keys, --value-size, ...) apply to all of them.
-// Every run preloads the whole key space first, so gets hit.
-var compareScenarios = []struct {
+// compareScenario is one workload of --compare: its name in reports,
+// its name for --workloads, and its mix.
+type compareScenario struct {
 	name string
+	flag string
 	mix  mix
-}{
-	{"set:get 50:50", mix{50, 50, 0}},
-	{"set only", mix{100, 0, 0}},
-	{"get only", mix{0, 100, 0}},
+}
+
+// compareScenarios are the workloads of --compare, in report order;
+// --workloads picks some of them. The other workload flags (--clients,
+// --keys, --value-size, ...) apply to all of them. Every run preloads the
+// whole key space first, so gets hit.
+var compareScenarios = []compareScenario{
+	{"set:get 50:50", "mixed", mix{50, 50, 0}},
+	{"set only", "set", mix{100, 0, 0}},
+	{"get only", "get", mix{0, 100, 0}},
 }
 
 // compareRun is one measurement of --compare.
@@ -89,7 +95,7 @@ type compareSummary struct {
 // finished (see comparePlot) to that file.
 func compare(ctx context.Context, cfg config, servers []benchServer, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "kvstore-bench: compare %s vs %s: %d rounds x %d workloads, %s each after preloading all %d keys; %d clients over %d connections, %s keys, %d-byte values\n",
-		servers[0].name, servers[1].name, cfg.Rounds, len(compareScenarios), runLength(cfg), cfg.Keys, cfg.Clients, cfg.Conns, cfg.Dist, cfg.ValueSize)
+		servers[0].name, servers[1].name, cfg.Rounds, len(cfg.scenarios()), runLength(cfg), cfg.Keys, cfg.Clients, cfg.Conns, cfg.Dist, cfg.ValueSize)
 	var (
 		runs   []compareRun
 		failed bool
@@ -101,7 +107,7 @@ func compare(ctx context.Context, cfg config, servers []benchServer, stdout, std
 	}
 rounds:
 	for round := 1; round <= cfg.Rounds; round++ {
-		for _, sc := range compareScenarios {
+		for _, sc := range cfg.scenarios() {
 			order := slices.Clone(servers)
 			if round%2 == 0 {
 				slices.Reverse(order)
@@ -129,7 +135,7 @@ rounds:
 			}
 		}
 	}
-	summary := summarizeRuns(runs, servers[0].name, servers[1].name)
+	summary := summarizeRuns(runs, cfg.scenarios(), servers[0].name, servers[1].name)
 	switch {
 	case len(runs) == 0:
 		// Nothing to tabulate; the reason follows on stderr.
@@ -223,10 +229,10 @@ func measure(ctx context.Context, cfg config, srv benchServer) (r compareRun, er
 }
 
 // summarizeRuns pairs the two servers' runs of each round and workload and
-// takes medians over the rounds.
-func summarizeRuns(runs []compareRun, kv, base string) []compareSummary {
+// takes medians over the rounds, a row per workload in scenarios order.
+func summarizeRuns(runs []compareRun, scenarios []compareScenario, kv, base string) []compareSummary {
 	var out []compareSummary
-	for _, sc := range compareScenarios {
+	for _, sc := range scenarios {
 		byRound := map[int]map[string]compareRun{}
 		for _, r := range runs {
 			if r.Workload != sc.name {

@@ -154,6 +154,57 @@ func TestCompareFailsWhenAServerDoesNotStart(t *testing.T) {
 	}
 }
 
+func TestCompareRunsTheWorkloadsPicked(t *testing.T) {
+	cfg, err := parseFlags([]string{"--compare", "--workloads", "get, set,get"}, noEnv, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Report order, whatever the order given; each once.
+	if got := cfg.scenarios(); len(got) != 2 || got[0].name != "set only" || got[1].name != "get only" {
+		t.Fatalf("scenarios %+v", got)
+	}
+	servers := []benchServer{inProcessServer("kvstore"), inProcessServer("baseline")}
+	c := compareConfig()
+	c.Workloads, c.Rounds, c.JSON = cfg.Workloads, 2, true
+	c.SVG = filepath.Join(t.TempDir(), "compare.svg")
+	var out, errOut bytes.Buffer
+	if code := compare(context.Background(), c, servers, &out, &errOut); code != exitOK {
+		t.Fatalf("exit %d, stderr %s", code, errOut.String())
+	}
+	if !strings.Contains(errOut.String(), "2 rounds x 2 workloads") {
+		t.Errorf("stderr does not announce 2 workloads: %s", errOut.String())
+	}
+	var got struct {
+		Runs    []compareRun
+		Summary []compareSummary
+	}
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	var ran []string
+	for _, r := range got.Runs {
+		ran = append(ran, r.Workload)
+	}
+	if want := "set only,set only,get only,get only,set only,set only,get only,get only"; strings.Join(ran, ",") != want {
+		t.Errorf("runs %q, want %q", ran, want)
+	}
+	if len(got.Summary) != 2 || got.Summary[0].Workload != "set only" || got.Summary[1].Workload != "get only" {
+		t.Errorf("summary %+v", got.Summary)
+	}
+	data, err := os.ReadFile(c.SVG)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svg := parseSVG(t, data)
+	if len(svg.panels) != 2 || !strings.HasPrefix(svg.panels[0].title, "set only") || !strings.HasPrefix(svg.panels[1].title, "get only") {
+		t.Errorf("%d panels, want set only and get only", len(svg.panels))
+	}
+	// Both rounds finished: the legend says so, not "the rounds that finished".
+	if sub := strings.Join(svg.subtitle, "\n"); !strings.Contains(sub, "all 2 rounds") {
+		t.Errorf("subtitle %q: the plot thinks rounds are missing", sub)
+	}
+}
+
 func TestSummaryTakesMediansOfPerRoundRatios(t *testing.T) {
 	var runs []compareRun
 	for i, r := range []struct{ kv, base float64 }{{100, 200}, {300, 300}, {50, 200}} {
@@ -161,7 +212,7 @@ func TestSummaryTakesMediansOfPerRoundRatios(t *testing.T) {
 			compareRun{Round: i + 1, Workload: "set only", Server: "kvstore", OpsPerSec: r.kv, P50: int64(r.kv), P99: int64(r.base)},
 			compareRun{Round: i + 1, Workload: "set only", Server: "baseline", OpsPerSec: r.base, P50: int64(r.base), P99: int64(r.kv)})
 	}
-	s := summarizeRuns(runs, "kvstore", "baseline")
+	s := summarizeRuns(runs, compareScenarios, "kvstore", "baseline")
 	if len(s) != 1 {
 		t.Fatalf("summary %+v", s)
 	}

@@ -21,7 +21,8 @@
 //	--compare              run kvstore-server and the baseline as child
 //	                       processes on 127.0.0.1, alternating them over
 //	                       --rounds rounds of three workloads (set:get
-//	                       50:50, set only, get only), each run on a fresh
+//	                       50:50, set only, get only; --workloads picks
+//	                       some), each run on a fresh
 //	                       server preloaded with every key (not counted),
 //	                       and print the median ratios; --svg FILE also
 //	                       draws both servers' latency percentile curves,

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -57,11 +58,58 @@ type config struct {
 
 	ServeBaseline string
 
-	Compare    bool
-	Rounds     int
+	Compare bool
+	Rounds  int
+	// Workloads are the --flag names of the compareScenarios that
+	// --compare runs; empty means all of them.
+	Workloads  []string
 	ServerBin  string
 	ServerArgs string
 	SVG        string
+}
+
+// workloadsFlag is --workloads: a comma-separated list of
+// compareScenario flag names.
+type workloadsFlag struct{ v *[]string }
+
+func (w workloadsFlag) String() string {
+	if w.v == nil || len(*w.v) == 0 {
+		var all []string
+		for _, sc := range compareScenarios {
+			all = append(all, sc.flag)
+		}
+		return strings.Join(all, ",")
+	}
+	return strings.Join(*w.v, ",")
+}
+
+func (w workloadsFlag) Set(s string) error {
+	var names []string
+	for _, name := range strings.Split(s, ",") {
+		name = strings.TrimSpace(name)
+		if !slices.ContainsFunc(compareScenarios, func(sc compareScenario) bool { return sc.flag == name }) {
+			return fmt.Errorf("unknown workload %q: want a comma-separated list of %s", name, workloadsFlag{}.String())
+		}
+		if !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	*w.v = names
+	return nil
+}
+
+// scenarios returns the workloads --compare runs, in report order.
+func (c *config) scenarios() []compareScenario {
+	if len(c.Workloads) == 0 {
+		return compareScenarios
+	}
+	var out []compareScenario
+	for _, sc := range compareScenarios {
+		if slices.Contains(c.Workloads, sc.flag) {
+			out = append(out, sc)
+		}
+	}
+	return out
 }
 
 // distFlag accepts only the known key distributions.
@@ -99,8 +147,8 @@ Modes:
                          mutex-guarded map (the gRPC ceiling) until SIGINT/SIGTERM
   --compare              start kvstore and the baseline as child processes on
                          127.0.0.1, alternate them for --rounds rounds of three
-                         workloads (--mix 50:50:0, 100:0:0 and 0:100:0), each
-                         run on a fresh server preloaded with all --keys keys
+                         workloads (--mix 50:50:0, 100:0:0 and 0:100:0, or
+                         those picked by --workloads), each run on a fresh server preloaded with all --keys keys
                          (not counted), and print the median kvstore/baseline
                          ratios; --svg FILE also draws the latency percentile
                          distributions of both servers as an SVG picture
@@ -155,6 +203,7 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (co
 	fs.StringVar(&c.ServeBaseline, "serve-baseline", "", "serve the baseline (grpc-go over a mutex-guarded map) on `address` until SIGINT/SIGTERM")
 	fs.BoolVar(&c.Compare, "compare", false, "compare kvstore with the baseline (see Modes)")
 	fs.IntVar(&c.Rounds, "rounds", 3, "--compare: rounds, each running every workload on both servers")
+	fs.Var(workloadsFlag{&c.Workloads}, "workloads", "--compare: the workloads to run, a comma-separated `list` of mixed (set:get 50:50),\nset (set only) and get (get only); all three by default")
 	fs.StringVar(&c.ServerBin, "server-bin", "", "--compare: kvstore-server `binary`; empty builds ./cmd/server with go build")
 	fs.StringVar(&c.ServerArgs, "server-args", "", "--compare: extra kvstore-server `flags`, split on spaces, e.g. \"--fsync everysec\"")
 	fs.StringVar(&c.SVG, "svg", "", "--compare: also write the latency percentile plot of both servers, one panel\nper workload, to this SVG `file`")
@@ -206,6 +255,8 @@ func (c *config) validate() error {
 		return errors.New("--inproc, --compare and --serve-baseline exclude each other")
 	case c.SVG != "" && !c.Compare:
 		return errors.New("--svg draws the --compare runs: use it with --compare")
+	case len(c.Workloads) > 0 && !c.Compare:
+		return errors.New("--workloads picks the --compare runs: use it with --compare; --mix sets the workload otherwise")
 	case c.ServeBaseline != "":
 		return nil // the other flags do not apply
 	case c.Addr == "" && !c.Inproc && !c.Compare:

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -63,6 +64,9 @@ func TestBadFlagsExit2WithReason(t *testing.T) {
 		{[]string{"--inproc", "--compare"}, "exclude each other"},
 		{[]string{"--svg", "x.svg"}, "use it with --compare"},
 		{[]string{"--inproc", "--svg", "x.svg"}, "use it with --compare"},
+		{[]string{"--workloads", "set"}, "use it with --compare"},
+		{[]string{"--compare", "--workloads", "set,puts"}, `unknown workload "puts"`},
+		{[]string{"--compare", "--workloads", ""}, `unknown workload ""`},
 		{[]string{"--inproc", "--serve-baseline", "127.0.0.1:0"}, "exclude each other"},
 		{[]string{"--clients", "x"}, "invalid value"},
 		{[]string{"--nope"}, "not defined"},
@@ -136,7 +140,10 @@ func TestDefaults(t *testing.T) {
 		Dist: distUniform, ZipfS: 1.1, TTLFraction: 1, Rounds: 3, Seed: 1}
 	got := cfg
 	got.Duration, got.Timeout, got.Progress = 0, 0, 0
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults %+v\nwant %+v", got, want)
+	}
+	if n := len(cfg.scenarios()); n != len(compareScenarios) {
+		t.Errorf("--compare runs %d workloads by default, want all %d", n, len(compareScenarios))
 	}
 }

@@ -102,8 +102,8 @@ func percentileAt(nines float64) float64 { return 100 * (1 - math.Pow(10, -nines
 // ninesOf is the inverse of percentileAt: the x coordinate of percentile p.
 func ninesOf(p float64) float64 { return math.Log10(100 / (100 - p)) }
 
-// comparePlot is the picture of a --compare run: a panel per workload in
-// compareScenarios order, kvstore's curve and then the baseline's, each
+// comparePlot is the picture of a --compare run: a panel per workload of
+// cfg.scenarios(), in order, kvstore's curve and then the baseline's, each
 // from the histogram of all its rounds merged (with equal run lengths,
 // every round weighs by the requests it completed). now dates the title.
 func comparePlot(cfg config, kv, base string, lat *mergedLatencies, summary []compareSummary, now time.Time) latencyPlot {
@@ -120,7 +120,7 @@ func comparePlot(cfg config, kv, base string, lat *mergedLatencies, summary []co
 		rounds = max(rounds, n)
 		complete = complete && n == cfg.Rounds
 	}
-	complete = complete && len(lat.rounds) == 2*len(compareScenarios)
+	complete = complete && len(lat.rounds) == 2*len(cfg.scenarios())
 	var curve string
 	switch {
 	case !complete:
@@ -140,7 +140,7 @@ func comparePlot(cfg config, kv, base string, lat *mergedLatencies, summary []co
 			"Curves end at 99.99%; the max is in the legend. Each panel has its own latency scale.",
 		},
 	}
-	for _, sc := range compareScenarios {
+	for _, sc := range cfg.scenarios() {
 		panel := latencyPanel{Title: fmt.Sprintf("%s (set:get:del %s)", sc.name, sc.mix)}
 		for _, name := range []string{kv, base} {
 			h := lat.hists[runKey{sc.name, name}]
