@@ -43,21 +43,32 @@ func compareConfig() config {
 		Timeout: 10 * time.Second, Rounds: 3, Seed: 1}
 }
 
-func TestCompareAlternatesServersAndPrintsRatios(t *testing.T) {
-	servers := []benchServer{inProcessServer("kvstore"), inProcessServer("baseline")}
-	cfg := compareConfig()
+// compareResult is the --json output of compare.
+type compareResult struct {
+	Runs    []compareRun
+	Summary []compareSummary
+}
+
+// compareJSON runs compare with --json, fails the test unless it exits 0,
+// and returns its parsed output and its stderr.
+func compareJSON(t *testing.T, cfg config, servers []benchServer) (compareResult, string) {
+	t.Helper()
 	cfg.JSON = true
 	var out, errOut bytes.Buffer
 	if code := compare(context.Background(), cfg, servers, &out, &errOut); code != exitOK {
 		t.Fatalf("exit %d, stderr %s", code, errOut.String())
 	}
-	var got struct {
-		Runs    []compareRun
-		Summary []compareSummary
-	}
+	var got compareResult
 	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
+	return got, errOut.String()
+}
+
+func TestCompareAlternatesServersAndPrintsRatios(t *testing.T) {
+	servers := []benchServer{inProcessServer("kvstore"), inProcessServer("baseline")}
+	cfg := compareConfig()
+	got, _ := compareJSON(t, cfg, servers)
 	// Per round: each workload on both servers, kvstore first in odd
 	// rounds and the baseline first in even ones.
 	var order []string
@@ -88,8 +99,8 @@ func TestCompareAlternatesServersAndPrintsRatios(t *testing.T) {
 		}
 	}
 
-	cfg.JSON, cfg.Rounds = false, 1
-	out.Reset()
+	cfg.Rounds = 1
+	var out, errOut bytes.Buffer
 	if code := compare(context.Background(), cfg, servers, &out, &errOut); code != exitOK {
 		t.Fatalf("exit %d, stderr %s", code, errOut.String())
 	}
@@ -165,21 +176,11 @@ func TestCompareRunsTheWorkloadsPicked(t *testing.T) {
 	}
 	servers := []benchServer{inProcessServer("kvstore"), inProcessServer("baseline")}
 	c := compareConfig()
-	c.Workloads, c.Rounds, c.JSON = cfg.Workloads, 2, true
+	c.Workloads, c.Rounds = cfg.Workloads, 2
 	c.SVG = filepath.Join(t.TempDir(), "compare.svg")
-	var out, errOut bytes.Buffer
-	if code := compare(context.Background(), c, servers, &out, &errOut); code != exitOK {
-		t.Fatalf("exit %d, stderr %s", code, errOut.String())
-	}
-	if !strings.Contains(errOut.String(), "2 rounds x 2 workloads") {
-		t.Errorf("stderr does not announce 2 workloads: %s", errOut.String())
-	}
-	var got struct {
-		Runs    []compareRun
-		Summary []compareSummary
-	}
-	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
+	got, stderr := compareJSON(t, c, servers)
+	if !strings.Contains(stderr, "2 rounds x 2 workloads") {
+		t.Errorf("stderr does not announce 2 workloads: %s", stderr)
 	}
 	var ran []string
 	for _, r := range got.Runs {

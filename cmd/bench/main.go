@@ -148,8 +148,9 @@ Modes:
   --compare              start kvstore and the baseline as child processes on
                          127.0.0.1, alternate them for --rounds rounds of three
                          workloads (--mix 50:50:0, 100:0:0 and 0:100:0, or
-                         those picked by --workloads), each run on a fresh server preloaded with all --keys keys
-                         (not counted), and print the median kvstore/baseline
+                         those picked by --workloads), each run on a fresh
+                         server preloaded with all --keys keys (not counted),
+                         and print the median kvstore/baseline
                          ratios; --svg FILE also draws the latency percentile
                          distributions of both servers as an SVG picture
 
