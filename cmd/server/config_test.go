@@ -2,12 +2,13 @@ package main
 
 import (
 	"flag"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"kvstore/server"
 )
 
 func writeConfig(t *testing.T, text string) string {
@@ -32,8 +33,11 @@ shutdown-grace = "7s"
 		"KVSTORE_MAX_KEY_BYTES": "20",
 		"KVSTORE_LISTEN":        "127.0.0.1:2",
 	}
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
 	m := NewMain()
-	if err := m.ParseFlags([]string{"--listen", "127.0.0.1:3"}, func(k string) string { return env[k] }); err != nil {
+	if err := m.ParseFlags([]string{"--listen", "127.0.0.1:3"}); err != nil {
 		t.Fatal(err)
 	}
 	c := m.Config
@@ -42,10 +46,10 @@ shutdown-grace = "7s"
 		got, want any
 	}{
 		{"listen (flag over env and file)", c.Listen, "127.0.0.1:3"},
-		{"max-key-bytes (env over file)", c.MaxKeyBytes, 20},
+		{"max-key-bytes (env over file)", c.MaxKeyBytes, server.ByteSize(20)},
 		{"expire-interval (file over default)", c.ExpireInterval, 2 * time.Second},
 		{"shutdown-grace (file over default)", c.ShutdownGrace, 7 * time.Second},
-		{"max-value-bytes (default)", c.MaxValueBytes, 1 << 20},
+		{"max-value-bytes (default)", c.MaxValueBytes, server.ByteSize(1 << 20)},
 	} {
 		if check.got != check.want {
 			t.Errorf("%s = %v; want %v", check.name, check.got, check.want)
@@ -59,21 +63,21 @@ func TestConfigFileErrorsNameTheSetting(t *testing.T) {
 	}{
 		{"unknown key", "bogus = 1\n", `"bogus" not defined`},
 		{"bad duration", "expire-interval = \"soon\"\n", `"expire-interval"`},
-		{"impossible limit", "max-key-bytes = -5\n", "--max-key-bytes must be positive"},
+		{"impossible limit", "max-key-bytes = 0\n", "--max-key-bytes must be positive"},
 		{"bad policy", "fsync = \"sometimes\"\n", `"fsync"`},
 		{"not toml", "listen = \n", "error parsing TOML"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := NewMain()
-			err := m.ParseFlags([]string{"--config", writeConfig(t, tt.text)}, noEnv)
+			err := m.ParseFlags([]string{"--config", writeConfig(t, tt.text)})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v; want it to contain %q", err, tt.want)
 			}
 		})
 	}
 	m := NewMain()
-	if err := m.ParseFlags([]string{"--config", "/nonexistent/kvstore.toml"}, noEnv); err == nil {
+	if err := m.ParseFlags([]string{"--config", "/nonexistent/kvstore.toml"}); err == nil {
 		t.Fatal("a missing config file was accepted")
 	}
 }
@@ -83,7 +87,7 @@ func TestConfigFileErrorsNameTheSetting(t *testing.T) {
 func TestExampleConfig(t *testing.T) {
 	example := filepath.Join("..", "..", "docs", "kvstore.example.toml")
 	m := NewMain()
-	if err := m.ParseFlags([]string{"--config", example}, noEnv); err != nil {
+	if err := m.ParseFlags([]string{"--config", example}); err != nil {
 		t.Fatalf("example config: %v", err)
 	}
 	text, err := os.ReadFile(example)
@@ -105,7 +109,7 @@ func TestExampleConfig(t *testing.T) {
 func TestPrintConfigRoundTrips(t *testing.T) {
 	m := NewMain()
 	args := []string{"--fsync", "everysec", "--max-key-bytes", "77", "--listen", "127.0.0.1:9", "--log-format", "json", "--no-final-snapshot"}
-	if err := m.ParseFlags(args, noEnv); err != nil {
+	if err := m.ParseFlags(args); err != nil {
 		t.Fatal(err)
 	}
 	var out strings.Builder
@@ -113,33 +117,10 @@ func TestPrintConfigRoundTrips(t *testing.T) {
 		t.Fatal(err)
 	}
 	m2 := NewMain()
-	if err := m2.ParseFlags([]string{"--config", writeConfig(t, out.String())}, noEnv); err != nil {
+	if err := m2.ParseFlags([]string{"--config", writeConfig(t, out.String())}); err != nil {
 		t.Fatalf("printed config does not parse: %v\n%s", err, out.String())
 	}
-	m.Config.PrintConfig, m2.Config.ConfigFile = false, ""
 	if m.Config != m2.Config {
 		t.Fatalf("round trip changed the config:\n%+v\n%+v", m.Config, m2.Config)
-	}
-}
-
-func TestLogFormat(t *testing.T) {
-	for _, tt := range []struct{ format, want string }{
-		{"json", `"msg":"hello"`},
-		{"text", `msg=hello`},
-	} {
-		var b strings.Builder
-		newLogger(&b, Config{LogFormat: tt.format}).Info("hello")
-		if !strings.Contains(b.String(), tt.want) {
-			t.Errorf("--log-format %s wrote %q; want it to contain %q", tt.format, b.String(), tt.want)
-		}
-	}
-	var b strings.Builder
-	newLogger(&b, Config{LogFormat: "text", LogLevel: slog.LevelWarn}).Info("quiet")
-	if b.Len() != 0 {
-		t.Errorf("info logged at --log-level warn: %q", b.String())
-	}
-	m := NewMain()
-	if err := m.ParseFlags([]string{"--log-format", "xml"}, noEnv); err == nil || !strings.Contains(err.Error(), "--log-format") {
-		t.Fatalf("bad --log-format: %v", err)
 	}
 }

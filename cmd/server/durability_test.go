@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,48 +11,24 @@ import (
 	"github.com/benbjohnson/clock"
 
 	kvstorepb "kvstore/proto"
+	"kvstore/server"
 	"kvstore/wal"
 )
 
-// runMain starts a Main on dir with a mock clock and returns it with a
+// runMain starts a server on dir with a mock clock and returns it with a
 // stop function that checks Run's result.
-func runMain(t *testing.T, dir string, mock *clock.Mock, args ...string) (*Main, func()) {
+func runMain(t *testing.T, dir string, mock *clock.Mock, args ...string) (*server.Server, func()) {
 	t.Helper()
-	m := NewMain()
-	m.Stdout = &strings.Builder{}
-	m.Logger = slog.New(slog.DiscardHandler)
-	m.Clock = mock
-	if err := m.ParseFlags(append([]string{"--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--data-dir", dir}, args...), noEnv); err != nil {
-		t.Fatal(err)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- m.Run(context.Background()) }()
-	select {
-	case <-m.Ready():
-	case err := <-errc:
-		t.Fatalf("Run: %v", err)
-	}
-	return m, func() {
-		t.Helper()
-		m.Close()
-		if err := <-errc; err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	}
+	s, _ := newTestServer(t, mock, append([]string{"--data-dir", dir}, args...)...)
+	return s, startTestServer(t, s)
 }
 
-// runMainFailing runs a Main on dir that is expected to fail at start-up
+// runMainFailing runs a server on dir that is expected to fail at start-up
 // and returns what it printed and Run's error.
 func runMainFailing(t *testing.T, dir string) (string, error) {
 	t.Helper()
-	m := NewMain()
-	var stdout strings.Builder
-	m.Stdout = &stdout
-	m.Logger = slog.New(slog.DiscardHandler)
-	if err := m.ParseFlags([]string{"--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--data-dir", dir}, noEnv); err != nil {
-		t.Fatal(err)
-	}
-	err := m.Run(context.Background())
+	s, stdout := newTestServer(t, nil, "--data-dir", dir)
+	err := s.Run(context.Background())
 	return stdout.String(), err
 }
 
@@ -148,7 +123,7 @@ func TestCorruptLogStopsStartup(t *testing.T) {
 	// The repair tool cuts at the bad record and the server starts again
 	// with the record before it.
 	var out, errOut strings.Builder
-	if code := runAOF([]string{"check", "--fix", "--data-dir", dir}, noEnv, &out, &errOut); code != 0 {
+	if code := runAOF([]string{"check", "--fix", "--data-dir", dir}, &out, &errOut); code != 0 {
 		t.Fatalf("aof check --fix exit %d: %s%s", code, out.String(), errOut.String())
 	}
 	m2, stop := runMain(t, dir, clock.NewMock())
@@ -167,14 +142,14 @@ func TestAOFDump(t *testing.T) {
 	c.Delete(context.Background(), &kvstorepb.DeleteRequest{Key: "k"})
 	stop()
 	var out, errOut strings.Builder
-	if code := runAOF([]string{"dump", "--data-dir", dir}, noEnv, &out, &errOut); code != 0 {
+	if code := runAOF([]string{"dump", "--data-dir", dir}, &out, &errOut); code != 0 {
 		t.Fatalf("dump exit %d: %s", code, errOut.String())
 	}
 	want := `{"seq":1,"op":"set","key":"k","value":"v"}` + "\n" + `{"seq":2,"op":"del","key":"k"}` + "\n"
 	if out.String() != want {
 		t.Fatalf("dump:\n%s\nwant:\n%s", out.String(), want)
 	}
-	if code := runAOF([]string{"frob"}, noEnv, &out, &errOut); code != 2 {
+	if code := runAOF([]string{"frob"}, &out, &errOut); code != 2 {
 		t.Fatalf("unknown aof command exit %d; want 2", code)
 	}
 }
@@ -195,7 +170,7 @@ func TestPreallocFlag(t *testing.T) {
 		if _, err := c.Set(context.Background(), &kvstorepb.SetRequest{Key: "k", Value: "v"}); err != nil {
 			t.Fatal(err)
 		}
-		segs, err := filepath.Glob(filepath.Join(walDir(dir), "*.wal"))
+		segs, err := filepath.Glob(filepath.Join(wal.Dir(dir), "*.wal"))
 		if err != nil || len(segs) != 1 {
 			t.Fatalf("segments %v, %v", segs, err)
 		}

@@ -18,11 +18,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/benbjohnson/clock"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	kvstorepb "kvstore/proto"
+	"kvstore/server"
 )
 
 func TestMain(m *testing.M) {
@@ -33,36 +35,57 @@ func TestMain(m *testing.M) {
 	}))
 }
 
-func noEnv(string) string { return "" }
-
-// MustRunMain starts an in-process server on a loopback port and closes
-// it at cleanup, checking that Run returned nil.
-func MustRunMain(tb testing.TB, args ...string) (*Main, *bytes.Buffer) {
+// newTestServer parses args after loopback listeners and a fresh data dir
+// (args may override them), as kvstore-server would, and builds the
+// server with a discarding logger, stdout captured and clk (nil: real).
+func newTestServer(tb testing.TB, clk clock.Clock, args ...string) (*server.Server, *bytes.Buffer) {
 	tb.Helper()
 	m := NewMain()
-	var stdout bytes.Buffer
-	m.Stdout = &stdout
-	m.Logger = slog.New(slog.DiscardHandler)
 	args = append([]string{"--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--data-dir", tb.TempDir()}, args...)
-	if err := m.ParseFlags(args, noEnv); err != nil {
+	if err := m.ParseFlags(args); err != nil {
 		tb.Fatal(err)
 	}
+	var stdout bytes.Buffer
+	m.Config.Stdout = &stdout
+	m.Config.Logger = slog.New(slog.DiscardHandler)
+	m.Config.Clock = clk
+	s, err := server.New(m.Config)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s, &stdout
+}
+
+// startTestServer runs s until it is ready and returns the stop function
+// that closes it and checks that Run returned nil.
+func startTestServer(tb testing.TB, s *server.Server) (stop func()) {
+	tb.Helper()
 	errc := make(chan error, 1)
-	go func() { errc <- m.Run(context.Background()) }()
+	go func() { errc <- s.Run(context.Background()) }()
 	select {
-	case <-m.Ready():
+	case <-s.Ready():
 	case err := <-errc:
 		tb.Fatalf("Run: %v", err)
 	}
-	tb.Cleanup(func() {
-		if err := m.Close(); err != nil {
-			tb.Error(err)
-		}
-		if err := <-errc; err != nil {
-			tb.Errorf("Run: %v", err)
-		}
-	})
-	return m, &stdout
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			tb.Helper()
+			s.Close()
+			if err := <-errc; err != nil {
+				tb.Errorf("Run: %v", err)
+			}
+		})
+	}
+}
+
+// MustRunMain starts an in-process server on a loopback port and closes
+// it at cleanup, checking that Run returned nil.
+func MustRunMain(tb testing.TB, args ...string) (*server.Server, *bytes.Buffer) {
+	tb.Helper()
+	s, stdout := newTestServer(tb, nil, args...)
+	tb.Cleanup(startTestServer(tb, s))
+	return s, stdout
 }
 
 func dial(tb testing.TB, addr string) kvstorepb.KVStoreClient {
@@ -99,30 +122,39 @@ func TestParseFlags(t *testing.T) {
 		name    string
 		args    []string
 		env     map[string]string
-		check   func(Config) bool
+		check   func(server.Config) bool
 		wantErr string
 	}{
-		{name: "defaults", check: func(c Config) bool {
+		{name: "defaults", check: func(c server.Config) bool {
 			return c.Listen == "localhost:50051" && c.DataDir == "./data" && c.ExpireInterval == time.Second &&
 				c.MaxKeyBytes == 1024 && c.MaxValueBytes == 1<<20 && c.ShutdownGrace == 10*time.Second
 		}},
 		{name: "env", env: map[string]string{"KVSTORE_LISTEN": "127.0.0.1:1234", "KVSTORE_SHUTDOWN_GRACE": "3s"},
-			check: func(c Config) bool { return c.Listen == "127.0.0.1:1234" && c.ShutdownGrace == 3*time.Second }},
+			check: func(c server.Config) bool { return c.Listen == "127.0.0.1:1234" && c.ShutdownGrace == 3*time.Second }},
 		{name: "flag beats env", args: []string{"--listen", "127.0.0.1:9"}, env: map[string]string{"KVSTORE_LISTEN": "127.0.0.1:1234"},
-			check: func(c Config) bool { return c.Listen == "127.0.0.1:9" }},
+			check: func(c server.Config) bool { return c.Listen == "127.0.0.1:9" }},
 		{name: "bad env", env: map[string]string{"KVSTORE_MAX_KEY_BYTES": "lots"}, wantErr: "KVSTORE_MAX_KEY_BYTES"},
 		{name: "bad duration", args: []string{"--expire-interval", "0s"}, wantErr: "--expire-interval must be positive"},
-		{name: "negative key limit", args: []string{"--max-key-bytes", "-1"}, wantErr: "--max-key-bytes must be positive"},
-		{name: "huge value limit", args: []string{"--max-value-bytes", "1000000000"}, wantErr: "--max-value-bytes must be between"},
+		{name: "negative key limit", args: []string{"--max-key-bytes", "-1"}, wantErr: `invalid value "-1" for flag -max-key-bytes: want a size like`},
+		{name: "huge value limit", args: []string{"--max-value-bytes", "1000000000"}, wantErr: "does not fit one log record"},
+		// Issue 11 bug 2: 65 MiB was accepted, and one such Set failed the
+		// log for good.
+		{name: "value limit past a log record", args: []string{"--max-value-bytes", "68157440"}, wantErr: "lower --max-value-bytes to at most"},
+		{name: "sizes take units", args: []string{"--max-value-bytes", "2MiB", "--max-key-bytes", "2KiB", "--wal-segment-bytes", "8MiB"},
+			check: func(c server.Config) bool {
+				return c.MaxValueBytes == 2<<20 && c.MaxKeyBytes == 2<<10 && c.WALSegmentBytes == 8<<20
+			}},
 		{name: "negative grace", args: []string{"--shutdown-grace", "-1s"}, wantErr: "--shutdown-grace must not be negative"},
 		{name: "unknown flag", args: []string{"--nope"}, wantErr: "flag provided but not defined"},
 		{name: "stray argument", args: []string{"serve"}, wantErr: `unexpected argument "serve"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
 			m := NewMain()
-			m.Stdout = io.Discard
-			err := m.ParseFlags(tt.args, func(k string) string { return tt.env[k] })
+			err := m.ParseFlags(tt.args)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v; want it to contain %q", err, tt.wantErr)
@@ -140,7 +172,7 @@ func TestHelpListsEveryFlagWithItsEnv(t *testing.T) {
 	m := NewMain()
 	var out bytes.Buffer
 	m.Stdout = &out
-	if err := m.ParseFlags([]string{"--help"}, noEnv); !errors.Is(err, flag.ErrHelp) {
+	if err := m.ParseFlags([]string{"--help"}); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("err = %v; want flag.ErrHelp", err)
 	}
 	for _, f := range []string{"listen", "data-dir", "expire-interval", "max-key-bytes", "max-value-bytes", "shutdown-grace"} {
@@ -181,7 +213,58 @@ func serverBinary(tb testing.TB) string {
 type serverProcess struct {
 	cmd    *exec.Cmd
 	addr   string
-	stderr *bytes.Buffer
+	stderr *logBuffer
+}
+
+// logBuffer collects the server's stderr and hands each line to waitLog.
+// exec writes to it from its own goroutine.
+type logBuffer struct {
+	mu      sync.Mutex
+	text    bytes.Buffer
+	partial string
+	lines   chan string
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.text.Write(p)
+	rest := b.partial + string(p)
+	for {
+		line, after, ok := strings.Cut(rest, "\n")
+		if !ok {
+			break
+		}
+		select {
+		case b.lines <- line:
+		default: // nobody is waiting for that many lines
+		}
+		rest = after
+	}
+	b.partial = rest
+	return len(p), nil
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.text.String()
+}
+
+// waitLog returns the first log line from now on that contains want, and
+// fails the test on one that contains bad (if not empty).
+func (p *serverProcess) waitLog(tb testing.TB, want, bad string) string {
+	tb.Helper()
+	for line := range p.stderr.lines {
+		if bad != "" && strings.Contains(line, bad) {
+			tb.Fatalf("log: %s", line)
+		}
+		if strings.Contains(line, want) {
+			return line
+		}
+	}
+	tb.Fatalf("server closed its stderr (exited?) before logging %q; stderr:\n%s", want, p.stderr)
+	return ""
 }
 
 var portLine = regexp.MustCompile(`running on port (\d+)`)
@@ -193,11 +276,23 @@ func startBinary(tb testing.TB, args ...string) *serverProcess {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p := &serverProcess{cmd: cmd, stderr: new(bytes.Buffer)}
-	cmd.Stderr = p.stderr
+	p := &serverProcess{cmd: cmd, stderr: &logBuffer{lines: make(chan string, 1024)}}
+	// A pipe of our own rather than StderrPipe, whose reads must end
+	// before Wait: the copy below ends when the process has exited.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cmd.Stderr = pw
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
+	pw.Close()
+	go func() {
+		io.Copy(p.stderr, pr)
+		pr.Close()
+		close(p.stderr.lines)
+	}()
 	tb.Cleanup(func() {
 		if cmd.ProcessState == nil {
 			cmd.Process.Kill()
@@ -217,6 +312,30 @@ func startBinary(tb testing.TB, args ...string) *serverProcess {
 	}
 	go io.Copy(io.Discard, stdout)
 	return p
+}
+
+// TestBinarySIGHUPWithNothingToReload: issue 11 bug 4. SIGHUP used to be
+// caught only with TLS or tokens configured, so on a plain server its
+// default action killed the process.
+func TestBinarySIGHUPWithNothingToReload(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	p := startBinary(t, "--data-dir", t.TempDir())
+	c := dial(t, p.addr)
+	ctx := context.Background()
+	if _, err := c.Set(ctx, &kvstorepb.SetRequest{Key: "k", Value: "v"}); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	p.waitLog(t, "nothing to reload", "")
+	if get, err := c.Get(ctx, &kvstorepb.GetRequest{Key: "k"}); err != nil || get.GetValue() != "v" {
+		t.Fatalf("after SIGHUP: Get = %v, %v", get, err)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if err := p.cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGHUP then SIGTERM: %v; stderr:\n%s", err, p.stderr)
+	}
 }
 
 func TestBinaryExitsZeroOnSIGTERM(t *testing.T) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -9,12 +8,10 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"io"
 	"math/big"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -206,37 +203,8 @@ func TestSIGHUPReloadsTokens(t *testing.T) {
 	if err := os.WriteFile(authFile, []byte(keepLine+"\n"+dropLine+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(serverBinary(t), "--listen", "127.0.0.1:0", "--http-listen", "",
-		"--data-dir", filepath.Join(dir, "data"), "--auth-file", authFile)
-	stdout, _ := cmd.StdoutPipe()
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	}()
-	logLines := make(chan string, 100)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			logLines <- sc.Text()
-		}
-		close(logLines)
-	}()
-	var addr string
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		if m := portLine.FindStringSubmatch(sc.Text()); m != nil {
-			addr = "127.0.0.1:" + m[1]
-			break
-		}
-	}
-	go io.Copy(io.Discard, stdout)
-	if addr == "" {
-		t.Fatal("server did not report its port")
-	}
+	p := startBinary(t, "--http-listen", "", "--data-dir", filepath.Join(dir, "data"), "--auth-file", authFile)
+	addr := p.addr
 	clientFor := func(token string) kvstorepb.KVStoreClient {
 		opts, _ := rpc.DialOptions(rpc.ClientOptions{Token: token})
 		conn, err := grpc.NewClient(addr, opts...)
@@ -256,23 +224,12 @@ func TestSIGHUPReloadsTokens(t *testing.T) {
 	if err := os.WriteFile(authFile, []byte(keepLine+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd.Process.Signal(syscall.SIGHUP)
-	for line := range logLines {
-		if strings.Contains(line, "auth file reloaded") {
-			break
-		}
-		if strings.Contains(line, "reload failed") {
-			t.Fatalf("reload failed: %s", line)
-		}
-	}
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	p.waitLog(t, "auth file reloaded", "reload failed")
 	if _, err := dropped.Set(ctx, set); status.Code(err) != codes.Unauthenticated {
 		t.Fatalf("revoked token after SIGHUP: %v; want Unauthenticated", err)
 	}
 	if _, err := kept.Set(ctx, set); err != nil {
 		t.Fatalf("kept token after SIGHUP: %v", err)
 	}
-	go func() {
-		for range logLines {
-		}
-	}()
 }

@@ -1,4 +1,4 @@
-package main
+package wal
 
 import (
 	"errors"
@@ -10,15 +10,16 @@ import (
 	"syscall"
 )
 
-// dirLock is an exclusive flock on <data-dir>/LOCK, held for the life of
+// DirLock is an exclusive flock on <data-dir>/LOCK, held for the life of
 // the process: two servers appending to one log would corrupt it. The
 // kernel drops the lock when the process dies, so a crash never leaves a
 // stale lock behind.
-type dirLock struct{ f *os.File }
+type DirLock struct{ f *os.File }
 
-// lockDataDir creates dir if needed and takes its lock, or says who holds
-// it.
-func lockDataDir(dir string) (*dirLock, error) {
+// LockDir creates the data dir if needed and takes its lock, or returns an
+// error naming the holder's pid. Anything that writes to a data dir (the
+// server, `aof check --fix`) holds it.
+func LockDir(dir string) (*DirLock, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
@@ -42,7 +43,8 @@ func lockDataDir(dir string) (*dirLock, error) {
 	if err := f.Truncate(0); err == nil {
 		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
-	return &dirLock{f: f}, nil
+	return &DirLock{f: f}, nil
 }
 
-func (l *dirLock) release() error { return l.f.Close() }
+// Release drops the lock.
+func (l *DirLock) Release() error { return l.f.Close() }

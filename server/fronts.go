@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -39,7 +39,7 @@ type security struct {
 }
 
 // loadSecurity reads the TLS files and the token file the config names.
-func loadSecurity(c Config) (security, error) {
+func loadSecurity(c *Config) (security, error) {
 	var sec security
 	var err error
 	if sec.tls, err = rpc.NewServerTLS(c.TLSCert, c.TLSKey, c.TLSClientCA); err != nil {
@@ -56,6 +56,10 @@ func loadSecurity(c Config) (security, error) {
 // reload re-reads the certificates and the tokens; a file that fails
 // keeps the old one in force.
 func (sec security) reload(log *slog.Logger) {
+	if sec.tls == nil && sec.auth == nil {
+		log.Info("reload: nothing to reload (no --tls-cert, no --auth-file)")
+		return
+	}
 	if sec.tls != nil {
 		if err := sec.tls.Reload(); err != nil {
 			log.Error("TLS reload failed; keeping the old certificate", "err", err)
@@ -74,7 +78,7 @@ func (sec security) reload(log *slog.Logger) {
 }
 
 // listenFronts claims both addresses; nothing is served until serve.
-func listenFronts(c Config, svc *rpc.Service, metrics *rpc.Metrics, sec security) (*fronts, error) {
+func listenFronts(c *Config, svc *rpc.Service, metrics *rpc.Metrics, sec security) (*fronts, error) {
 	// Metrics first, so calls auth refuses are counted too. Without
 	// tokens there is nothing to check: grpc-go allocates a closure per
 	// call for every interceptor in a chain, so none is added.

@@ -1,6 +1,7 @@
-package main
+package server
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -21,7 +22,7 @@ import (
 func BenchmarkRecovery(b *testing.B) {
 	const keys, records = 1_000_000, 100_000
 	dir := b.TempDir()
-	c := Config{DataDir: dir, Fsync: wal.FsyncNo, SegmentBytes: wal.DefaultSegmentBytes}
+	c := Config{DataDir: dir, Fsync: wal.FsyncNo, WALSegmentBytes: wal.DefaultSegmentBytes}
 
 	st := actor.NewState()
 	for i := range keys {
@@ -60,11 +61,7 @@ func BenchmarkRecovery(b *testing.B) {
 	quiet := slog.New(slog.DiscardHandler)
 	b.ResetTimer()
 	for range b.N {
-		lock, err := lockDataDir(dir)
-		if err != nil {
-			b.Fatal(err)
-		}
-		s, err := openStorage(lock, c, clock.New(), quiet, rpc.NewMetrics(nil))
+		s, err := recoverStorage(context.Background(), wal.OS, &c, clock.New(), quiet, rpc.NewMetrics(nil))
 		if err != nil {
 			b.Fatal(err)
 		}

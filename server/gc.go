@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"runtime"
@@ -6,9 +6,6 @@ import (
 	"runtime/metrics"
 	"sync"
 )
-
-// DefaultGCHeapFloor is --gc-heap-floor's default.
-const DefaultGCHeapFloor = 64 << 20
 
 // gcFloor keeps the garbage collector's heap goal at or above a floor.
 //

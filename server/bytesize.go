@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"fmt"
@@ -6,9 +6,9 @@ import (
 	"strings"
 )
 
-// byteSize is a flag for sizes in bytes with an optional unit: 512MiB,
+// ByteSize is a size in bytes that, as a flag, takes an optional unit: 512MiB,
 // 2GB, 1048576. KB/MB/GB are powers of 1000, KiB/MiB/GiB of 1024.
-type byteSize int64
+type ByteSize int64
 
 var byteUnits = []struct {
 	suffix string
@@ -19,9 +19,9 @@ var byteUnits = []struct {
 	{"B", 1},
 }
 
-func (b *byteSize) String() string { return strconv.FormatInt(int64(*b), 10) }
+func (b *ByteSize) String() string { return strconv.FormatInt(int64(*b), 10) }
 
-func (b *byteSize) Set(s string) error {
+func (b *ByteSize) Set(s string) error {
 	num, mult := strings.TrimSpace(s), int64(1)
 	for _, u := range byteUnits {
 		if n, ok := strings.CutSuffix(num, u.suffix); ok {
@@ -36,6 +36,6 @@ func (b *byteSize) Set(s string) error {
 	if n > 0 && mult > (1<<63-1)/n {
 		return fmt.Errorf("%q is too large", s)
 	}
-	*b = byteSize(n * mult)
+	*b = ByteSize(n * mult)
 	return nil
 }

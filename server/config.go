@@ -1,0 +1,200 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/benbjohnson/clock"
+
+	"kvstore/actor"
+	"kvstore/rpc"
+	"kvstore/wal"
+)
+
+// Defaults of Config, as DefaultConfig sets them.
+const (
+	DefaultListen           = "localhost:50051"
+	DefaultHTTPListen       = "localhost:8080"
+	DefaultDataDir          = "./data"
+	DefaultSnapshotInterval = 30 * time.Second
+	DefaultShutdownGrace    = 10 * time.Second
+	DefaultMaxConnections   = 4096
+	DefaultRequestTimeout   = 30 * time.Second
+	// DefaultGCHeapFloor is the heap size below which the garbage
+	// collector does not start a cycle (see gcFloor).
+	DefaultGCHeapFloor = 64 << 20
+)
+
+// Config is every setting of a server. Start from DefaultConfig: the zero
+// value is not a usable configuration. cmd/server fills it from flags, the
+// environment and a config file; a Go program embedding kvstore sets the
+// fields it cares about.
+type Config struct {
+	// Listen is the gRPC address ("127.0.0.1:0" picks a free port; see
+	// Server.Addr). HTTPListen is the HTTP address (REST, health,
+	// metrics); empty disables it. Pprof serves /debug/pprof/ there.
+	Listen     string
+	HTTPListen string
+	Pprof      bool
+
+	// DataDir holds the log (wal/), the snapshots (snap/) and the LOCK
+	// file; it is created if missing.
+	DataDir string
+	// Fsync is the log's durability policy.
+	Fsync wal.FsyncPolicy
+	// WALSegmentBytes is the size at which the log starts a new segment;
+	// WALPreallocBytes how far ahead of its records it zero-fills the
+	// active one (0: off).
+	WALSegmentBytes  ByteSize
+	WALPreallocBytes ByteSize
+	// SnapshotInterval is the period of snapshots; 0 disables periodic
+	// ones. NoFinalSnapshot skips the snapshot at shutdown.
+	SnapshotInterval time.Duration
+	NoFinalSnapshot  bool
+	// ExpireInterval is how often active expiry runs.
+	ExpireInterval time.Duration
+
+	// MaxKeyBytes and MaxValueBytes bound keys and values on every front.
+	// Together they must fit one log record and one snapshot entry.
+	MaxKeyBytes   ByteSize
+	MaxValueBytes ByteSize
+	// MaxMemory bounds the estimated memory of the data; 0 is no limit.
+	MaxMemory ByteSize
+	// MaxConnections bounds the open connections of each listener.
+	MaxConnections int
+	// RequestTimeout bounds every request on the server, whatever the
+	// client's deadline; 0 is none.
+	RequestTimeout time.Duration
+	// ShutdownGrace is how long shutdown waits for in-flight requests.
+	ShutdownGrace time.Duration
+	// GCHeapFloor is the heap size below which the garbage collector does
+	// not start a cycle; 0 leaves it to GOGC alone. It is process-wide:
+	// an embedding program that tunes the collector itself sets 0.
+	GCHeapFloor ByteSize
+
+	// TLSCert and TLSKey (PEM files) put gRPC and HTTP behind TLS;
+	// TLSClientCA also requires client certificates signed by it.
+	TLSCert, TLSKey, TLSClientCA string
+	// AuthFile holds the bearer tokens with their roles; empty turns
+	// authentication off.
+	AuthFile string
+	// MetricsOpen serves /metrics without a token when AuthFile is set.
+	MetricsOpen bool
+	// Insecure lets a non-loopback listener run without auth or TLS.
+	Insecure bool
+
+	// LogLevel and LogFormat ("text" or "json") shape the logger built
+	// when Logger is nil.
+	LogLevel  slog.Level
+	LogFormat string
+	// Logger receives the server's structured logs; nil logs to stderr per
+	// LogFormat and LogLevel.
+	Logger *slog.Logger
+	// Stdout receives the start-up banner; nil discards it.
+	Stdout io.Writer
+	// Clock drives expiry, TTLs and snapshots; nil is the real clock.
+	// Tests inject a mock.
+	Clock clock.Clock
+	// HandleSignals makes Run shut down on SIGINT and SIGTERM (a second
+	// signal then kills the process) and reload TLS files and tokens on
+	// SIGHUP. Off, the embedding program calls Close and Reload itself.
+	HandleSignals bool
+
+	// fs is the file system of the data dir, nil for the OS; tests put
+	// recovery on a fault-injecting one.
+	fs wal.FS
+}
+
+// DefaultConfig returns the configuration kvstore-server runs with when
+// no flag is given.
+func DefaultConfig() Config {
+	return Config{
+		Listen:           DefaultListen,
+		HTTPListen:       DefaultHTTPListen,
+		DataDir:          DefaultDataDir,
+		Fsync:            wal.FsyncAlways,
+		WALSegmentBytes:  wal.DefaultSegmentBytes,
+		WALPreallocBytes: wal.DefaultPreallocBytes,
+		SnapshotInterval: DefaultSnapshotInterval,
+		ExpireInterval:   actor.DefaultExpireInterval,
+		MaxKeyBytes:      rpc.DefaultMaxKeyBytes,
+		MaxValueBytes:    rpc.DefaultMaxValueBytes,
+		MaxConnections:   DefaultMaxConnections,
+		RequestTimeout:   DefaultRequestTimeout,
+		ShutdownGrace:    DefaultShutdownGrace,
+		GCHeapFloor:      DefaultGCHeapFloor,
+		LogLevel:         slog.LevelInfo,
+		LogFormat:        "text",
+	}
+}
+
+// Validate reports the first setting that cannot work, naming it as the
+// flag that sets it.
+func (c *Config) Validate() error {
+	switch {
+	case c.Listen == "":
+		return errors.New("--listen must not be empty")
+	case c.DataDir == "":
+		return errors.New("--data-dir must not be empty")
+	case c.ExpireInterval <= 0:
+		return fmt.Errorf("--expire-interval must be positive, got %v", c.ExpireInterval)
+	case c.MaxKeyBytes <= 0:
+		return fmt.Errorf("--max-key-bytes must be positive, got %d", c.MaxKeyBytes)
+	case c.MaxValueBytes <= 0:
+		return fmt.Errorf("--max-value-bytes must be positive, got %d", c.MaxValueBytes)
+	case c.ShutdownGrace < 0:
+		return fmt.Errorf("--shutdown-grace must not be negative, got %v", c.ShutdownGrace)
+	case c.WALSegmentBytes < 1<<10:
+		return fmt.Errorf("--wal-segment-bytes must be at least 1KiB, got %d", c.WALSegmentBytes)
+	case c.SnapshotInterval < 0:
+		return fmt.Errorf("--snapshot-interval must not be negative, got %v", c.SnapshotInterval)
+	case c.LogFormat != "text" && c.LogFormat != "json":
+		return fmt.Errorf("--log-format must be text or json, got %q", c.LogFormat)
+	case c.MaxConnections <= 0:
+		return fmt.Errorf("--max-connections must be positive, got %d", c.MaxConnections)
+	case c.RequestTimeout < 0:
+		return fmt.Errorf("--request-timeout must not be negative, got %v", c.RequestTimeout)
+	case (c.TLSCert == "") != (c.TLSKey == ""):
+		return errors.New("--tls-cert and --tls-key go together")
+	case c.TLSClientCA != "" && c.TLSCert == "":
+		return errors.New("--tls-client-ca needs --tls-cert and --tls-key")
+	}
+	if err := checkEntryLimits(int64(c.MaxKeyBytes), int64(c.MaxValueBytes)); err != nil {
+		return err
+	}
+	return c.checkProtected()
+}
+
+// logger returns the logger the config asks for.
+func (c *Config) logger() *slog.Logger {
+	if c.Logger != nil {
+		return c.Logger
+	}
+	return newLogger(os.Stderr, c)
+}
+
+// newLogger returns the logger LogFormat and LogLevel ask for, writing to w.
+func newLogger(w io.Writer, c *Config) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// checkEntryLimits refuses key and value limits whose largest Set would
+// not fit one log record: such a write would fail the log for good.
+func checkEntryLimits(maxKey, maxValue int64) error {
+	// Frame header, kind, seq, deadline and two length prefixes: a
+	// generous bound on what a Set record adds to its key and value.
+	const overhead = 64
+	if maxKey+maxValue+overhead > wal.MaxRecordBytes {
+		return fmt.Errorf("--max-key-bytes %d with --max-value-bytes %d does not fit one log record (%d bytes): lower --max-value-bytes to at most %d",
+			maxKey, maxValue, wal.MaxRecordBytes, wal.MaxRecordBytes-overhead-maxKey)
+	}
+	return nil
+}

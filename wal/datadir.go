@@ -1,0 +1,30 @@
+package wal
+
+import (
+	"io"
+	"path/filepath"
+)
+
+// Dir returns where a data dir keeps its log.
+func Dir(dataDir string) string { return filepath.Join(dataDir, "wal") }
+
+// DumpDataDir is `kvstore-server aof dump`: Dump of the log in dataDir on
+// the OS file system. It reads only, so it needs no lock and works beside
+// a running server (which may be appending meanwhile).
+func DumpDataDir(dataDir string, w io.Writer) error {
+	return Dump(OS, Dir(dataDir), w)
+}
+
+// CheckDataDir is `kvstore-server aof check [--fix]`: Check of the log in
+// dataDir on the OS file system. With fix it first takes the data dir's
+// lock, since cutting a log under a running server would corrupt it.
+func CheckDataDir(dataDir string, fix bool, w io.Writer) (CheckResult, error) {
+	if fix {
+		lock, err := LockDir(dataDir)
+		if err != nil {
+			return CheckResult{}, err
+		}
+		defer lock.Release()
+	}
+	return Check(OS, Dir(dataDir), fix, w)
+}
