@@ -95,6 +95,7 @@ func (s *storage) snapshotter(a *actor.Actor, c Config, clk clock.Clock, log *sl
 			v, seq, err := a.Snapshot(ctx)
 			return v, seq, err
 		},
+		Sync:            s.log.SyncThrough,
 		Release:         s.log.Release,
 		Clock:           clk,
 		Interval:        c.SnapshotInterval,
