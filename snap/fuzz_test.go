@@ -41,6 +41,8 @@ func fuzzSeeds(tb testing.TB) []seed {
 	flipped[headerSize+frameHeaderSize+3] ^= 0x40
 	newer := slices.Clone(valid)
 	newer[8] = formatVersion + 1
+	zero := slices.Clone(valid)
+	zero[8] = 0
 	return []seed{
 		{name: "valid-empty", data: encodeBytes(tb, 2, sliceSource(nil), blockSize), valid: true},
 		{name: "valid-small", data: valid, valid: true},
@@ -56,6 +58,7 @@ func fuzzSeeds(tb testing.TB) []seed {
 		{name: "block-over-max", data: slices.Concat(valid[:headerSize], u32(blockSize+1), valid[headerSize+4:])},
 		{name: "wrong-seq", data: encodeBytes(tb, 3, small, blockSize)},
 		{name: "newer-version", data: newer, fix: true},
+		{name: "version-zero", data: zero, fix: true},
 		{name: "garbage", data: []byte("\x89KVSNAP\nthis is not a snapshot")},
 	}
 }

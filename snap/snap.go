@@ -23,10 +23,12 @@ const MaxKeySize = 64 << 20
 const MaxValueSize = 64 << 20
 
 // Errors of reading a snapshot. Every error that means "this file is
-// damaged" matches ErrCorrupt with errors.Is; I/O errors do not.
+// damaged" matches ErrCorrupt with errors.Is; I/O errors and ErrVersion do
+// not, and Load skips a file only for damage.
 var (
 	// ErrCorrupt is returned when a snapshot file fails validation: bad
-	// magic, a checksum or count mismatch, bad framing, or truncation.
+	// magic, version 0 (which no build writes), a checksum or count
+	// mismatch, bad framing, or truncation.
 	// ErrChecksum and ErrTruncated wrap it.
 	ErrCorrupt = errors.New("snapshot corrupt")
 	// ErrChecksum is returned when a snapshot's header, a block or the
@@ -37,7 +39,8 @@ var (
 	// ErrCorrupt.
 	ErrTruncated = fmt.Errorf("%w: truncated", ErrCorrupt)
 	// ErrVersion is returned when a file is a snapshot in a format version
-	// this build cannot read.
+	// this build cannot read, most likely one a newer build wrote. It is
+	// not damage: Load stops at such a file rather than skip it.
 	ErrVersion = errors.New("unsupported snapshot version")
 	// ErrNoValidSnapshot is returned by Load when the directory holds
 	// snapshots but none of them validates.

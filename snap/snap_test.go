@@ -135,6 +135,13 @@ func TestLoadFallsBack(t *testing.T) {
 			writeFile(t, path, b[:len(b)-1])
 		}, ErrTruncated},
 		{"emptied", func(t *testing.T, path string) { writeFile(t, path, nil) }, ErrTruncated},
+		{"version zero", func(t *testing.T, path string) {
+			// No build writes version 0: a zeroed or flipped field is
+			// damage, not a newer format (see TestLoadStops).
+			b := readFile(t, path)
+			b[8] = 0
+			writeFile(t, path, b)
+		}, ErrCorrupt},
 		{"wrong name", func(t *testing.T, path string) {
 			other := filepath.Join(t.TempDir(), "x")
 			mustWrite(t, wal.OS, other, 25, genEntries(3, false))
