@@ -131,6 +131,7 @@ func (s *storage) snapshotter(fsys wal.FS, a *actor.Actor, c *Config, clk clock.
 			v, seq, err := a.Snapshot(ctx)
 			return v, seq, err
 		},
+		Sync:            s.log.SyncThrough,
 		Release:         s.log.Release,
 		Clock:           clk,
 		Interval:        c.SnapshotInterval,

@@ -9,7 +9,9 @@
 // the directory before it removes anything older, then keeps the newest two
 // snapshots. Two, so that Load can fall back when the newest one turns out to
 // be damaged; the log must therefore keep every record after the older of the
-// two (see Info.Skipped).
+// two (see Info.Skipped), and hold them durably through the newest: the
+// Snapshotter has the log fsynced through a view's seq before writing it
+// (SnapshotterConfig.Sync).
 //
 // Load reads a file twice: once to verify it end to end without keeping
 // anything, and once to hand the entries to the caller. Damage is therefore

@@ -256,8 +256,14 @@ func (d *decoder) header() (header, error) {
 		return header{}, fmt.Errorf("offset 0: %w: file is %d bytes, an empty snapshot has %d", ErrTruncated, d.size, minFileSize)
 	}
 	// The version is checked before the CRC: another version may lay the
-	// header out differently.
-	if v := binary.LittleEndian.Uint32(b[8:12]); v != formatVersion {
+	// header out differently. Load stops at ErrVersion rather than skip
+	// the file, so only a version some build may write gets it: no build
+	// writes 0, which is a zeroed or flipped field, that is, damage.
+	switch v := binary.LittleEndian.Uint32(b[8:12]); v {
+	case formatVersion:
+	case 0:
+		return header{}, fmt.Errorf("offset 8: %w: version 0", ErrCorrupt)
+	default:
 		return header{}, fmt.Errorf("offset 8: %w: version %d, want %d", ErrVersion, v, formatVersion)
 	}
 	if got, want := binary.LittleEndian.Uint32(b[28:32]), crc32.Checksum(b[:28], castagnoli); got != want {

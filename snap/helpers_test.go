@@ -181,9 +181,11 @@ type faultFS struct {
 	// writeAfter lets this many bytes through before write fails.
 	writeAfter int64
 	// read fails ReadAt on files opened for reading after the first
-	// readOpens of them.
+	// readOpens of them; on readFiles of them if that is not 0, so that
+	// the fault is transient and the files after read fine.
 	read      error
 	readOpens int
+	readFiles int
 
 	opened   int   // files opened for reading
 	written  int64 // bytes written through all files
@@ -202,7 +204,8 @@ func (f *faultFS) OpenFile(name string, flag int, perm fs.FileMode) (wal.File, e
 	ff := &faultFile{File: file, fs: f}
 	if flag&(os.O_WRONLY|os.O_RDWR) == 0 {
 		f.opened++
-		ff.failRead = f.read != nil && f.opened > f.readOpens
+		ff.failRead = f.read != nil && f.opened > f.readOpens &&
+			(f.readFiles == 0 || f.opened <= f.readOpens+f.readFiles)
 	}
 	return ff, nil
 }

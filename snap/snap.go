@@ -23,10 +23,12 @@ const MaxKeySize = 64 << 20
 const MaxValueSize = 64 << 20
 
 // Errors of reading a snapshot. Every error that means "this file is
-// damaged" matches ErrCorrupt with errors.Is; I/O errors do not.
+// damaged" matches ErrCorrupt with errors.Is; I/O errors and ErrVersion do
+// not, and Load skips a file only for damage.
 var (
 	// ErrCorrupt is returned when a snapshot file fails validation: bad
-	// magic, a checksum or count mismatch, bad framing, or truncation.
+	// magic, version 0 (which no build writes), a checksum or count
+	// mismatch, bad framing, or truncation.
 	// ErrChecksum and ErrTruncated wrap it.
 	ErrCorrupt = errors.New("snapshot corrupt")
 	// ErrChecksum is returned when a snapshot's header, a block or the
@@ -37,7 +39,8 @@ var (
 	// ErrCorrupt.
 	ErrTruncated = fmt.Errorf("%w: truncated", ErrCorrupt)
 	// ErrVersion is returned when a file is a snapshot in a format version
-	// this build cannot read.
+	// this build cannot read, most likely one a newer build wrote. It is
+	// not damage: Load stops at such a file rather than skip it.
 	ErrVersion = errors.New("unsupported snapshot version")
 	// ErrNoValidSnapshot is returned by Load when the directory holds
 	// snapshots but none of them validates.
@@ -312,15 +315,25 @@ func read(fsys wal.FS, path string, fn func(key, value string, deadline int64) e
 // before fn sees any of its entries, so a damaged newest snapshot is
 // skipped, listed in Info.Skipped, and the one before it is loaded.
 //
+// Only damage is skipped: an error matching ErrCorrupt. Any other error
+// while verifying a snapshot, such as a failed open or read or an
+// unsupported format version (ErrVersion, likely a newer build's file),
+// says nothing against the file, so Load stops there and returns that
+// error wrapped, naming the file, with nothing loaded and nothing skipped.
+// A caller that sets skipped snapshots aside therefore never moves a good
+// one because of a transient fault, and an older build never discards a
+// newer build's snapshot to start from an older one.
+//
 // A dir that is missing or holds no snapshot yields Info{Seq: 0} and no
-// error. If snapshots exist but none validates, Load returns an error
+// error. If snapshots exist but all are damaged, Load returns an error
 // matching ErrNoValidSnapshot that names every file and what is wrong with
 // it, rather than let the server start empty.
 //
 // If fn returns an error, Load stops and returns it wrapped. An error
 // returned after fn was called (fn's own, or an I/O error or damage that
 // appeared between the verifying and the loading pass) means the caller
-// holds a partial snapshot and must discard it.
+// holds a partial snapshot and must discard it; Load never falls back to
+// an older snapshot then, and Info.Skipped is empty.
 func Load(fsys wal.FS, dir string, now int64, fn func(key, value string, deadline int64) error) (Info, error) {
 	snaps, err := List(fsys, dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -332,6 +345,9 @@ func Load(fsys wal.FS, dir string, now int64, fn func(key, value string, deadlin
 	var skipped []error
 	for _, s := range snaps {
 		if _, err := Verify(fsys, s.Path); err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				return Info{}, unverifiable(dir, err)
+			}
 			skipped = append(skipped, err)
 			continue
 		}
@@ -351,4 +367,14 @@ func Load(fsys wal.FS, dir string, now int64, fn func(key, value string, deadlin
 		return Info{}, nil
 	}
 	return Info{}, fmt.Errorf("snap: load %s: %w: %w", dir, ErrNoValidSnapshot, errors.Join(skipped...))
+}
+
+// unverifiable wraps an error of verifying a snapshot that is not damage,
+// saying why Load stopped at the file instead of skipping it. err names
+// the file.
+func unverifiable(dir string, err error) error {
+	if errors.Is(err, ErrVersion) {
+		return fmt.Errorf("snap: load %s: %w (a newer build's snapshot? it is not skipped)", dir, err)
+	}
+	return fmt.Errorf("snap: load %s: %w (could not be checked, so it is not skipped)", dir, err)
 }

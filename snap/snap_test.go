@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"kvstore/wal"
+	"kvstore/wal/faultfs"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -134,11 +135,13 @@ func TestLoadFallsBack(t *testing.T) {
 			writeFile(t, path, b[:len(b)-1])
 		}, ErrTruncated},
 		{"emptied", func(t *testing.T, path string) { writeFile(t, path, nil) }, ErrTruncated},
-		{"newer version", func(t *testing.T, path string) {
+		{"version zero", func(t *testing.T, path string) {
+			// No build writes version 0: a zeroed or flipped field is
+			// damage, not a newer format (see TestLoadStops).
 			b := readFile(t, path)
-			b[8] = formatVersion + 1
+			b[8] = 0
 			writeFile(t, path, b)
-		}, ErrVersion},
+		}, ErrCorrupt},
 		{"wrong name", func(t *testing.T, path string) {
 			other := filepath.Join(t.TempDir(), "x")
 			mustWrite(t, wal.OS, other, 25, genEntries(3, false))
@@ -166,6 +169,74 @@ func TestLoadFallsBack(t *testing.T) {
 			}
 			if err := info.Skipped[0]; !errors.Is(err, tt.want) || !strings.Contains(err.Error(), bad.Path) {
 				t.Fatalf("Skipped[0] = %v, want %v naming %s", err, tt.want, bad.Path)
+			}
+		})
+	}
+}
+
+// TestLoadStops checks that a snapshot Load cannot verify for any reason
+// but damage is never skipped: the caller sets skipped snapshots aside,
+// and a transient I/O error or a newer build's file must not cost it a
+// good snapshot. Load stops at the file and touches nothing.
+func TestLoadStops(t *testing.T) {
+	older := sliceSource{{key: "older", value: "1"}}
+	newer := sliceSource{{key: "newer", value: "2"}}
+	// twoOnDisk writes snapshots 10 and 20 and returns the dir and their
+	// paths.
+	twoOnDisk := func(t *testing.T) (dir, olderPath, newerPath string) {
+		dir = t.TempDir()
+		o := mustWrite(t, wal.OS, dir, 10, older)
+		n := mustWrite(t, wal.OS, dir, 20, newer)
+		return dir, o.Path, n.Path
+	}
+	tests := []struct {
+		name string
+		// setup returns the file system to load from, the dir, and the
+		// file Load must stop at.
+		setup func(t *testing.T) (fsys wal.FS, dir, stopAt string)
+		want  error
+	}{
+		{"newest fails one read", func(t *testing.T) (wal.FS, string, string) {
+			dir, _, n := twoOnDisk(t)
+			return &faultFS{read: syscall.EIO, readFiles: 1}, dir, n
+		}, syscall.EIO},
+		{"newest fails one open", func(t *testing.T) (wal.FS, string, string) {
+			fsys := faultfs.New(1)
+			mustWrite(t, fsys, "/d", 10, older)
+			n := mustWrite(t, fsys, "/d", 20, newer)
+			fsys.FailNth(faultfs.OpOpen, 1, syscall.EIO)
+			return fsys, "/d", n.Path
+		}, syscall.EIO},
+		{"newest in a newer format", func(t *testing.T) (wal.FS, string, string) {
+			dir, _, n := twoOnDisk(t)
+			b := readFile(t, n)
+			b[8] = formatVersion + 1
+			writeFile(t, n, b)
+			return wal.OS, dir, n
+		}, ErrVersion},
+		{"older fails one read after the newest is damaged", func(t *testing.T) (wal.FS, string, string) {
+			dir, o, n := twoOnDisk(t)
+			b := readFile(t, n)
+			b[len(b)/2] ^= 0x10
+			writeFile(t, n, b)
+			return &faultFS{read: syscall.EIO, readOpens: 1, readFiles: 1}, dir, o
+		}, syscall.EIO},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fsys, dir, stopAt := tt.setup(t)
+			info, err := Load(fsys, dir, 0, func(string, string, int64) error {
+				t.Error("fn called: Load went past a file it could not verify")
+				return nil
+			})
+			if !errors.Is(err, tt.want) || errors.Is(err, ErrCorrupt) || errors.Is(err, ErrNoValidSnapshot) {
+				t.Fatalf("Load error = %v, want %v and neither ErrCorrupt nor ErrNoValidSnapshot", err, tt.want)
+			}
+			if !strings.Contains(err.Error(), stopAt) {
+				t.Errorf("Load error %q does not name %s", err, stopAt)
+			}
+			if info.Seq != 0 || info.Path != "" || len(info.Skipped) != 0 {
+				t.Errorf("Load = %+v with its error, want Info{}: nothing loaded, nothing skipped", info)
 			}
 		})
 	}
@@ -226,17 +297,30 @@ func TestReadErrors(t *testing.T) {
 		t.Errorf("Verify with failing reads = %v, want EIO and not ErrCorrupt", err)
 	}
 
-	// Nothing readable must not look like an empty store.
+	// Nothing readable must not look like an empty store, nor like
+	// damage.
 	_, err := Load(&faultFS{read: syscall.EIO}, dir, 0, func(string, string, int64) error { return nil })
-	if !errors.Is(err, ErrNoValidSnapshot) || !errors.Is(err, syscall.EIO) {
-		t.Errorf("Load with failing reads = %v, want ErrNoValidSnapshot and EIO", err)
+	if !errors.Is(err, syscall.EIO) || errors.Is(err, ErrCorrupt) || errors.Is(err, ErrNoValidSnapshot) {
+		t.Errorf("Load with failing reads = %v, want EIO only", err)
 	}
 
 	// Reads that fail after the verifying pass: fn may have run, so Load
-	// must fail rather than fall back.
-	_, err = Load(&faultFS{read: syscall.EIO, readOpens: 1}, dir, 0, func(string, string, int64) error { return nil })
-	if !errors.Is(err, syscall.EIO) || errors.Is(err, ErrNoValidSnapshot) {
-		t.Errorf("Load with reads failing in the second pass = %v, want EIO", err)
+	// must fail rather than fall back, and not call it damage.
+	loaded, err := Load(&faultFS{read: syscall.EIO, readOpens: 1, readFiles: 1}, dir, 0, func(string, string, int64) error { return nil })
+	if !errors.Is(err, syscall.EIO) || errors.Is(err, ErrCorrupt) || errors.Is(err, ErrNoValidSnapshot) ||
+		!strings.Contains(err.Error(), info.Path) || len(loaded.Skipped) != 0 {
+		t.Errorf("Load with a read failing in the second pass = %+v, %v; want EIO naming %s", loaded, err, info.Path)
+	}
+
+	// The same for an open that fails in the second pass.
+	mem := faultfs.New(1)
+	mustWrite(t, mem, "/d", 1, genEntries(3, false))
+	newest := mustWrite(t, mem, "/d", 2, genEntries(3, false))
+	mem.FailNth(faultfs.OpOpen, 2, syscall.EIO)
+	loaded, err = Load(mem, "/d", 0, func(string, string, int64) error { return nil })
+	if !errors.Is(err, syscall.EIO) || errors.Is(err, ErrCorrupt) || errors.Is(err, ErrNoValidSnapshot) ||
+		!strings.Contains(err.Error(), newest.Path) || len(loaded.Skipped) != 0 {
+		t.Errorf("Load with an open failing in the second pass = %+v, %v; want EIO naming %s", loaded, err, newest.Path)
 	}
 }
 

@@ -69,6 +69,16 @@ type SnapshotterConfig struct {
 	// Freeze asks the owner for a frozen view and the sequence number of
 	// the last mutation in it. It must be cheap for the owner.
 	Freeze func(ctx context.Context) (Source, uint64, error)
+	// Sync, if set, is called after Freeze and before anything is
+	// written, with the view's sequence number, and must return only once
+	// every log record at or below it is fsynced, under every fsync
+	// policy: Release later lets the log drop records up to the older
+	// snapshot, so when the newest does not validate, recovery falls back
+	// on the older one plus the log, which must then hold every record up
+	// to the newest. Even under fsync=always the view may hold records
+	// still waiting for their fsync. An error fails the snapshot; nil
+	// skips the call.
+	Sync func(ctx context.Context, through uint64) error
 	// Release is told, after each durable snapshot, that every log record
 	// at or below the given sequence number is covered by both kept
 	// snapshots and may be deleted. Nil skips it.
@@ -174,6 +184,11 @@ func (s *Snapshotter) snapshot(ctx context.Context) (Info, error) {
 			s.lastTime.Store(s.cfg.Clock.Now().UnixNano())
 		}
 		return Info{Seq: seq}, nil // nothing changed since the newest
+	}
+	if s.cfg.Sync != nil {
+		if err := s.cfg.Sync(ctx, seq); err != nil {
+			return Info{}, fmt.Errorf("snap: sync log through %d: %w", seq, err)
+		}
 	}
 	info, err := Write(s.cfg.FS, s.cfg.Dir, seq, src)
 	if err != nil && !errors.Is(err, ErrPrune) {

@@ -207,3 +207,49 @@ func TestSnapshotterStats(t *testing.T) {
 		t.Fatalf("Stats = %+v after failures; want %+v", st, want)
 	}
 }
+
+// TestSnapshotterSyncsBeforeWrite: the log is synced through the view's
+// seq before the file is written; a failed sync writes nothing and
+// counts as a failure; an unchanged state needs no sync.
+func TestSnapshotterSyncsBeforeWrite(t *testing.T) {
+	dir := t.TempDir()
+	owner := &fakeOwner{entries: genEntries(3, false), seq: 4}
+	var synced []uint64
+	var fail error
+	s, err := NewSnapshotter(SnapshotterConfig{
+		Dir:    dir,
+		Freeze: owner.freeze,
+		Sync: func(_ context.Context, through uint64) error {
+			if infos, _ := List(wal.OS, dir); len(infos) != len(synced) {
+				t.Errorf("Sync(%d) called with %d snapshots on disk, want %d: after Write", through, len(infos), len(synced))
+			}
+			synced = append(synced, through)
+			return fail
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := s.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	owner.seq-- // unchanged
+	if _, err := s.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if want := []uint64{5}; !equalSeqs(synced, want) {
+		t.Fatalf("synced %v; want %v", synced, want)
+	}
+
+	fail = errors.New("log failed")
+	if _, err := s.Snapshot(ctx); !errors.Is(err, fail) {
+		t.Fatalf("Snapshot = %v; want the sync error", err)
+	}
+	if infos, _ := List(wal.OS, dir); len(infos) != 1 {
+		t.Fatalf("%d snapshots on disk after a failed sync; want 1", len(infos))
+	}
+	if st := s.Stats(); st.Failed != 1 || st.Written != 1 {
+		t.Fatalf("Stats = %+v; want 1 written, 1 failed", st)
+	}
+}

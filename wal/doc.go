@@ -82,7 +82,9 @@
 //
 // DurableSeq follows the policy: under FsyncEverySec and FsyncNo it
 // advances when a group is written, as that is when its waiters are
-// released.
+// released. SyncThrough is the fsync itself, whatever the policy: the
+// snapshot path calls it before writing a snapshot, so that no snapshot
+// covers records a power cut can still take from the log.
 //
 // # Failures
 //

@@ -6,3 +6,7 @@ func SetSyncHook(l *Log, fn func()) { l.syncHook = fn }
 
 // SegmentName exposes segmentName to the external tests.
 var SegmentName = segmentName
+
+// SetSyncRequestHook makes the writer of l call fn with the seq of each
+// SyncThrough request it takes. It must be called before Start.
+func SetSyncRequestHook(l *Log, fn func(seq uint64)) { l.syncRequestHook = fn }

@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -92,9 +93,9 @@ type Stats struct {
 // writer goroutine that appends to the newest one.
 //
 // Use: Open, Replay (once, to rebuild state), Start, then Submit from the
-// actor; Release after each durable snapshot; Close at shutdown. Submit,
-// DurableSeq, Err, Stats, Release and Close are safe to call from any
-// goroutine.
+// actor; SyncThrough before each snapshot is written, Release after it is
+// durable; Close at shutdown. Submit, DurableSeq, SyncThrough, Err, Stats,
+// Release and Close are safe to call from any goroutine.
 type Log struct {
 	dir      string
 	fsys     FS
@@ -116,6 +117,7 @@ type Log struct {
 	started bool
 
 	notifyc chan struct{} // 1-buffered: "pending is not empty"
+	syncc   chan syncRequest
 	stopc   chan struct{} // closed by Close
 	donec   chan struct{} // closed when the writer has returned
 
@@ -131,6 +133,10 @@ type Log struct {
 
 	lastOnDisk uint64 // highest seq found by Open
 	durable    atomic.Uint64
+	// synced is the highest seq known fsynced. It equals durable under
+	// FsyncAlways and lags it under the other policies, whose waiters
+	// are released before the fsync.
+	synced atomic.Uint64
 
 	records, batches, writes, syncs, bytes atomic.Uint64
 
@@ -144,10 +150,21 @@ type Log struct {
 	buf      []byte
 	spare    []Batch
 	ticker   *clock.Ticker
+	syncReqs []syncRequest // SyncThrough calls not yet answered
 
 	// syncHook, if set before Start, runs on the writer goroutine after
 	// each successful segment fsync. Tests use it as a hand-off.
 	syncHook func()
+	// syncRequestHook, if set before Start, runs on the writer goroutine
+	// once it has taken a SyncThrough request, with its seq. Tests use it
+	// as a hand-off.
+	syncRequestHook func(seq uint64)
+}
+
+// syncRequest is a SyncThrough call waiting for the writer.
+type syncRequest struct {
+	seq  uint64
+	done chan error // 1-buffered, so the writer never blocks on it
 }
 
 // Open opens the log in opts.Dir, creating the directory if needed, and
@@ -179,6 +196,7 @@ func Open(opts Options) (*Log, error) {
 		observeGroup: opts.ObserveGroup,
 
 		notifyc: make(chan struct{}, 1),
+		syncc:   make(chan syncRequest),
 		stopc:   make(chan struct{}),
 		donec:   make(chan struct{}),
 	}
@@ -259,6 +277,9 @@ func Open(opts Options) (*Log, error) {
 	}
 	l.segs = segs
 	l.durable.Store(l.lastOnDisk)
+	// Earlier segments were fsynced when they were finished, and the
+	// last one just now.
+	l.synced.Store(l.lastOnDisk)
 	return l, nil
 }
 
@@ -344,7 +365,10 @@ func (l *Log) Start(next uint64) {
 		l.fail(fmt.Errorf("%w: Start(%d) but the log already holds records through %d",
 			ErrFailed, next, l.lastOnDisk))
 	default:
+		// Records up to next-1 are fsynced in the log (Open saw to it)
+		// or covered by the snapshot recovery loaded instead.
 		l.durable.Store(next - 1)
+		l.synced.Store(next - 1)
 	}
 	var tickc <-chan time.Time
 	if l.policy == FsyncEverySec {
@@ -386,9 +410,54 @@ func (l *Log) Submit(b Batch) {
 
 // DurableSeq returns the highest seq that is durable under the policy:
 // fsynced for FsyncAlways; written to the file for FsyncEverySec and
-// FsyncNo, which is when their waiters are released. Before Start it is
-// the last seq found on disk, after it at least next-1.
+// FsyncNo, which is when their waiters are released (SyncThrough waits
+// for the fsync). Before Start it is the last seq found on disk, after it
+// at least next-1.
 func (l *Log) DurableSeq() uint64 { return l.durable.Load() }
+
+// SyncThrough returns once every record with a seq at or below seq is
+// fsynced, whatever the policy: a snapshot must not cover records that a
+// power cut can still take from the log, or recovery falling back to the
+// snapshot before it would find them missing. Under FsyncEverySec and
+// FsyncNo it makes the writer fsync now instead of at its next tick (or
+// never); under FsyncAlways records are fsynced before their waiters are
+// released anyway, so it waits for that. Records through seq that have
+// not been submitted yet are waited for.
+//
+// It returns the log's failure (wrapping ErrFailed) if the log failed
+// before seq was fsynced, ctx.Err() if ctx ends first, and ErrClosed if
+// the log was closed, or Close started, without fsyncing through seq. The
+// fsync runs on the writer goroutine like every other, and a failed one is
+// never retried.
+func (l *Log) SyncThrough(ctx context.Context, seq uint64) error {
+	if seq <= l.synced.Load() {
+		return nil
+	}
+	if err := l.Err(); err != nil {
+		return err
+	}
+	req := syncRequest{seq: seq, done: make(chan error, 1)}
+	select {
+	case l.syncc <- req:
+	case <-l.donec:
+		if seq <= l.synced.Load() { // Close's final fsync covered it
+			return nil
+		}
+		if err := l.Err(); err != nil {
+			return err
+		}
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// The writer answers every request it took, at shutdown too.
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
 // Err returns the failure that stopped the log, wrapping ErrFailed, or nil
 // while it is healthy. It takes no lock: the actor asks before every
@@ -471,6 +540,9 @@ func (l *Log) Close() error {
 		l.mu.Unlock()
 		if !started {
 			releaseBatches(orphans, ErrClosed)
+			// No writer will run; SyncThrough waits on donec for
+			// that.
+			close(l.donec)
 			return
 		}
 		close(l.stopc)
@@ -493,6 +565,16 @@ func (l *Log) run(tickc <-chan time.Time) {
 				runtime.Gosched()
 			}
 			l.commit()
+			l.answerSyncs(false)
+		case req := <-l.syncc:
+			if l.syncRequestHook != nil {
+				l.syncRequestHook(req.seq)
+			}
+			l.syncReqs = append(l.syncReqs, req)
+			// Records submitted before the call are queued: write
+			// them in this group rather than after another wake-up.
+			l.commit()
+			l.answerSyncs(false)
 		case <-tickc:
 			if l.unsynced && !l.failed {
 				l.sync()
@@ -514,12 +596,46 @@ func (l *Log) shutdown() {
 	if l.unsynced && !l.failed {
 		l.sync()
 	}
+	l.answerSyncs(true)
 	if l.file != nil {
 		if err := l.file.Close(); err != nil && !l.failed {
 			l.fail(fmt.Errorf("%w: close %s: %w", ErrFailed, l.active.path, bare(err)))
 		}
 		l.file = nil
 	}
+}
+
+// answerSyncs answers the SyncThrough requests that can be answered: it
+// fsyncs first if one of them waits for records already written, and
+// with final (at shutdown) it answers the rest with ErrClosed.
+func (l *Log) answerSyncs(final bool) {
+	if len(l.syncReqs) == 0 {
+		return
+	}
+	if !l.failed && l.unsynced {
+		for _, r := range l.syncReqs {
+			if r.seq <= l.written {
+				l.sync() // on failure the requests get the failure below
+				break
+			}
+		}
+	}
+	synced := l.synced.Load()
+	kept := l.syncReqs[:0]
+	for _, r := range l.syncReqs {
+		switch {
+		case r.seq <= synced:
+			r.done <- nil
+		case l.failed:
+			r.done <- l.Err()
+		case final:
+			r.done <- ErrClosed
+		default:
+			kept = append(kept, r)
+		}
+	}
+	clear(l.syncReqs[len(kept):])
+	l.syncReqs = kept
 }
 
 // commit writes every pending batch as one group: one Write, one fsync
@@ -664,6 +780,7 @@ func (l *Log) sync() bool {
 	l.unsynced = false
 	l.syncs.Add(1)
 	l.durable.Store(l.written)
+	l.synced.Store(l.written)
 	if l.syncHook != nil {
 		l.syncHook()
 	}
