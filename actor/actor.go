@@ -517,7 +517,8 @@ func (a *Actor) handle(r *Request) {
 }
 
 // admit checks a request before any of it is applied, so a batch is never
-// half done: every op must be known, and mutations need a healthy log.
+// half done: every op must be known, every mutation storable, and
+// mutations need a healthy log.
 func (a *Actor) admit(r *Request) error {
 	mutates := false
 	var growth int64 // of the request's sets, for the memory limit
@@ -527,6 +528,9 @@ func (a *Actor) admit(r *Request) error {
 		case OpGet:
 		case OpSet:
 			mutates = true
+			if err := checkSize(c); err != nil {
+				return err
+			}
 			if a.maxMemory > 0 {
 				// A batch setting one key twice counts it twice: an
 				// overestimate, never an underestimate.
@@ -534,6 +538,9 @@ func (a *Actor) admit(r *Request) error {
 			}
 		case OpDelete:
 			mutates = true
+			if err := checkSize(c); err != nil {
+				return err
+			}
 		default:
 			return fmt.Errorf("%w: op %d", ErrBadCommand, c.Op)
 		}
