@@ -117,8 +117,10 @@ type Actor struct {
 	reqc  chan *Request
 	tickc chan *tickMsg
 	snapc chan *snapMsg
-	stopc chan struct{} // closed by Stop
-	done  chan struct{} // closed when run has returned
+	// releasec carries Views from Snapshot whose readers are done.
+	releasec chan *View
+	stopc    chan struct{} // closed by Stop
+	done     chan struct{} // closed when run has returned
 
 	stopOnce sync.Once
 	tickers  sync.WaitGroup
@@ -163,6 +165,7 @@ func newActor(cfg Config) *Actor {
 		reqc:         make(chan *Request, maxDrain),
 		tickc:        make(chan *tickMsg),
 		snapc:        make(chan *snapMsg),
+		releasec:     make(chan *View),
 		stopc:        make(chan struct{}),
 		done:         make(chan struct{}),
 	}
@@ -339,13 +342,31 @@ type snapMsg struct {
 
 // Snapshot freezes the data and returns the frozen view with the sequence
 // number of the last mutation it contains. It costs the owner O(shards);
-// the caller may take as long as it likes to read the view.
+// the caller may take as long as it likes to read the view, and must then
+// call its Release, from any goroutine: until then every write to a shard
+// the view shares copies the shard.
 func (a *Actor) Snapshot(ctx context.Context) (*View, uint64, error) {
 	m := &snapMsg{done: make(chan struct{})}
-	if err := call(ctx, a, a.snapc, m, m.done); err != nil {
-		return nil, 0, err
+	select {
+	case a.snapc <- m:
+	case <-ctx.Done():
+		return nil, 0, ctx.Err()
+	case <-a.stopc:
+		return nil, 0, ErrStopped
 	}
+	// The owner has m and answers at once, so this wait is short. It
+	// ignores ctx: giving up now would strand a view no one releases.
+	<-m.done
 	return m.view, m.seq, nil
+}
+
+// releaseView hands v back to the owner. After Stop there is no one to
+// tell, and no need.
+func (a *Actor) releaseView(v *View) {
+	select {
+	case a.releasec <- v:
+	case <-a.stopc:
+	}
 }
 
 // call sends m on c and waits for done, ctx or the stop.
@@ -451,8 +472,12 @@ func (a *Actor) run() {
 			_, a.backlog = a.state.Expire(a.expireAt, a.expireBatch)
 			a.publish()
 		case m := <-a.snapc:
-			m.view, m.seq = a.state.Freeze(), a.seq
+			v := a.state.Freeze()
+			v.release = func() { a.releaseView(v) }
+			m.view, m.seq = v, a.seq
 			close(m.done)
+		case v := <-a.releasec:
+			a.state.Release(v)
 		case <-a.stopc:
 			return
 		}
@@ -492,7 +517,8 @@ func (a *Actor) handle(r *Request) {
 }
 
 // admit checks a request before any of it is applied, so a batch is never
-// half done: every op must be known, and mutations need a healthy log.
+// half done: every op must be known, every mutation storable, and
+// mutations need a healthy log.
 func (a *Actor) admit(r *Request) error {
 	mutates := false
 	var growth int64 // of the request's sets, for the memory limit
@@ -502,6 +528,9 @@ func (a *Actor) admit(r *Request) error {
 		case OpGet:
 		case OpSet:
 			mutates = true
+			if err := checkSize(c); err != nil {
+				return err
+			}
 			if a.maxMemory > 0 {
 				// A batch setting one key twice counts it twice: an
 				// overestimate, never an underestimate.
@@ -509,6 +538,9 @@ func (a *Actor) admit(r *Request) error {
 			}
 		case OpDelete:
 			mutates = true
+			if err := checkSize(c); err != nil {
+				return err
+			}
 		default:
 			return fmt.Errorf("%w: op %d", ErrBadCommand, c.Op)
 		}

@@ -422,3 +422,59 @@ func TestMemoryLimit(t *testing.T) {
 		t.Fatalf("Bytes %d over the limit %d", st.Bytes, limit)
 	}
 }
+
+// TestSnapshotReleaseStopsCloning goes through the owner goroutine:
+// once a view from Snapshot is released (here from another goroutine),
+// writes stop cloning shards; while one is live they clone.
+func TestSnapshotReleaseStopsCloning(t *testing.T) {
+	ctx := context.Background()
+	set := func(t *testing.T, a *Actor, value string) {
+		t.Helper()
+		r := NewRequest()
+		for i := range 10_000 { // every shard
+			r.Commands = append(r.Commands, Command{Op: OpSet, Key: fmt.Sprint("k", i), Value: value})
+		}
+		if err := a.Do(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("released", func(t *testing.T) {
+		a := mustStart(t, Config{})
+		set(t, a, "v0")
+		v, _, err := a.Snapshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			v.Release()
+			v.Release()
+		}()
+		<-done
+		set(t, a, "v1")
+		a.Stop()
+		if n := a.Clones(); n != 0 {
+			t.Fatalf("%d shards cloned after the view was released; want 0", n)
+		}
+	})
+	t.Run("live", func(t *testing.T) {
+		a := mustStart(t, Config{})
+		set(t, a, "v0")
+		v, _, err := a.Snapshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		set(t, a, "v1")
+		a.Stop()
+		if n := a.Clones(); n == 0 {
+			t.Fatal("no shard cloned under a live view")
+		}
+		for k, val := range viewContents(v) {
+			if val != "v0" {
+				t.Fatalf("live view has %s=%s; want v0", k, val)
+			}
+		}
+		v.Release() // after Stop: a no-op that must not block
+	})
+}

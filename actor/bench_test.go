@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"runtime/metrics"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -209,6 +210,78 @@ func BenchmarkSnapshotMemory(b *testing.B) {
 			}
 			b.ReportMetric(float64(base)/1e6, "state-MB")
 			b.ReportMetric(float64(extra)/1e6, "extra-MB")
+		})
+	}
+}
+
+// BenchmarkSnapshotChurn measures what periodic snapshots cost the owner
+// under a steady 50:50 set/get load on 1M keys, as the server sees it with
+// --snapshot-interval 5s: one op is one snapshot interval of single-key
+// calls through the actor, with a snapshot taken at its start and
+// released after hold calls (the time snap.Write takes). clone-MB is what
+// copy-on-write allocated per interval (the calls themselves allocate
+// nothing), gc-ms the GC CPU time per interval, ns/call the owner's time
+// per call including the clones.
+func BenchmarkSnapshotChurn(b *testing.B) {
+	const keys = 1_000_000
+	names := make([]string, keys)
+	for i := range names {
+		names[i] = fmt.Sprintf("key:%08d", i)
+	}
+	// calls per interval and per snapshot write: at ~44k calls/s (the
+	// server's 50:50 rate in BENCHMARKS.md) and ~4k calls/s, 5 s
+	// intervals, ~0.25 s to write 1M keys.
+	for _, load := range []struct {
+		name           string
+		interval, hold int
+	}{
+		{"44k-calls/s", 220_000, 11_000},
+		{"4k-calls/s", 20_000, 1_000},
+	} {
+		b.Run(load.name, func(b *testing.B) {
+			s := NewState()
+			for _, k := range names {
+				s.Set(k, "0123456789abcdef", 0)
+			}
+			a := mustStart(b, Config{State: s})
+			ctx := context.Background()
+			rng := uint64(1)
+			samples := []metrics.Sample{
+				{Name: "/gc/heap/allocs:bytes"},
+				{Name: "/cpu/classes/gc/total:cpu-seconds"},
+			}
+			runtime.GC()
+			metrics.Read(samples)
+			allocs0, gc0 := samples[0].Value.Uint64(), samples[1].Value.Float64()
+			b.ResetTimer()
+			for range b.N {
+				v, _, err := a.Snapshot(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for i := range load.interval {
+					if i == load.hold {
+						v.Release()
+					}
+					rng = rng*6364136223846793005 + 1442695040888963407
+					k := names[(rng>>33)%keys]
+					if i%2 == 0 {
+						err = a.Set(ctx, k, "0123456789abcdef", 0)
+					} else {
+						_, _, err = a.Get(ctx, k, 0)
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.StopTimer()
+			metrics.Read(samples)
+			allocs, gc := samples[0].Value.Uint64()-allocs0, samples[1].Value.Float64()-gc0
+			n := float64(b.N)
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n/float64(load.interval), "ns/call")
+			b.ReportMetric(float64(allocs)/n/1e6, "clone-MB")
+			b.ReportMetric(gc/n*1e3, "gc-ms")
 		})
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"container/heap"
 	"hash/maphash"
 	"maps"
+	"slices"
+	"sync/atomic"
 
 	"kvstore/wal"
 )
@@ -27,9 +29,9 @@ type entry struct {
 // live reports whether e is visible at now.
 func (e entry) live(now int64) bool { return e.deadline == 0 || now < e.deadline }
 
-// shard is one slice of the key space. A shard whose gen is older than its
-// State's gen may be shared with a frozen View and must be cloned before it
-// is written.
+// shard is one slice of the key space. gen is the State's gen when the
+// shard was made: a shard older than a live View is shared with it and
+// must be cloned before it is written (see State.writable).
 type shard struct {
 	m   map[string]entry
 	gen uint64
@@ -40,9 +42,13 @@ type shard struct {
 // locks. Time comes in as arguments. Only the actor goroutine touches it.
 type State struct {
 	shards [shardCount]*shard
-	// gen counts freezes; see shard.
-	gen uint64
-	n   int
+	// gen counts freezes; see shard. live holds the gens of the Views not
+	// released yet, ascending, so the newest live one is last.
+	gen  uint64
+	live []uint64
+	// clones counts copy-on-write shard clones, for tests.
+	clones uint64
+	n      int
 	// ttl counts stored keys with a deadline; expired counts the keys
 	// Expire has removed. Plain counters for metrics, read by the owner.
 	ttl     int
@@ -68,14 +74,26 @@ func (s *State) shardOf(key string) int {
 	return int(maphash.String(s.seed, key) & (shardCount - 1))
 }
 
-// writable returns shard i's map, cloning it first if a View may share it.
+// writable returns shard i's map, cloning it first if a live View shares
+// it. A shard is in every View frozen since it was made and not released,
+// so it is shared exactly when it is older than the newest live View;
+// once every View is released nothing is cloned.
 func (s *State) writable(i int) map[string]entry {
 	sh := s.shards[i]
-	if sh.gen != s.gen {
+	if sh.gen < s.pinned() {
 		sh = &shard{m: maps.Clone(sh.m), gen: s.gen}
 		s.shards[i] = sh
+		s.clones++
 	}
 	return sh.m
+}
+
+// pinned is the gen of the newest live View, 0 when there is none.
+func (s *State) pinned() uint64 {
+	if len(s.live) == 0 {
+		return 0
+	}
+	return s.live[len(s.live)-1]
 }
 
 // Len returns the number of stored keys, counting expired keys that active
@@ -209,18 +227,50 @@ func (s *State) Expire(now int64, limit int) (removed int, more bool) {
 
 // Freeze returns a read-only point-in-time view of the data. It costs
 // O(shards), independent of the key count: the view shares every shard map
-// with s, and s clones a shard on its first write after the freeze. The
-// view may be read from any goroutine while s goes on changing.
+// with s, and until the view is released s clones a shard on its first
+// write after the freeze. The view may be read from any goroutine while s
+// goes on changing. Release it (View.Release or State.Release, on the
+// goroutine that owns s) once it is no longer read, or every later freeze
+// leaves s cloning shards as if the view were still alive.
 func (s *State) Freeze() *View {
 	s.gen++
-	return &View{shards: s.shards, n: s.n}
+	s.live = append(s.live, s.gen)
+	v := &View{shards: s.shards, n: s.n, gen: s.gen}
+	v.release = func() { s.Release(v) }
+	return v
+}
+
+// Release tells s that v, one of its Views, is no longer read, so writes
+// stop cloning the shards only v shares. It is idempotent; releasing a
+// View that s did not freeze does nothing. Reading v after Release may
+// see later writes.
+func (s *State) Release(v *View) {
+	if i := slices.Index(s.live, v.gen); i >= 0 {
+		s.live = slices.Delete(s.live, i, i+1)
+	}
 }
 
 // View is a frozen point-in-time copy of a State. Its contents never
-// change; it is safe for concurrent reads.
+// change until it is released; it is safe for concurrent reads.
 type View struct {
 	shards [shardCount]*shard
 	n      int
+	// gen identifies the freeze; release tells the owner, once.
+	gen      uint64
+	release  func()
+	released atomic.Bool
+}
+
+// Release ends the view's life: the owner stops copying the shards it
+// shares, so the view must not be read afterwards. It is idempotent. A
+// View from Actor.Snapshot may be released from any goroutine, even after
+// the actor stopped; one from State.Freeze only on the goroutine that owns
+// the State. This is the Release of hashicorp/raft's FSMSnapshot: call it
+// whether the view was persisted, failed to, or was not needed.
+func (v *View) Release() {
+	if !v.released.Swap(true) {
+		v.release()
+	}
 }
 
 // Len returns the number of entries Range visits.

@@ -247,6 +247,104 @@ func TestFreezeIsolation(t *testing.T) {
 	}
 }
 
+// viewContents reads a whole view into a map.
+func viewContents(v *View) map[string]string {
+	m := make(map[string]string, v.Len())
+	v.Range(func(k, val string, _ int64) bool {
+		m[k] = val
+		return true
+	})
+	return m
+}
+
+// writeAll overwrites every key k0…k(n-1) with value, and deletes and
+// re-adds a key of its own, so every kind of write is covered.
+func writeAll(s *State, n int, value string) {
+	for i := range n {
+		s.Set(fmt.Sprint("k", i), value, 0)
+	}
+	s.Delete("extra", 0)
+	s.Set("extra", value, 1)
+	s.Expire(2*sec, 1) // removes extra: its deadline passed
+}
+
+// TestReleaseStopsCloning is the regression test for copy-on-write that
+// never ended: once the only view is released, writes to every shard
+// must reuse the shard in place instead of cloning it.
+func TestReleaseStopsCloning(t *testing.T) {
+	s := NewState()
+	const n = 20_000 // touches every shard
+	writeAll(s, n, "v0")
+	if s.Clones() != 0 {
+		t.Fatalf("%d clones before any freeze", s.Clones())
+	}
+	v := s.Freeze()
+	v.Release()
+	writeAll(s, n, "v1")
+	if s.Clones() != 0 {
+		t.Fatalf("%d shards cloned after the only view was released; want 0", s.Clones())
+	}
+
+	// Released through State.Release, twice: the same.
+	v = s.Freeze()
+	s.Release(v)
+	s.Release(v)
+	v.Release()
+	writeAll(s, n, "v2")
+	if s.Clones() != 0 {
+		t.Fatalf("%d shards cloned after State.Release; want 0", s.Clones())
+	}
+}
+
+// TestLiveViewsStayFrozen: a view not yet released keeps its data while
+// writes go on, releasing one of two views leaves the other intact, and
+// each shard is cloned at most once per live view.
+func TestLiveViewsStayFrozen(t *testing.T) {
+	for _, releaseFirst := range []string{"older", "newer"} {
+		t.Run("release "+releaseFirst, func(t *testing.T) {
+			s := NewState()
+			const n = 10_000
+			writeAll(s, n, "v0")
+			older := s.Freeze()
+			wantOlder := viewContents(older)
+			writeAll(s, n, "v1")
+			clones := s.Clones()
+			if clones == 0 || clones > shardCount {
+				t.Fatalf("%d clones for writes under one live view; want 1..%d", clones, shardCount)
+			}
+			newer := s.Freeze()
+			wantNewer := viewContents(newer)
+
+			keep := older
+			if releaseFirst == "older" {
+				older.Release()
+				older.Release() // idempotent: must not release newer
+				keep = newer
+			} else {
+				newer.Release()
+			}
+			writeAll(s, n, "v2")
+			writeAll(s, n, "v3")
+			if keep == older && !equalMaps(viewContents(older), wantOlder) {
+				t.Fatal("older view changed after the newer one was released")
+			}
+			if keep == newer && !equalMaps(viewContents(newer), wantNewer) {
+				t.Fatal("newer view changed after the older one was released")
+			}
+			if v, _ := s.Get("k0", 0); v != "v3" {
+				t.Fatalf("k0 = %q; want v3", v)
+			}
+
+			keep.Release()
+			clones = s.Clones()
+			writeAll(s, n, "v4")
+			if got := s.Clones() - clones; got != 0 {
+				t.Fatalf("%d clones after both views were released; want 0", got)
+			}
+		})
+	}
+}
+
 func equalMaps(a, b map[string]string) bool {
 	if len(a) != len(b) {
 		return false

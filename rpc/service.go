@@ -189,6 +189,8 @@ func (s *Service) fail(op string, err error) error {
 	switch {
 	case errors.Is(err, actor.ErrStopped), errors.Is(err, wal.ErrClosed):
 		return status.Error(codes.Unavailable, "server is shutting down")
+	case errors.Is(err, actor.ErrTooLarge):
+		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, actor.ErrMemoryLimit):
 		return status.Errorf(codes.ResourceExhausted, "%v; delete keys or raise --max-memory", err)
 	case errors.Is(err, actor.ErrStorage):

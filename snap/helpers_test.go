@@ -29,6 +29,8 @@ type sliceSource []entry
 
 func (s sliceSource) Len() int { return len(s) }
 
+func (s sliceSource) Release() {}
+
 func (s sliceSource) Range(fn func(key, value string, deadline int64) bool) {
 	for _, e := range s {
 		if !fn(e.key, e.value, e.deadline) {

@@ -63,7 +63,10 @@ var (
 
 // Source is a frozen, read-only point-in-time view of the key space. It
 // must be safe to read from another goroutine while the owner keeps
-// writing, and must not change while Write reads it.
+// writing, and must not change while Write reads it. Its lifetime follows
+// hashicorp/raft's FSMSnapshot: whoever obtained it calls Release once it
+// is done, whether it was written, failed or was not needed; Write itself
+// never calls Release.
 type Source interface {
 	// Len returns the number of entries Range will visit, which may
 	// include entries that have already expired.
@@ -72,6 +75,9 @@ type Source interface {
 	// false. deadline is the absolute expiry in Unix nanoseconds, 0 for
 	// none.
 	Range(fn func(key, value string, deadline int64) bool)
+	// Release tells the owner the view will not be read again, so it can
+	// stop preserving it. It must be safe to call from any goroutine.
+	Release()
 }
 
 // Info describes one snapshot file.

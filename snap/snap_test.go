@@ -604,6 +604,7 @@ func TestWritePruneFailure(t *testing.T) {
 type miscountedSource struct{ len, n int }
 
 func (s miscountedSource) Len() int { return s.len }
+func (s miscountedSource) Release() {}
 func (s miscountedSource) Range(fn func(string, string, int64) bool) {
 	for i := range s.n {
 		if !fn(fmt.Sprint(i), "v", 0) {
@@ -658,6 +659,8 @@ type lazySource struct {
 }
 
 func (s *lazySource) Len() int { return s.n }
+
+func (s *lazySource) Release() {}
 
 func (s *lazySource) Range(fn func(string, string, int64) bool) {
 	s.ranges++

@@ -67,7 +67,8 @@ type SnapshotterConfig struct {
 	FS  wal.FS
 	Dir string
 	// Freeze asks the owner for a frozen view and the sequence number of
-	// the last mutation in it. It must be cheap for the owner.
+	// the last mutation in it. It must be cheap for the owner. Each view
+	// is Released once the snapshot is done with it, written or not.
 	Freeze func(ctx context.Context) (Source, uint64, error)
 	// Sync, if set, is called after Freeze and before anything is
 	// written, with the view's sequence number, and must return only once
@@ -177,6 +178,9 @@ func (s *Snapshotter) snapshot(ctx context.Context) (Info, error) {
 	if err != nil {
 		return Info{}, fmt.Errorf("snap: freeze: %w", err)
 	}
+	// On every path, written or not: the owner copies what src shares
+	// until it is released.
+	defer src.Release()
 	// The hand-off's round trip: an upper bound on the owner's pause.
 	freeze := time.Since(start)
 	if seq == s.newest {

@@ -13,13 +13,24 @@ import (
 )
 
 // fakeOwner hands out views of a slice as the actor would, and counts
-// freezes.
+// freezes and releases.
 type fakeOwner struct {
-	entries sliceSource
-	seq     uint64
-	freezes int
-	frozen  chan uint64 // when set, receives the seq of every freeze
+	entries  sliceSource
+	seq      uint64
+	freezes  int
+	released int
+	frozen   chan uint64 // when set, receives the seq of every freeze
+	// src, when set, is handed out instead of entries.
+	src Source
 }
+
+// ownedView is a view of a fakeOwner, counting its releases.
+type ownedView struct {
+	Source
+	owner *fakeOwner
+}
+
+func (v ownedView) Release() { v.owner.released++ }
 
 func (o *fakeOwner) freeze(ctx context.Context) (Source, uint64, error) {
 	o.freezes++
@@ -31,7 +42,43 @@ func (o *fakeOwner) freeze(ctx context.Context) (Source, uint64, error) {
 		}
 	}
 	o.seq++ // every snapshot sees new writes
-	return o.entries, o.seq, nil
+	var src Source = o.entries
+	if o.src != nil {
+		src = o.src
+	}
+	return ownedView{src, o}, o.seq, nil
+}
+
+// TestSnapshotterReleasesEveryView: every view frozen is released exactly
+// once, whether it was written, found unchanged, or failed to write.
+func TestSnapshotterReleasesEveryView(t *testing.T) {
+	dir := t.TempDir()
+	owner := &fakeOwner{entries: genEntries(3, false), seq: 1}
+	s, err := NewSnapshotter(SnapshotterConfig{Dir: dir, Freeze: owner.freeze})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := s.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if owner.released != 1 {
+		t.Fatalf("released %d views after a written snapshot; want 1", owner.released)
+	}
+	owner.seq-- // unchanged: nothing written
+	if _, err := s.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if owner.released != 2 {
+		t.Fatalf("released %d views after an unchanged snapshot; want 2", owner.released)
+	}
+	owner.src = miscountedSource{len: 2, n: 1}
+	if _, err := s.Snapshot(ctx); !errors.Is(err, ErrSourceLen) {
+		t.Fatalf("Snapshot = %v; want ErrSourceLen", err)
+	}
+	if owner.released != 3 || owner.freezes != 3 {
+		t.Fatalf("released %d of %d views after a failed write; want all", owner.released, owner.freezes)
+	}
 }
 
 func TestSnapshotterReleasesThroughOlder(t *testing.T) {

@@ -86,6 +86,27 @@ func uvarintLen(x uint64) int {
 // before they reach the log.
 func EncodedLen(r Record) int { return frameHeaderSize + payloadLen(r) }
 
+// Fits reports whether the log can store r: its payload is at most
+// MaxRecordBytes. The log fails on a record that does not fit, so callers
+// check before they apply what the record describes.
+func Fits(r Record) bool { return payloadLen(r) <= MaxRecordBytes }
+
+// MaxSetValue returns the longest value a KindSet record with a keyLen-byte
+// key can carry and still fit, or -1 when even an empty value does not.
+func MaxSetValue(keyLen int) int {
+	if keyLen < 0 || keyLen > MaxRecordBytes {
+		return -1
+	}
+	// What is left after the seq, kind, deadline and key.
+	budget := MaxRecordBytes - (8 + 1 + 8) - uvarintLen(uint64(keyLen)) - keyLen
+	// The value costs its bytes plus its uvarint length.
+	v := budget - 1
+	for v >= 0 && v+uvarintLen(uint64(v)) > budget {
+		v--
+	}
+	return max(v, -1)
+}
+
 // AppendRecord appends the frame of r to dst and returns the extended
 // slice. Value and Deadline are encoded only for KindSet. It does not
 // validate r: the writer checks Kind, Seq and size before encoding, and a

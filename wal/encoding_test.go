@@ -167,3 +167,33 @@ func TestDecodeDoesNotAllocateForGarbage(t *testing.T) {
 		t.Fatalf("decoding garbage allocated %v times per run", allocs)
 	}
 }
+
+// TestMaxSetValue: a Set with the longest value MaxSetValue allows fits,
+// one byte more does not, across the key lengths where the uvarint
+// lengths change, and EncodedLen agrees with Fits.
+func TestMaxSetValue(t *testing.T) {
+	big := strings.Repeat("x", wal.MaxRecordBytes+1) // sliced, never copied
+	for _, k := range []int{0, 1, 127, 128, 1 << 14, 1 << 20, 1 << 21, wal.MaxRecordBytes - 30, wal.MaxRecordBytes - 22} {
+		v := wal.MaxSetValue(k)
+		if v < 0 {
+			t.Fatalf("MaxSetValue(%d) = %d; want a length", k, v)
+		}
+		fits := wal.Record{Seq: 1, Kind: wal.KindSet, Key: big[:k], Value: big[:v], Deadline: 1}
+		if !wal.Fits(fits) || wal.EncodedLen(fits) > wal.MaxRecordBytes+8 {
+			t.Errorf("key %d, value %d: does not fit (EncodedLen %d)", k, v, wal.EncodedLen(fits))
+		}
+		over := fits
+		over.Value = big[:v+1]
+		if wal.Fits(over) || wal.EncodedLen(over) <= wal.MaxRecordBytes+8 {
+			t.Errorf("key %d, value %d: fits, want MaxSetValue to be the largest", k, v+1)
+		}
+	}
+	for _, k := range []int{-1, wal.MaxRecordBytes - 21, wal.MaxRecordBytes, wal.MaxRecordBytes + 1} {
+		if v := wal.MaxSetValue(k); v != -1 {
+			t.Errorf("MaxSetValue(%d) = %d; want -1", k, v)
+		}
+	}
+	if wal.Fits(wal.Record{Seq: 1, Kind: wal.KindDelete, Key: big}) {
+		t.Error("a delete with a key over MaxRecordBytes fits")
+	}
+}

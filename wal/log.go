@@ -717,7 +717,7 @@ func (l *Log) checkRecord(r Record) error {
 		return fmt.Errorf("%w: record submitted with seq %d, want %d", ErrFailed, r.Seq, l.next)
 	case r.Kind != KindSet && r.Kind != KindDelete:
 		return fmt.Errorf("%w: record seq %d has unknown kind %d", ErrFailed, r.Seq, r.Kind)
-	case payloadLen(r) > MaxRecordBytes:
+	case !Fits(r):
 		return fmt.Errorf("%w: record seq %d encodes to %d bytes, over the %d-byte limit",
 			ErrFailed, r.Seq, payloadLen(r), MaxRecordBytes)
 	}
