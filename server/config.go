@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"time"
 
@@ -187,14 +188,14 @@ func newLogger(w io.Writer, c *Config) *slog.Logger {
 }
 
 // checkEntryLimits refuses key and value limits whose largest Set would
-// not fit one log record: such a write would fail the log for good.
+// not fit one log record or snapshot entry: the limits are checked at the
+// fronts, so such a Set would otherwise get past them to the actor.
 func checkEntryLimits(maxKey, maxValue int64) error {
-	// Frame header, kind, seq, deadline and two length prefixes: a
-	// generous bound on what a Set record adds to its key and value.
-	const overhead = 64
-	if maxKey+maxValue+overhead > wal.MaxRecordBytes {
-		return fmt.Errorf("--max-key-bytes %d with --max-value-bytes %d does not fit one log record (%d bytes): lower --max-value-bytes to at most %d",
-			maxKey, maxValue, wal.MaxRecordBytes, wal.MaxRecordBytes-overhead-maxKey)
+	if maxKey > math.MaxInt32 || maxValue > math.MaxInt32 {
+		return fmt.Errorf("--max-key-bytes %d or --max-value-bytes %d is past what a log record can hold (%d bytes)", maxKey, maxValue, wal.MaxRecordBytes)
+	}
+	if err := actor.CheckLimits(int(maxKey), int(maxValue)); err != nil {
+		return fmt.Errorf("--max-key-bytes %d with --max-value-bytes %d: %w: lower --max-value-bytes", maxKey, maxValue, err)
 	}
 	return nil
 }

@@ -136,10 +136,10 @@ func TestParseFlags(t *testing.T) {
 		{name: "bad env", env: map[string]string{"KVSTORE_MAX_KEY_BYTES": "lots"}, wantErr: "KVSTORE_MAX_KEY_BYTES"},
 		{name: "bad duration", args: []string{"--expire-interval", "0s"}, wantErr: "--expire-interval must be positive"},
 		{name: "negative key limit", args: []string{"--max-key-bytes", "-1"}, wantErr: `invalid value "-1" for flag -max-key-bytes: want a size like`},
-		{name: "huge value limit", args: []string{"--max-value-bytes", "1000000000"}, wantErr: "does not fit one log record"},
+		{name: "huge value limit", args: []string{"--max-value-bytes", "1000000000"}, wantErr: "does not fit in a log record"},
 		// Issue 11 bug 2: 65 MiB was accepted, and one such Set failed the
 		// log for good.
-		{name: "value limit past a log record", args: []string{"--max-value-bytes", "68157440"}, wantErr: "lower --max-value-bytes to at most"},
+		{name: "value limit past a log record", args: []string{"--max-value-bytes", "68157440"}, wantErr: "the largest value that fits is"},
 		{name: "sizes take units", args: []string{"--max-value-bytes", "2MiB", "--max-key-bytes", "2KiB", "--wal-segment-bytes", "8MiB"},
 			check: func(c server.Config) bool {
 				return c.MaxValueBytes == 2<<20 && c.MaxKeyBytes == 2<<10 && c.WALSegmentBytes == 8<<20
