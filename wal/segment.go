@@ -48,7 +48,7 @@ type segment struct {
 	last uint64 // seq of the last record; base-1 when empty
 	size int64  // bytes of valid frames
 	// alloc is the file's size: size plus the zeros preallocated after
-	// the records (see preallocChunk).
+	// the records (see Options.PreallocBytes and Log.extend).
 	alloc int64
 }
 
