@@ -21,6 +21,12 @@ var ErrStopped = errors.New("actor: stopped")
 // failed: acknowledging them could lose them. Reads go on.
 var ErrStorage = errors.New("actor: storage failed, writes are refused")
 
+// ErrNotPersisted is returned for a request whose mutations were applied
+// in memory but whose log records failed to be written or fsynced: it is
+// not acknowledged, and from then on writes get ErrStorage. It wraps the
+// log's failure.
+var ErrNotPersisted = errors.New("actor: write not persisted")
+
 // ErrMemoryLimit is returned for a request with a Set that would grow the
 // data past Config.MaxMemory; no command of that request is applied.
 // Reads, deletes and overwrites that do not grow the data go on.
@@ -253,9 +259,27 @@ type Request struct {
 func NewRequest() *Request { return &Request{done: make(chan struct{}, 1)} }
 
 // Release implements wal.Waiter: it is the actor's (or the log's) reply.
+// The log's errors are translated into the actor's own, so that callers
+// above the actor need not know the log.
 func (r *Request) Release(err error) {
-	r.err = err
+	r.err = fromLog(err)
 	r.done <- struct{}{}
+}
+
+// fromLog maps an error a reply was released with to the actor's errors:
+// the log closed (shutdown) is ErrStopped, a failed write or fsync is
+// ErrNotPersisted; the detail is kept. The actor's own errors pass as
+// they are.
+func fromLog(err error) error {
+	switch {
+	case err == nil, errors.Is(err, ErrStorage), errors.Is(err, ErrStopped):
+		return err
+	case errors.Is(err, wal.ErrClosed):
+		return fmt.Errorf("%w: %w", ErrStopped, err)
+	case errors.Is(err, wal.ErrFailed):
+		return fmt.Errorf("%w: %w", ErrNotPersisted, err)
+	}
+	return err
 }
 
 // Do hands r to the actor and waits for its reply, ctx, or the actor's

@@ -17,8 +17,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"kvstore/actor"
-	"kvstore/snap"
-	"kvstore/wal"
 )
 
 // Metrics is the server's Prometheus instrumentation, in a registry of its
@@ -235,19 +233,37 @@ func (m *Metrics) HTTP(route string, h http.Handler) http.Handler {
 		promhttp.InstrumentHandlerDuration(m.httpDuration.MustCurryWith(labels), h))
 }
 
+// LogStats is what the metrics read of the log at scrape time.
+type LogStats struct {
+	Bytes, Records, Syncs uint64
+	// Failed is whether a write or fsync has failed (writes refused).
+	Failed bool
+}
+
+// SnapshotStats is what the metrics read of the snapshotter at scrape
+// time: snapshots written and failed, the size of the last one (0 before
+// the first) and when the newest was last known to cover all data (zero
+// before that is known).
+type SnapshotStats struct {
+	Written, Failed uint64
+	LastBytes       int64
+	LastTime        time.Time
+}
+
 // Attach adds the scrape-time metrics of the actor, the log and the
 // snapshotter; a nil argument is skipped. Each is read only when scraped,
-// through its Stats, with atomic loads: no message to the actor, no lock
-// on its path. Call it once, when the components exist (after recovery).
-func (m *Metrics) Attach(a *actor.Actor, l *wal.Log, s *snap.Snapshotter) {
+// through its stats function, which must not block (atomic loads): no
+// message to the actor, no lock on its path. Call it once, when the
+// components exist (after recovery).
+func (m *Metrics) Attach(a *actor.Actor, logStats func() LogStats, snapStats func() SnapshotStats) {
 	if a != nil {
 		m.reg.MustRegister(actorCollector{a})
 	}
-	if l != nil {
-		m.reg.MustRegister(logCollector{l})
+	if logStats != nil {
+		m.reg.MustRegister(logCollector{logStats})
 	}
-	if s != nil {
-		m.reg.MustRegister(snapCollector{s, m.now})
+	if snapStats != nil {
+		m.reg.MustRegister(snapCollector{snapStats, m.now})
 	}
 }
 
@@ -303,7 +319,7 @@ func (c actorCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(memUsedDesc, prometheus.GaugeValue, float64(st.Bytes))
 }
 
-type logCollector struct{ l *wal.Log }
+type logCollector struct{ stats func() LogStats }
 
 func (c logCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- walBytesDesc
@@ -313,9 +329,9 @@ func (c logCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c logCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.l.Stats()
+	st := c.stats()
 	failed := 0.0
-	if c.l.Err() != nil {
+	if st.Failed {
 		failed = 1
 	}
 	ch <- prometheus.MustNewConstMetric(walBytesDesc, prometheus.CounterValue, float64(st.Bytes))
@@ -325,8 +341,8 @@ func (c logCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 type snapCollector struct {
-	s   *snap.Snapshotter
-	now func() time.Time
+	stats func() SnapshotStats
+	now   func() time.Time
 }
 
 func (c snapCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -341,7 +357,7 @@ func (c snapCollector) Describe(ch chan<- *prometheus.Desc) {
 // time and age until one is known to be current, rather than report zeros
 // that would read as "just now" or "empty".
 func (c snapCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.s.Stats()
+	st := c.stats()
 	ch <- prometheus.MustNewConstMetric(snapsDesc, prometheus.CounterValue, float64(st.Written))
 	ch <- prometheus.MustNewConstMetric(snapFailuresDesc, prometheus.CounterValue, float64(st.Failed))
 	if st.Written > 0 {

@@ -137,7 +137,13 @@ func TestMetrics(t *testing.T) {
 	})
 	t.Cleanup(a.Stop)
 	conn := serveLoopback(t, srv.Serve, stopNow(srv))
-	m.Attach(a, log, snapshotter)
+	m.Attach(a, func() LogStats {
+		st := log.Stats()
+		return LogStats{Bytes: st.Bytes, Records: st.Records, Syncs: st.Syncs, Failed: log.Err() != nil}
+	}, func() SnapshotStats {
+		st := snapshotter.Stats()
+		return SnapshotStats{Written: st.Written, Failed: st.Failed, LastBytes: st.LastBytes, LastTime: st.LastTime}
+	})
 	m.SetRecoveryDuration(1500 * time.Millisecond)
 	client := kvstorepb.NewKVStoreClient(conn)
 	ctx := context.Background()

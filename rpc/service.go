@@ -15,7 +15,6 @@ import (
 
 	"kvstore/actor"
 	kvstorepb "kvstore/proto"
-	"kvstore/wal"
 )
 
 // Defaults for Options.
@@ -187,7 +186,7 @@ func deadlineAfter(now, ttlSeconds int64) (int64, error) {
 // fail maps an actor error to a gRPC status.
 func (s *Service) fail(op string, err error) error {
 	switch {
-	case errors.Is(err, actor.ErrStopped), errors.Is(err, wal.ErrClosed):
+	case errors.Is(err, actor.ErrStopped):
 		return status.Error(codes.Unavailable, "server is shutting down")
 	case errors.Is(err, actor.ErrTooLarge):
 		return status.Error(codes.InvalidArgument, err.Error())
@@ -195,7 +194,7 @@ func (s *Service) fail(op string, err error) error {
 		return status.Errorf(codes.ResourceExhausted, "%v; delete keys or raise --max-memory", err)
 	case errors.Is(err, actor.ErrStorage):
 		return status.Errorf(codes.Unavailable, "writes are refused after a storage failure: %v", err)
-	case errors.Is(err, wal.ErrFailed):
+	case errors.Is(err, actor.ErrNotPersisted):
 		// The write this reply belongs to may not be on disk: it is not
 		// acknowledged, and the actor refuses writes from now on.
 		return status.Errorf(codes.Unavailable, "write not persisted, writes are refused from now on: %v", err)

@@ -191,7 +191,7 @@ func (s *Server) Run(ctx context.Context) error {
 		fr.stop()
 		return err
 	}
-	metrics.Attach(a, st.log, snaps)
+	metrics.Attach(a, logStats(st.log), snapshotStats(snaps))
 	svc.Attach(a)
 	fr.grpc.SetServing()
 
