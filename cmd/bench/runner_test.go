@@ -103,8 +103,11 @@ func TestScheduleCountsMissedSlotsWhenClientsAreBusy(t *testing.T) {
 	cfg := runConfig{rate: 1000, duration: time.Hour}
 	start := time.Now().Add(-10 * time.Second) // 10 s of slots are overdue
 	sent, missed := schedule(start, cfg, startc, quit)
-	if sent != 0 || missed < 10_000 || missed > 10_001+1000 {
-		t.Errorf("sent %d, missed %d; want 0 sent and about 10000 missed", sent, missed)
+	// At least the 10001 slots in [start, start+10s] were due; how many
+	// more depends on the real clock, so there is no upper bound here (the
+	// bounded case below checks the count exactly).
+	if sent != 0 || missed < 10_001 {
+		t.Errorf("sent %d, missed %d; want 0 sent and at least 10001 missed", sent, missed)
 	}
 
 	// The same with a duration that ended in the past: only slots before
