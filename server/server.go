@@ -265,7 +265,10 @@ func (s *Server) watch(ctx context.Context, cancel context.CancelFunc, sig *atom
 	}()
 	return func() {
 		close(quit)
-		<-stopped
+		<-stopped // termc is ours again
+		if termc != nil {
+			signal.Stop(termc)
+		}
 		if hupc != nil {
 			signal.Stop(hupc)
 		}
