@@ -30,6 +30,18 @@ func startSyncLog(t *testing.T, policy wal.FsyncPolicy) (*faultfs.FS, *wal.Log, 
 }
 
 // submitAll submits recs one batch each and waits for every release.
+// syncThrough calls SyncThrough(seq) and checks that it succeeded and that
+// the log has made wantSyncs fsyncs in all once it returns.
+func syncThrough(t *testing.T, l *wal.Log, seq, wantSyncs uint64) {
+	t.Helper()
+	if err := l.SyncThrough(context.Background(), seq); err != nil {
+		t.Fatalf("SyncThrough(%d): %v", seq, err)
+	}
+	if st := l.Stats(); st.Syncs != wantSyncs {
+		t.Fatalf("Stats = %+v after SyncThrough(%d), want %d fsyncs in all", st, seq, wantSyncs)
+	}
+}
+
 func submitAll(t *testing.T, l *wal.Log, recs []wal.Record) {
 	t.Helper()
 	for _, r := range recs {
@@ -51,20 +63,10 @@ func TestSyncThroughForcesFsync(t *testing.T) {
 			if st := l.Stats(); st.Syncs != 0 {
 				t.Fatalf("Stats = %+v before SyncThrough, want no sync", st)
 			}
-			if err := l.SyncThrough(context.Background(), 3); err != nil {
-				t.Fatalf("SyncThrough(3): %v", err)
-			}
-			if st := l.Stats(); st.Syncs != 1 {
-				t.Fatalf("Stats = %+v after SyncThrough, want 1 sync", st)
-			}
+			syncThrough(t, l, 3, 1)
 			// The fsync covered everything written, so this one needs
 			// none.
-			if err := l.SyncThrough(context.Background(), 5); err != nil {
-				t.Fatalf("SyncThrough(5): %v", err)
-			}
-			if st := l.Stats(); st.Syncs != 1 {
-				t.Fatalf("Stats = %+v after a second SyncThrough, want still 1 sync", st)
-			}
+			syncThrough(t, l, 5, 1)
 			crashed := fsys.Crash(faultfs.DropUnsynced)
 			l.Close()
 			equalRecords(t, replayAll(t, memOpts(crashed), 0), recs)
@@ -77,13 +79,7 @@ func TestSyncThroughForcesFsync(t *testing.T) {
 func TestSyncThroughAlwaysAddsNoFsync(t *testing.T) {
 	_, l, _ := startSyncLog(t, wal.FsyncAlways)
 	submitAll(t, l, records(1, 3))
-	before := l.Stats().Syncs
-	if err := l.SyncThrough(context.Background(), 3); err != nil {
-		t.Fatalf("SyncThrough: %v", err)
-	}
-	if st := l.Stats(); st.Syncs != before {
-		t.Fatalf("Stats = %+v, want %d syncs as before SyncThrough", st, before)
-	}
+	syncThrough(t, l, 3, l.Stats().Syncs)
 }
 
 // A SyncThrough for records not yet submitted waits for them, and fsyncs
