@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/benbjohnson/clock"
-
-	"kvstore/wal"
 )
 
 // ErrStopped is returned by every call made after Stop, and by calls still
@@ -24,7 +22,7 @@ var ErrStorage = errors.New("actor: storage failed, writes are refused")
 // ErrNotPersisted is returned for a request whose mutations were applied
 // in memory but whose log records failed to be written or fsynced: it is
 // not acknowledged, and from then on writes get ErrStorage. It wraps the
-// log's failure.
+// log's failure (see Batch.Done).
 var ErrNotPersisted = errors.New("actor: write not persisted")
 
 // ErrMemoryLimit is returned for a request with a Set that would grow the
@@ -36,18 +34,46 @@ var ErrMemoryLimit = errors.New("actor: memory limit reached")
 // Op; no command of that request is applied.
 var ErrBadCommand = errors.New("actor: unknown command")
 
-// Log receives the actor's records in sequence order. *wal.Log implements
-// it. Submit must not block on disk: the actor calls it on its own
-// goroutine.
+// Log receives the actor's records in sequence order and holds back its
+// replies until they are durable. Package kvstore/wal/actorlog adapts a
+// *wal.Log to it. Submit must not block on disk: the actor calls it on its
+// own goroutine.
 type Log interface {
-	// Submit hands over a batch; its waiters are released once the batch's
-	// records and every earlier one are durable.
-	Submit(b wal.Batch)
+	// Submit hands over a batch. The log owns it from then on and calls
+	// its Done once: after the batch's records and every earlier one are
+	// durable, or with the error that made that impossible.
+	Submit(b Batch)
 	// DurableSeq returns the highest sequence number that is durable.
 	DurableSeq() uint64
 	// Err returns the log's sticky failure, nil while it is healthy.
 	Err() error
 }
+
+// Batch is what the actor hands its Log after one pass over its queue:
+// the records of the mutations the pass applied, in sequence order, and
+// the replies that may go out once they are durable. Either may be empty;
+// a batch with no records is a barrier for reads of state not durable yet.
+type Batch struct {
+	Records []Record
+	replies []*Request
+}
+
+// Done sends the batch's replies: nil once its records and every earlier
+// one are durable. An error is passed on as it is if it wraps ErrStopped
+// (the log closed first: a shutdown) or ErrNotPersisted, and otherwise as
+// ErrNotPersisted wrapping it. A Log calls Done exactly once per batch, from any
+// goroutine; it does not block.
+func (b Batch) Done(err error) {
+	if err != nil && !errors.Is(err, ErrStopped) && !errors.Is(err, ErrNotPersisted) {
+		err = fmt.Errorf("%w: %w", ErrNotPersisted, err)
+	}
+	for _, r := range b.replies {
+		r.complete(err)
+	}
+}
+
+// Replies returns how many replies Done sends.
+func (b Batch) Replies() int { return len(b.replies) }
 
 // Defaults for Config.
 const (
@@ -79,18 +105,15 @@ type Config struct {
 	// DefaultExpireInterval, negative disables the ticker (tests then call
 	// Tick themselves).
 	ExpireInterval time.Duration
-	// ExpireBatch bounds the keys removed per expiry pass; 0 means
-	// DefaultExpireBatch.
-	ExpireBatch int
 	// ObserveBatch, if set, is called on the owner goroutine once per
 	// pass over the request queue, after the pass is handed to the log,
 	// with the number of commands the pass took in. It must be cheap and
 	// must not block: a prometheus Histogram's Observe fits.
 	ObserveBatch func(commands int)
-	// MaxMemory bounds State.Bytes, the estimated size of the data; 0 is
-	// no limit. Writes that would grow the data past it are refused with
-	// ErrMemoryLimit (Redis' noeviction).
-	MaxMemory int64
+	// Rules are the limits the actor's Machine enforces. A server with a
+	// Log must set MaxKeyBytes and MaxValueBytes to what its log and
+	// snapshots can hold.
+	Rules
 }
 
 // Stats are the actor's gauges and counters. Stats reads them without a
@@ -109,15 +132,13 @@ type Stats struct {
 	Bytes int64
 }
 
-// Actor is the one goroutine that owns a State. Every other goroutine
-// reaches the data through its methods, which send a message and wait for
-// the reply; nothing on the data path takes a lock.
+// Actor is the one goroutine that owns a Machine and its State. Every
+// other goroutine reaches the data through its methods, which send a
+// message and wait for the reply; nothing on the data path takes a lock.
 type Actor struct {
-	state        *State
-	seq          uint64
+	m            *Machine
+	state        *State // m.State()
 	log          Log
-	expireBatch  int
-	maxMemory    int64
 	observeBatch func(commands int)
 
 	reqc  chan *Request
@@ -133,8 +154,8 @@ type Actor struct {
 	pool     sync.Pool
 
 	// Per-pass buffers, owned by the run goroutine.
-	recs    []wal.Record
-	waiters []wal.Waiter
+	recs    []Record
+	replies []*Request
 	// expireAt is the time of the last tick; backlog says expired keys
 	// remain past the last bounded pass.
 	expireAt int64
@@ -157,16 +178,11 @@ func New(cfg Config) *Actor {
 }
 
 func newActor(cfg Config) *Actor {
-	st := cfg.State
-	if st == nil {
-		st = NewState()
-	}
+	m := NewMachine(cfg.State, cfg.Seq, cfg.Rules)
 	a := &Actor{
-		state:        st,
-		seq:          cfg.Seq,
+		m:            m,
+		state:        m.State(),
 		log:          cfg.Log,
-		expireBatch:  cfg.ExpireBatch,
-		maxMemory:    cfg.MaxMemory,
 		observeBatch: cfg.ObserveBatch,
 		reqc:         make(chan *Request, maxDrain),
 		tickc:        make(chan *tickMsg),
@@ -174,9 +190,6 @@ func newActor(cfg Config) *Actor {
 		releasec:     make(chan *View),
 		stopc:        make(chan struct{}),
 		done:         make(chan struct{}),
-	}
-	if a.expireBatch <= 0 {
-		a.expireBatch = DefaultExpireBatch
 	}
 	a.publish()
 	a.pool.New = func() any { return NewRequest() }
@@ -258,28 +271,10 @@ type Request struct {
 // NewRequest returns an empty Request.
 func NewRequest() *Request { return &Request{done: make(chan struct{}, 1)} }
 
-// Release implements wal.Waiter: it is the actor's (or the log's) reply.
-// The log's errors are translated into the actor's own, so that callers
-// above the actor need not know the log.
-func (r *Request) Release(err error) {
-	r.err = fromLog(err)
+// complete is the reply: it hands err to the goroutine waiting in Do.
+func (r *Request) complete(err error) {
+	r.err = err
 	r.done <- struct{}{}
-}
-
-// fromLog maps an error a reply was released with to the actor's errors:
-// the log closed (shutdown) is ErrStopped, a failed write or fsync is
-// ErrNotPersisted; the detail is kept. The actor's own errors pass as
-// they are.
-func fromLog(err error) error {
-	switch {
-	case err == nil, errors.Is(err, ErrStorage), errors.Is(err, ErrStopped):
-		return err
-	case errors.Is(err, wal.ErrClosed):
-		return fmt.Errorf("%w: %w", ErrStopped, err)
-	case errors.Is(err, wal.ErrFailed):
-		return fmt.Errorf("%w: %w", ErrNotPersisted, err)
-	}
-	return err
 }
 
 // Do hands r to the actor and waits for its reply, ctx, or the actor's
@@ -489,16 +484,16 @@ func (a *Actor) run() {
 			}
 		case m := <-a.tickc:
 			a.expireAt = m.now
-			m.removed, a.backlog = a.state.Expire(m.now, a.expireBatch)
+			m.removed, a.backlog = a.m.Expire(m.now)
 			a.publish()
 			close(m.done)
 		case <-expirec:
-			_, a.backlog = a.state.Expire(a.expireAt, a.expireBatch)
+			_, a.backlog = a.m.Expire(a.expireAt)
 			a.publish()
 		case m := <-a.snapc:
 			v := a.state.Freeze()
 			v.release = func() { a.releaseView(v) }
-			m.view, m.seq = v, a.seq
+			m.view, m.seq = v, a.m.Seq()
 			close(m.done)
 		case v := <-a.releasec:
 			a.state.Release(v)
@@ -508,87 +503,27 @@ func (a *Actor) run() {
 	}
 }
 
-// handle applies one request and queues its reply for flush.
+// handle applies one request through the Machine and queues its reply
+// for flush.
 func (a *Actor) handle(r *Request) {
-	if err := a.admit(r); err != nil {
-		r.Release(err)
+	if a.log != nil && a.m.Refusing() == nil {
+		if err := a.log.Err(); err != nil {
+			a.m.RefuseWrites(fmt.Errorf("%w: %w", ErrStorage, err))
+		}
+	}
+	res, recs, err := a.m.Apply(r.Now, r.Commands, r.Results[:0], a.recs)
+	if err != nil {
+		r.complete(err)
 		return
 	}
-	if cap(r.Results) < len(r.Commands) {
-		r.Results = make([]Result, len(r.Commands))
-	}
-	r.Results = r.Results[:len(r.Commands)]
-	for i := range r.Commands {
-		c := &r.Commands[i]
-		var res Result
-		switch c.Op {
-		case OpGet:
-			res.Value, res.Found = a.state.Get(c.Key, r.Now)
-		case OpSet:
-			a.state.Set(c.Key, c.Value, c.Deadline)
-			a.record(wal.Record{Kind: wal.KindSet, Key: c.Key, Value: c.Value, Deadline: c.Deadline})
-		case OpDelete:
-			// Removing a key that is absent or already expired changes
-			// nothing replay could see, so it needs no record.
-			res.Found = a.state.Delete(c.Key, r.Now)
-			if res.Found {
-				a.record(wal.Record{Kind: wal.KindDelete, Key: c.Key})
-			}
-		}
-		r.Results[i] = res
-	}
-	a.waiters = append(a.waiters, r)
-}
-
-// admit checks a request before any of it is applied, so a batch is never
-// half done: every op must be known, every mutation storable, and
-// mutations need a healthy log.
-func (a *Actor) admit(r *Request) error {
-	mutates := false
-	var growth int64 // of the request's sets, for the memory limit
-	for i := range r.Commands {
-		c := &r.Commands[i]
-		switch c.Op {
-		case OpGet:
-		case OpSet:
-			mutates = true
-			if err := checkSize(c); err != nil {
-				return err
-			}
-			if a.maxMemory > 0 {
-				// A batch setting one key twice counts it twice: an
-				// overestimate, never an underestimate.
-				growth += max(0, a.state.Growth(c.Key, c.Value))
-			}
-		case OpDelete:
-			mutates = true
-			if err := checkSize(c); err != nil {
-				return err
-			}
-		default:
-			return fmt.Errorf("%w: op %d", ErrBadCommand, c.Op)
-		}
-	}
-	if growth > 0 && a.state.Bytes()+growth > a.maxMemory {
-		return fmt.Errorf("%w: %d of %d bytes used, the write needs %d more",
-			ErrMemoryLimit, a.state.Bytes(), a.maxMemory, growth)
-	}
-	if mutates && a.log != nil {
-		if err := a.log.Err(); err != nil {
-			return fmt.Errorf("%w: %w", ErrStorage, err)
-		}
-	}
-	return nil
-}
-
-// record assigns the next sequence number to a mutation and queues it for
-// the log.
-func (a *Actor) record(rec wal.Record) {
-	a.seq++
+	r.Results = res
 	if a.log != nil {
-		rec.Seq = a.seq
-		a.recs = append(a.recs, rec)
+		a.recs = recs
+	} else {
+		clear(recs) // no one to hand them to: drop their keys and values
+		a.recs = recs[:0]
 	}
+	a.replies = append(a.replies, r)
 }
 
 // flush hands the pass's records and replies to the log. Replies go
@@ -598,18 +533,18 @@ func (a *Actor) record(rec wal.Record) {
 // failure reads are answered from memory at once: they go on, and may
 // show the writes that failed (those writers got an error, never an ack).
 func (a *Actor) flush() {
-	if a.log != nil && (len(a.recs) > 0 || (a.seq > a.log.DurableSeq() && a.log.Err() == nil)) {
-		a.log.Submit(wal.Batch{Records: a.recs, Waiters: a.waiters})
+	if a.log != nil && (len(a.recs) > 0 || (a.m.Seq() > a.log.DurableSeq() && a.log.Err() == nil)) {
+		a.log.Submit(Batch{Records: a.recs, replies: a.replies})
 		// The log owns the slices now. Size the next ones for a pass like
 		// this one: not by capacity, which one burst would inflate for
 		// every later pass.
-		a.recs = make([]wal.Record, 0, len(a.recs))
-		a.waiters = make([]wal.Waiter, 0, len(a.waiters))
+		a.recs = make([]Record, 0, len(a.recs))
+		a.replies = make([]*Request, 0, len(a.replies))
 		return
 	}
-	for i, w := range a.waiters {
-		w.Release(nil)
-		a.waiters[i] = nil
+	for i, r := range a.replies {
+		r.complete(nil)
+		a.replies[i] = nil
 	}
-	a.waiters = a.waiters[:0]
+	a.replies = a.replies[:0]
 }

@@ -11,8 +11,6 @@ import (
 
 	"github.com/benbjohnson/clock"
 	"go.uber.org/goleak"
-
-	"kvstore/wal"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -174,7 +172,7 @@ func TestActorStats(t *testing.T) {
 // TestActorExpiryBacklog checks that expiry larger than one pass is
 // finished by later passes without further ticks.
 func TestActorExpiryBacklog(t *testing.T) {
-	a := mustStart(t, Config{ExpireBatch: 10})
+	a := mustStart(t, Config{Rules: Rules{ExpireBatch: 10}})
 	ctx := context.Background()
 	r := NewRequest()
 	for i := range 95 {
@@ -234,7 +232,7 @@ func TestActorTickerUsesClock(t *testing.T) {
 // lets tests see exactly what the actor holds back until durable.
 type fakeLog struct {
 	mu      sync.Mutex
-	batches []wal.Batch
+	batches []Batch
 	durable uint64
 	err     error
 	submitc chan struct{}
@@ -242,7 +240,7 @@ type fakeLog struct {
 
 func newFakeLog() *fakeLog { return &fakeLog{submitc: make(chan struct{}, 100)} }
 
-func (l *fakeLog) Submit(b wal.Batch) {
+func (l *fakeLog) Submit(b Batch) {
 	l.mu.Lock()
 	l.batches = append(l.batches, b)
 	l.mu.Unlock()
@@ -273,9 +271,7 @@ func (l *fakeLog) sync() {
 	}
 	l.mu.Unlock()
 	for _, b := range bs {
-		for _, w := range b.Waiters {
-			w.Release(nil)
-		}
+		b.Done(nil)
 	}
 }
 
@@ -293,7 +289,7 @@ func TestActorRepliesWaitForDurability(t *testing.T) {
 	}
 	recs := log.batches[0].Records
 	log.mu.Unlock()
-	if len(recs) != 1 || recs[0] != (wal.Record{Seq: 42, Kind: wal.KindSet, Key: "k", Value: "v", Deadline: 7}) {
+	if len(recs) != 1 || recs[0] != (Record{Seq: 42, Op: OpSet, Key: "k", Value: "v", Deadline: 7}) {
 		t.Fatalf("records = %+v; want one set with seq 42", recs)
 	}
 	select {
@@ -312,8 +308,8 @@ func TestActorRepliesWaitForDurability(t *testing.T) {
 	log.mu.Lock()
 	barrier := log.batches[1]
 	log.mu.Unlock()
-	if len(barrier.Records) != 0 || len(barrier.Waiters) != 1 {
-		t.Fatalf("read barrier = %d records, %d waiters; want 0, 1", len(barrier.Records), len(barrier.Waiters))
+	if len(barrier.Records) != 0 || barrier.Replies() != 1 {
+		t.Fatalf("read barrier = %d records, %d waiters; want 0, 1", len(barrier.Records), barrier.Replies())
 	}
 	select {
 	case v := <-getDone:
@@ -387,7 +383,7 @@ func TestSnapshotSeq(t *testing.T) {
 // whole, while reads, deletes and overwrites that do not grow it go on.
 func TestMemoryLimit(t *testing.T) {
 	limit := 3 * entryBytes("k0", "0123456789")
-	a := mustStart(t, Config{MaxMemory: limit})
+	a := mustStart(t, Config{Rules: Rules{MaxMemory: limit}})
 	ctx := context.Background()
 	for i := range 3 {
 		if err := a.Set(ctx, fmt.Sprint("k", i), "0123456789", 0); err != nil {

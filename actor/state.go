@@ -1,13 +1,13 @@
 package actor
 
 import (
+	"cmp"
 	"container/heap"
 	"hash/maphash"
 	"maps"
 	"slices"
+	"strings"
 	"sync/atomic"
-
-	"kvstore/wal"
 )
 
 // shardCount is a power of two, picked by BenchmarkSnapshotMemory and
@@ -181,13 +181,14 @@ func (s *State) Delete(key string, now int64) bool {
 	return old.live(now)
 }
 
-// Apply replays one log record. Records of keys whose deadline has passed
-// are applied too: the key is invisible and active expiry removes it.
-func (s *State) Apply(r wal.Record) {
-	switch r.Kind {
-	case wal.KindSet:
+// Apply replays one record a Machine produced. Records of keys whose
+// deadline has passed are applied too: the key is invisible and active
+// expiry removes it.
+func (s *State) Apply(r Record) {
+	switch r.Op {
+	case OpSet:
 		s.Set(r.Key, r.Value, r.Deadline)
-	case wal.KindDelete:
+	case OpDelete:
 		s.Delete(r.Key, 0)
 	}
 }
@@ -198,6 +199,12 @@ func (s *State) Apply(r wal.Record) {
 // indexed by whole second, and only seconds that have fully passed are
 // visited, so every key visited has expired. A key may therefore stay in
 // memory up to a second after its deadline; Get never returns it.
+//
+// Which keys a bounded pass removes depends only on the keys and their
+// deadlines, never on map order, so replicas applying the same commands
+// and passes stay identical: seconds go oldest first, and a second that
+// does not fit in what is left of the pass is removed in an order fixed by
+// its keys alone (see expiryIndex.sort).
 func (s *State) Expire(now int64, limit int) (removed int, more bool) {
 	x := &s.expiry
 	for removed < limit && len(x.secs) > 0 {
@@ -206,23 +213,36 @@ func (s *State) Expire(now int64, limit int) (removed int, more bool) {
 			return removed, false
 		}
 		b := x.buckets[sec]
-		for key := range b {
-			if removed == limit {
-				return removed, true
+		if len(b) > limit-removed {
+			// Only part of this second fits: take its first keys in
+			// order, and leave the rest for the next pass.
+			for removed < limit {
+				s.expire(b, x.next(sec))
+				removed++
 			}
-			delete(b, key)
-			m := s.writable(s.shardOf(key))
-			s.bytes -= entryBytes(key, m[key].value)
-			delete(m, key)
-			s.n--
-			s.ttl--
-			s.expired++
+			return removed, true
+		}
+		// The whole second fits: order cannot matter.
+		for key := range b {
+			s.expire(b, key)
 			removed++
 		}
 		delete(x.buckets, sec)
+		x.order = nil
 		heap.Pop(x)
 	}
 	return removed, len(x.secs) > 0 && x.passed(x.secs[0], now)
+}
+
+// expire removes key, which is in the expiry bucket b.
+func (s *State) expire(b map[string]struct{}, key string) {
+	delete(b, key)
+	m := s.writable(s.shardOf(key))
+	s.bytes -= entryBytes(key, m[key].value)
+	delete(m, key)
+	s.n--
+	s.ttl--
+	s.expired++
 }
 
 // Freeze returns a read-only point-in-time view of the data. It costs
@@ -294,9 +314,73 @@ const secondNanos = int64(1e9)
 // min-heap of those seconds. A bucket stays in the map (possibly empty)
 // until its second is popped, so each second is in the heap exactly once
 // and churn on a key cannot grow the heap.
+//
+// When a bounded Expire cannot take a whole second, the bucket's keys are
+// sorted once and later passes go on down that list, so a second of a
+// million keys costs one sort, not one per pass.
 type expiryIndex struct {
 	buckets map[int64]map[string]struct{}
 	secs    []int64
+	// order is the sorted keys of second orderSec not visited yet; keys
+	// removed from the bucket since the sort are skipped.
+	order    []string
+	orderSec int64
+}
+
+// next returns the first key of second sec's non-empty bucket in the
+// order sort gives, and moves past it.
+func (x *expiryIndex) next(sec int64) string {
+	b := x.buckets[sec]
+	for {
+		if x.orderSec != sec || len(x.order) == 0 {
+			x.sort(sec)
+		}
+		k := x.order[0]
+		x.order[0] = "" // the list does not keep keys alive
+		x.order = x.order[1:]
+		if _, ok := b[k]; ok { // else overwritten or deleted since the sort
+			return k
+		}
+	}
+}
+
+// sort lists second sec's keys in a fixed order: by a seedless hash of
+// the key, then bytewise. Every key of a passed second is expired, so any
+// order that depends only on the keys will do, and sorting integers is
+// several times cheaper than sorting strings (BenchmarkExpireMillion).
+func (x *expiryIndex) sort(sec int64) {
+	b := x.buckets[sec]
+	hashed := make([]hashedKey, 0, len(b))
+	for k := range b {
+		hashed = append(hashed, hashedKey{fnv64a(k), k})
+	}
+	slices.SortFunc(hashed, func(a, b hashedKey) int {
+		if a.h != b.h {
+			return cmp.Compare(a.h, b.h)
+		}
+		return strings.Compare(a.key, b.key)
+	})
+	x.order = slices.Grow(x.order[:0], len(hashed))
+	for _, h := range hashed {
+		x.order = append(x.order, h.key)
+	}
+	x.orderSec = sec
+}
+
+type hashedKey struct {
+	h   uint64
+	key string
+}
+
+// fnv64a is FNV-1a: fixed, unlike maphash's seeds, so every replica and
+// every run orders keys the same way.
+func fnv64a(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
 }
 
 func (x *expiryIndex) add(key string, deadline int64) {

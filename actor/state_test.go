@@ -3,8 +3,6 @@ package actor
 import (
 	"fmt"
 	"testing"
-
-	"kvstore/wal"
 )
 
 const sec = int64(1e9)
@@ -173,11 +171,11 @@ func TestState(t *testing.T) {
 
 func TestStateApply(t *testing.T) {
 	s := NewState()
-	for _, r := range []wal.Record{
-		{Seq: 1, Kind: wal.KindSet, Key: "a", Value: "1"},
-		{Seq: 2, Kind: wal.KindSet, Key: "b", Value: "2", Deadline: 5 * sec},
-		{Seq: 3, Kind: wal.KindDelete, Key: "a"},
-		{Seq: 4, Kind: wal.KindSet, Key: "c", Value: "3", Deadline: 1 * sec},
+	for _, r := range []Record{
+		{Seq: 1, Op: OpSet, Key: "a", Value: "1"},
+		{Seq: 2, Op: OpSet, Key: "b", Value: "2", Deadline: 5 * sec},
+		{Seq: 3, Op: OpDelete, Key: "a"},
+		{Seq: 4, Op: OpSet, Key: "c", Value: "3", Deadline: 1 * sec},
 	} {
 		s.Apply(r)
 	}
@@ -400,7 +398,7 @@ func TestStateCounts(t *testing.T) {
 	check("bounded expire", 1, 1, 1)
 	s.Expire(10*sec, 10)
 	check("expire", 0, 0, 2)
-	s.Apply(wal.Record{Kind: wal.KindSet, Key: "e", Value: "v", Deadline: 20 * sec})
+	s.Apply(Record{Op: OpSet, Key: "e", Value: "v", Deadline: 20 * sec})
 	check("apply", 1, 1, 2)
 }
 

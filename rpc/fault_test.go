@@ -9,6 +9,7 @@ import (
 	"kvstore/actor"
 	kvstorepb "kvstore/proto"
 	"kvstore/wal"
+	"kvstore/wal/actorlog"
 	"kvstore/wal/faultfs"
 )
 
@@ -22,7 +23,7 @@ func TestDiskFullRefusesWritesKeepsReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	log.Start(1)
-	ts := startServer(t, actor.Config{Log: log}, Options{})
+	ts := startServer(t, actor.Config{Log: actorlog.New(log)}, Options{})
 	t.Cleanup(func() { log.Close() })
 	ctx := context.Background()
 

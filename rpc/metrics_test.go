@@ -20,6 +20,7 @@ import (
 	kvstorepb "kvstore/proto"
 	"kvstore/snap"
 	"kvstore/wal"
+	"kvstore/wal/actorlog"
 )
 
 // scrape fetches m's exposition through its handler and parses it.
@@ -114,14 +115,14 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	log.Start(1)
-	a := actor.New(actor.Config{Log: log, ExpireInterval: -1, ObserveBatch: m.ObserveBatch})
+	a := actor.New(actor.Config{Log: actorlog.New(log), ExpireInterval: -1, ObserveBatch: m.ObserveBatch})
 	snapshotter, err := snap.NewSnapshotter(snap.SnapshotterConfig{
 		Dir: filepath.Join(dir, "snap"),
 		Freeze: func(ctx context.Context) (snap.Source, uint64, error) {
 			v, seq, err := a.Snapshot(ctx)
 			return v, seq, err
 		},
-		Release:         log.Release,
+		Compact:         log.Compact,
 		Clock:           mock,
 		ObserveDuration: m.ObserveSnapshot,
 	})

@@ -18,7 +18,6 @@ import (
 
 	"kvstore/actor"
 	kvstorepb "kvstore/proto"
-	"kvstore/wal"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -242,13 +241,13 @@ func TestPanicBecomesInternal(t *testing.T) {
 // write stays in flight for as long as a test needs.
 type holdLog struct {
 	mu        sync.Mutex
-	waiters   []wal.Waiter
+	batches   []actor.Batch
 	submitted chan struct{}
 }
 
-func (l *holdLog) Submit(b wal.Batch) {
+func (l *holdLog) Submit(b actor.Batch) {
 	l.mu.Lock()
-	l.waiters = append(l.waiters, b.Waiters...)
+	l.batches = append(l.batches, b)
 	l.mu.Unlock()
 	l.submitted <- struct{}{}
 }
@@ -257,10 +256,10 @@ func (l *holdLog) Err() error         { return nil }
 func (l *holdLog) release() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, w := range l.waiters {
-		w.Release(nil)
+	for _, b := range l.batches {
+		b.Done(nil)
 	}
-	l.waiters = nil
+	l.batches = nil
 }
 
 // TestShutdownWaitsForInFlight: Shutdown lets an in-flight write finish,

@@ -187,6 +187,16 @@ func newLogger(w io.Writer, c *Config) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// rules are the actor's limits: the ones the fronts check, which Validate
+// made sure the log and snapshots can hold.
+func (c *Config) rules() actor.Rules {
+	return actor.Rules{
+		MaxKeyBytes:   int(c.MaxKeyBytes),
+		MaxValueBytes: int(c.MaxValueBytes),
+		MaxMemory:     int64(c.MaxMemory),
+	}
+}
+
 // checkEntryLimits refuses key and value limits whose largest Set would
 // not fit one log record or snapshot entry: the limits are checked at the
 // fronts, so such a Set would otherwise get past them to the actor.
@@ -194,7 +204,7 @@ func checkEntryLimits(maxKey, maxValue int64) error {
 	if maxKey > math.MaxInt32 || maxValue > math.MaxInt32 {
 		return fmt.Errorf("--max-key-bytes %d or --max-value-bytes %d is past what a log record can hold (%d bytes)", maxKey, maxValue, wal.MaxRecordBytes)
 	}
-	if err := actor.CheckLimits(int(maxKey), int(maxValue)); err != nil {
+	if err := checkStorable(int(maxKey), int(maxValue)); err != nil {
 		return fmt.Errorf("--max-key-bytes %d with --max-value-bytes %d: %w: lower --max-value-bytes", maxKey, maxValue, err)
 	}
 	return nil

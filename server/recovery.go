@@ -14,6 +14,7 @@ import (
 	"kvstore/rpc"
 	"kvstore/snap"
 	"kvstore/wal"
+	"kvstore/wal/actorlog"
 )
 
 // storage is what recovery builds from the data dir: the recovered state
@@ -75,7 +76,7 @@ func recoverStorage(ctx context.Context, fsys wal.FS, c *Config, clk clock.Clock
 		return nil, err
 	}
 	last, err := wlog.Replay(info.Seq, func(r wal.Record) error {
-		state.Apply(r)
+		state.Apply(actorlog.FromWAL(r))
 		return checkCtx()
 	})
 	if err != nil {
@@ -132,7 +133,7 @@ func (s *storage) snapshotter(fsys wal.FS, a *actor.Actor, c *Config, clk clock.
 			return v, seq, err
 		},
 		Sync:            s.log.SyncThrough,
-		Release:         s.log.Release,
+		Compact:         s.log.Compact,
 		Clock:           clk,
 		Interval:        c.SnapshotInterval,
 		ObserveDuration: metrics.ObserveSnapshot,

@@ -21,6 +21,7 @@ import (
 	"kvstore/rpc"
 	"kvstore/snap"
 	"kvstore/wal"
+	"kvstore/wal/actorlog"
 )
 
 // ErrRunTwice is returned by Run when it is called a second time: a Server
@@ -177,11 +178,11 @@ func (s *Server) Run(ctx context.Context) error {
 	a := actor.New(actor.Config{
 		State:          st.state,
 		Seq:            st.seq,
-		Log:            st.log,
+		Log:            actorlog.New(st.log),
 		Clock:          s.clock,
 		ExpireInterval: c.ExpireInterval,
 		ObserveBatch:   metrics.ObserveBatch,
-		MaxMemory:      int64(c.MaxMemory),
+		Rules:          c.rules(),
 	})
 	st.state = nil // the actor owns it now
 	snaps, err := st.snapshotter(s.fs, a, c, s.clock, log, metrics)

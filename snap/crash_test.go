@@ -133,7 +133,7 @@ func powerLossScenario(t *testing.T, policy wal.FsyncPolicy, seed int64) {
 			return stateSource(all[:load.submitted]), load.submitted, nil
 		},
 		Sync:    l.SyncThrough,
-		Release: l.Release,
+		Compact: l.Compact,
 		Clock:   clock.NewMock(),
 	})
 	if err != nil {
@@ -255,7 +255,7 @@ type batchWaiter struct {
 	done chan error
 }
 
-func (w batchWaiter) Release(err error) { w.done <- err }
+func (w batchWaiter) Complete(err error) { w.done <- err }
 
 // run submits n batches of 1-4 records, sometimes waiting for what is
 // outstanding.

@@ -73,17 +73,17 @@ type SnapshotterConfig struct {
 	// Sync, if set, is called after Freeze and before anything is
 	// written, with the view's sequence number, and must return only once
 	// every log record at or below it is fsynced, under every fsync
-	// policy: Release later lets the log drop records up to the older
+	// policy: Compact later lets the log drop records up to the older
 	// snapshot, so when the newest does not validate, recovery falls back
 	// on the older one plus the log, which must then hold every record up
 	// to the newest. Even under fsync=always the view may hold records
 	// still waiting for their fsync. An error fails the snapshot; nil
 	// skips the call.
 	Sync func(ctx context.Context, through uint64) error
-	// Release is told, after each durable snapshot, that every log record
+	// Compact is told, after each durable snapshot, that every log record
 	// at or below the given sequence number is covered by both kept
 	// snapshots and may be deleted. Nil skips it.
-	Release func(through uint64) error
+	Compact func(through uint64) error
 	// Clock drives Run's interval; nil is the real clock.
 	Clock clock.Clock
 	// Interval is Run's period; zero or negative makes Run only wait for
@@ -213,9 +213,9 @@ func (s *Snapshotter) snapshot(ctx context.Context) (Info, error) {
 	}
 	s.cfg.Logger.Info("snapshot written", "seq", seq, "keys", info.Count, "bytes", info.Bytes,
 		"freeze", freeze, "took", took)
-	if s.cfg.Release != nil && s.older > 0 {
-		if err := s.cfg.Release(s.older); err != nil {
-			return info, fmt.Errorf("snap: release log through %d: %w", s.older, err)
+	if s.cfg.Compact != nil && s.older > 0 {
+		if err := s.cfg.Compact(s.older); err != nil {
+			return info, fmt.Errorf("snap: compact log through %d: %w", s.older, err)
 		}
 	}
 	return info, nil

@@ -81,14 +81,14 @@ func TestSnapshotterReleasesEveryView(t *testing.T) {
 	}
 }
 
-func TestSnapshotterReleasesThroughOlder(t *testing.T) {
+func TestSnapshotterCompactsThroughOlder(t *testing.T) {
 	dir := t.TempDir()
 	owner := &fakeOwner{entries: genEntries(10, false), seq: 4}
 	var released []uint64
 	s, err := NewSnapshotter(SnapshotterConfig{
 		Dir:    dir,
 		Freeze: owner.freeze,
-		Release: func(through uint64) error {
+		Compact: func(through uint64) error {
 			released = append(released, through)
 			return nil
 		},

@@ -52,7 +52,7 @@ func crashScenario(t *testing.T, seed int64) {
 	fsys.CrashAfter(rng.IntN(150))
 
 	acked := uint64(prior) // highest seq acknowledged with nil
-	var released uint64    // highest seq passed to Release
+	var released uint64    // highest seq passed to Compact
 	if l, err := wal.Open(opts); err == nil {
 		last, err := l.Replay(0, func(wal.Record) error { return nil })
 		if err == nil {
@@ -153,11 +153,11 @@ func runLoad(t *testing.T, rng *rand.Rand, l *wal.Log, all []wal.Record, last ui
 			if acked > released {
 				through := released + rng.Uint64N(acked-released+1)
 				// The snapshot covering through is durable before
-				// Release is called, so even a Release that fails
+				// Compact is called, so even a Compact that fails
 				// part way may have deleted what it covers.
 				released = through
-				if err := l.Release(through); err != nil && !errors.Is(err, faultfs.ErrCrashed) {
-					t.Fatalf("%s: Release: %v", desc, err)
+				if err := l.Compact(through); err != nil && !errors.Is(err, faultfs.ErrCrashed) {
+					t.Fatalf("%s: Compact: %v", desc, err)
 				}
 			}
 		}

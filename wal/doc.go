@@ -100,7 +100,7 @@
 //
 // # Deleting old segments
 //
-// Release, called once a snapshot covering a seq is durable, deletes the
+// Compact, called once a snapshot covering a seq is durable, deletes the
 // segments whose records are all at or below it, never the one being
 // written, and fsyncs the directory.
 package wal

@@ -9,7 +9,7 @@ import (
 
 // Errors of the writer.
 var (
-	// ErrClosed is returned (through Waiter.Release) for batches submitted
+	// ErrClosed is returned (through Waiter.Complete) for batches submitted
 	// after Close, or before Start to a log that was then closed.
 	ErrClosed = errors.New("wal: log closed")
 	// ErrFailed is returned when a write or fsync of the log failed: the

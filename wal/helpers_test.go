@@ -30,7 +30,7 @@ type waiter struct {
 
 func newWaiter() *waiter { return &waiter{done: make(chan struct{})} }
 
-func (w *waiter) Release(err error) {
+func (w *waiter) Complete(err error) {
 	if w.calls.Add(1) != 1 {
 		panic(fmt.Sprintf("waiter %d released twice (second with %v)", w.id, err))
 	}
@@ -47,7 +47,7 @@ func (w *waiter) wait() error {
 	return w.err
 }
 
-// released reports whether Release has been called, without blocking.
+// released reports whether Complete has been called, without blocking.
 func (w *waiter) released() bool {
 	select {
 	case <-w.done:

@@ -93,9 +93,9 @@ type Stats struct {
 // writer goroutine that appends to the newest one.
 //
 // Use: Open, Replay (once, to rebuild state), Start, then Submit from the
-// actor; SyncThrough before each snapshot is written, Release after it is
+// actor; SyncThrough before each snapshot is written, Compact after it is
 // durable; Close at shutdown. Submit, DurableSeq, SyncThrough, Err, Stats,
-// Release and Close are safe to call from any goroutine.
+// Compact and Close are safe to call from any goroutine.
 type Log struct {
 	dir      string
 	fsys     FS
@@ -125,11 +125,11 @@ type Log struct {
 	closeErr  error
 
 	// segMu guards the segment list, which the writer appends to and
-	// Release trims from the front. Only the last segment is ever
+	// Compact trims from the front. Only the last segment is ever
 	// written to.
 	segMu     sync.Mutex
 	segs      []*segment
-	releaseMu sync.Mutex // serializes Release calls
+	compactMu sync.Mutex // serializes Compact calls
 
 	lastOnDisk uint64 // highest seq found by Open
 	durable    atomic.Uint64
@@ -286,13 +286,13 @@ func Open(opts Options) (*Log, error) {
 // Replay calls fn, in order, for every record in the log with a seq above
 // after, and returns the seq of the last one (after if there is none).
 // Records at or below after are skipped: segments a snapshot covers may
-// remain until Release deletes them. The first record replayed must be
+// remain until Compact deletes them. The first record replayed must be
 // after+1 and each next one one higher; otherwise Replay returns an error
 // wrapping ErrGap that names the file and the seqs expected and found.
 // An error from fn stops Replay and is returned as is, with the seq of the
 // last record fn accepted. The records passed to fn own their strings.
 //
-// Replay must be called before Start, and not concurrently with Release.
+// Replay must be called before Start, and not concurrently with Compact.
 func (l *Log) Replay(after uint64, fn func(Record) error) (last uint64, err error) {
 	l.mu.Lock()
 	started := l.started
@@ -480,13 +480,13 @@ func (l *Log) Stats() Stats {
 	}
 }
 
-// Release deletes every segment, other than the one being written, whose
+// Compact deletes every segment, other than the one being written, whose
 // records all have seqs at or below through, then fsyncs the directory.
 // Call it once a snapshot covering through is durable. It is safe to call
 // concurrently with Submit and the writer, and after Close.
-func (l *Log) Release(through uint64) error {
-	l.releaseMu.Lock()
-	defer l.releaseMu.Unlock()
+func (l *Log) Compact(through uint64) error {
+	l.compactMu.Lock()
+	defer l.compactMu.Unlock()
 
 	// Seqs grow along the list, so the deletable segments are a prefix.
 	// The last segment is the active one, or the one Start may append to.
@@ -931,7 +931,7 @@ func releaseBatches(bs []Batch, err error) {
 func releaseAll(ws []Waiter, err error) {
 	for _, w := range ws {
 		if w != nil {
-			w.Release(err)
+			w.Complete(err)
 		}
 	}
 }

@@ -159,7 +159,7 @@ func TestBarrierWaitsForEarlierRecords(t *testing.T) {
 	var durableAtRelease uint64
 	l.Submit(wal.Batch{Waiters: []wal.Waiter{waiterFunc(func(err error) {
 		durableAtRelease = l.DurableSeq()
-		barrier.Release(err)
+		barrier.Complete(err)
 	})}})
 	if barrier.released() {
 		t.Fatal("barrier released while the record before it was being fsynced")
@@ -188,7 +188,7 @@ func TestBarrierWaitsForEarlierRecords(t *testing.T) {
 
 type waiterFunc func(error)
 
-func (f waiterFunc) Release(err error) { f(err) }
+func (f waiterFunc) Complete(err error) { f(err) }
 
 func TestCloseWritesPendingBatches(t *testing.T) {
 	for _, policy := range []wal.FsyncPolicy{wal.FsyncAlways, wal.FsyncEverySec, wal.FsyncNo} {
@@ -560,7 +560,7 @@ func segmentsOf(t *testing.T, fsys *faultfs.FS) [][2]uint64 {
 	return out
 }
 
-func TestSegmentRollAndRelease(t *testing.T) {
+func TestSegmentRollAndCompact(t *testing.T) {
 	const n = 40
 	setup := func(t *testing.T) (*faultfs.FS, *wal.Log, [][2]uint64) {
 		fsys := faultfs.New(1)
@@ -591,12 +591,12 @@ func TestSegmentRollAndRelease(t *testing.T) {
 	}
 
 	_, _, segs := setup(t)
-	// Release through: the end of a segment, the middle of one, the
+	// Compact through: the end of a segment, the middle of one, the
 	// middle of the active one, and far beyond.
 	for _, through := range []uint64{0, segs[1][1], segs[2][1] + 1, segs[len(segs)-1][0] + 1, 1000} {
 		t.Run(fmt.Sprint(through), func(t *testing.T) {
 			fsys, l, segs := setup(t)
-			if err := l.Release(through); err != nil {
+			if err := l.Compact(through); err != nil {
 				t.Fatal(err)
 			}
 			var want [][2]uint64
@@ -606,7 +606,7 @@ func TestSegmentRollAndRelease(t *testing.T) {
 				}
 			}
 			if got := segmentsOf(t, fsys); fmt.Sprint(got) != fmt.Sprint(want) {
-				t.Fatalf("after Release(%d): segments %v, want %v", through, got, want)
+				t.Fatalf("after Compact(%d): segments %v, want %v", through, got, want)
 			}
 			// The log keeps working and replays from the snapshot on.
 			if err := submitOne(l, setRec(n+1, "k", "v")).wait(); err != nil {
@@ -617,7 +617,7 @@ func TestSegmentRollAndRelease(t *testing.T) {
 			after := min(through, n+1)
 			got := replayAll(t, memOpts(fsys), after)
 			if len(got) != int(n+1-after) {
-				t.Fatalf("Replay(%d) after Release gave %s", after, summary(got))
+				t.Fatalf("Replay(%d) after Compact gave %s", after, summary(got))
 			}
 			// The deletion is durable.
 			if got := segmentsOf(t, fsys.Crash(faultfs.DropUnsynced)); fmt.Sprint(got) != fmt.Sprint(now) {
@@ -627,7 +627,7 @@ func TestSegmentRollAndRelease(t *testing.T) {
 	}
 }
 
-func TestReleaseWhileWriting(t *testing.T) {
+func TestCompactWhileWriting(t *testing.T) {
 	fsys := faultfs.New(1)
 	opts := memOpts(fsys)
 	opts.SegmentBytes = 100
@@ -653,7 +653,7 @@ func TestReleaseWhileWriting(t *testing.T) {
 			if through > 10 {
 				through -= 10
 			}
-			if err := l.Release(through); err != nil {
+			if err := l.Compact(through); err != nil {
 				t.Error(err)
 				return
 			}
@@ -674,21 +674,21 @@ func TestReleaseWhileWriting(t *testing.T) {
 	equalRecords(t, got, records(1, n)[through:])
 }
 
-func TestReleaseFailure(t *testing.T) {
+func TestCompactFailure(t *testing.T) {
 	fsys := faultfs.New(1)
 	opts := memOpts(fsys)
 	opts.SegmentBytes = 1
 	writeLog(t, opts, records(1, 4)) // one segment per record
 	l := mustOpen(t, opts)
 	fsys.FailNth(faultfs.OpRemove, 2, syscall.EACCES)
-	if err := l.Release(3); !errors.Is(err, syscall.EACCES) {
-		t.Fatalf("Release = %v, want EACCES", err)
+	if err := l.Compact(3); !errors.Is(err, syscall.EACCES) {
+		t.Fatalf("Compact = %v, want EACCES", err)
 	}
 	if got := len(segmentFiles(t, fsys, testDir)); got != 3 {
 		t.Fatalf("%d segments left, want 3", got)
 	}
 	// A later call finishes the job.
-	if err := l.Release(3); err != nil {
+	if err := l.Compact(3); err != nil {
 		t.Fatal(err)
 	}
 	if got := segmentFiles(t, fsys, testDir); len(got) != 1 || got[0] != wal.SegmentName(4) {

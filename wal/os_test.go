@@ -89,17 +89,17 @@ func TestOSFileSystem(t *testing.T) {
 	}
 }
 
-func TestOSRelease(t *testing.T) {
+func TestOSCompact(t *testing.T) {
 	dir := t.TempDir()
 	opts := wal.Options{Dir: dir, SegmentBytes: 100}
 	writeLog(t, opts, records(1, 20))
 	l := mustOpen(t, opts)
 	before := len(segmentFiles(t, wal.OS, dir))
-	if err := l.Release(20); err != nil {
+	if err := l.Compact(20); err != nil {
 		t.Fatal(err)
 	}
 	after := segmentFiles(t, wal.OS, dir)
 	if before < 3 || len(after) != 1 {
-		t.Fatalf("Release left %v of %d segments", after, before)
+		t.Fatalf("Compact left %v of %d segments", after, before)
 	}
 }

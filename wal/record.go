@@ -29,12 +29,12 @@ type Record struct {
 // Waiter is a reply held back until the records submitted before it are
 // durable.
 type Waiter interface {
-	// Release is called exactly once: with nil once every record submitted
+	// Complete is called exactly once: with nil once every record submitted
 	// before or with the waiter is durable under the fsync policy, or with
 	// the error that made that impossible. It runs on the writer goroutine
 	// (or in Submit or Close, for batches refused at once), so it must not
 	// block: hand the result to the waiting goroutine and return.
-	Release(err error)
+	Complete(err error)
 }
 
 // Batch is what the actor hands the writer after one pass over its pending

@@ -40,7 +40,7 @@ func parseSegmentName(name string) (uint64, bool) {
 }
 
 // segment is one file of the log. Once a segment is no longer the active
-// one its fields never change, which is what lets Release read them under
+// one its fields never change, which is what lets Compact read them under
 // Log.segMu alone.
 type segment struct {
 	path string

@@ -1,0 +1,178 @@
+package actor
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrTooLarge is returned for a request with a Set or Delete whose key or
+// value is longer than Rules allow; no command of that request is
+// applied. A server sets Rules to what its log and snapshots can hold, so
+// that storing a command can never fail them for good.
+var ErrTooLarge = errors.New("actor: command too large to store")
+
+// Rules are the limits a Machine enforces. The zero value is no limits
+// and DefaultExpireBatch.
+type Rules struct {
+	// MaxKeyBytes and MaxValueBytes bound the key of a Set or Delete and
+	// the value of a Set; 0 is no limit. Commands past them are refused
+	// with ErrTooLarge.
+	MaxKeyBytes   int
+	MaxValueBytes int
+	// MaxMemory bounds State.Bytes, the estimated size of the data; 0 is
+	// no limit. Writes that would grow the data past it are refused with
+	// ErrMemoryLimit (Redis' noeviction).
+	MaxMemory int64
+	// ExpireBatch bounds the keys one Expire removes; 0 means
+	// DefaultExpireBatch.
+	ExpireBatch int
+}
+
+// Record is one mutation a Machine applied, for the log: replaying the
+// records in Seq order onto the state the Machine started from (State.Apply)
+// rebuilds its state. Expiry needs no record: deadlines are absolute, so
+// replay never resurrects a key whose deadline has passed.
+type Record struct {
+	// Seq is the record's sequence number: one more than the record
+	// before it, with no gaps.
+	Seq uint64
+	// Op is OpSet or OpDelete.
+	Op    Op
+	Key   string
+	Value string // OpSet
+	// Deadline is the absolute expiry time in Unix nanoseconds, 0 for
+	// none (OpSet).
+	Deadline int64
+}
+
+// Machine is the store's rules as a plain, deterministic value: it checks
+// a batch of commands against its Rules, applies it to its State at a
+// given time, and returns the results and the log records with their
+// sequence numbers. It does no I/O, reads no clock, starts no goroutine
+// and takes no lock; the Actor is the loop that feeds it on one goroutine
+// (as etcd's node drives a RawNode), and a replica applying committed
+// batches drives it the same way. The same commands at the same times on
+// the same start state give the same results and the same state.
+type Machine struct {
+	state *State
+	seq   uint64
+	rules Rules
+	// refuse, when set, refuses every mutating batch (RefuseWrites).
+	refuse error
+}
+
+// NewMachine returns a Machine over st (nil: an empty State) whose last
+// applied sequence number is seq.
+func NewMachine(st *State, seq uint64, r Rules) *Machine {
+	if st == nil {
+		st = NewState()
+	}
+	if r.ExpireBatch <= 0 {
+		r.ExpireBatch = DefaultExpireBatch
+	}
+	return &Machine{state: st, seq: seq, rules: r}
+}
+
+// State returns the Machine's State. Reads of it are the caller's to
+// order with Apply and Expire; writes must go through the Machine.
+func (m *Machine) State() *State { return m.state }
+
+// Seq returns the sequence number of the last record Apply produced, or
+// the one NewMachine was given.
+func (m *Machine) Seq() uint64 { return m.seq }
+
+// RefuseWrites makes every later batch that would mutate fail with err,
+// which must not be nil; reads go on. The Actor calls it once its log has
+// failed. It cannot be undone.
+func (m *Machine) RefuseWrites(err error) { m.refuse = err }
+
+// Refusing returns the error RefuseWrites set, nil if it was not called.
+func (m *Machine) Refusing() error { return m.refuse }
+
+// Check reports whether Apply would accept cmds, applying nothing: every
+// op known, every key and value within Rules, the data within MaxMemory
+// afterwards, and no mutation while writes are refused.
+func (m *Machine) Check(cmds []Command) error {
+	mutates := false
+	var growth int64 // of the batch's sets, for the memory limit
+	for i := range cmds {
+		c := &cmds[i]
+		switch c.Op {
+		case OpGet:
+			continue
+		case OpSet:
+			if m.rules.MaxMemory > 0 {
+				// A batch setting one key twice counts it twice: an
+				// overestimate, never an underestimate.
+				growth += max(0, m.state.Growth(c.Key, c.Value))
+			}
+		case OpDelete:
+		default:
+			return fmt.Errorf("%w: op %d", ErrBadCommand, c.Op)
+		}
+		mutates = true
+		if err := m.checkSize(c); err != nil {
+			return err
+		}
+	}
+	if mutates && m.refuse != nil {
+		return m.refuse
+	}
+	if growth > 0 && m.state.Bytes()+growth > m.rules.MaxMemory {
+		return fmt.Errorf("%w: %d of %d bytes used, the write needs %d more",
+			ErrMemoryLimit, m.state.Bytes(), m.rules.MaxMemory, growth)
+	}
+	return nil
+}
+
+// checkSize refuses a mutation longer than Rules allow.
+func (m *Machine) checkSize(c *Command) error {
+	if max := m.rules.MaxKeyBytes; max > 0 && len(c.Key) > max {
+		return fmt.Errorf("%w: %d-byte key (at most %d)", ErrTooLarge, len(c.Key), max)
+	}
+	if max := m.rules.MaxValueBytes; max > 0 && c.Op == OpSet && len(c.Value) > max {
+		return fmt.Errorf("%w: %d-byte value (at most %d)", ErrTooLarge, len(c.Value), max)
+	}
+	return nil
+}
+
+// Apply checks cmds (see Check) and, if they pass, applies them in order
+// at now (Unix nanoseconds, the time expiry is judged at), with nothing
+// interleaved. It appends one Result per command to res and one Record
+// per mutation to recs, numbered from Seq()+1, and returns both slices.
+// If the check fails, nothing is applied and res and recs come back as
+// they were.
+func (m *Machine) Apply(now int64, cmds []Command, res []Result, recs []Record) ([]Result, []Record, error) {
+	if err := m.Check(cmds); err != nil {
+		return res, recs, err
+	}
+	for i := range cmds {
+		c := &cmds[i]
+		var r Result
+		switch c.Op {
+		case OpGet:
+			r.Value, r.Found = m.state.Get(c.Key, now)
+		case OpSet:
+			m.state.Set(c.Key, c.Value, c.Deadline)
+			m.seq++
+			recs = append(recs, Record{Seq: m.seq, Op: OpSet, Key: c.Key, Value: c.Value, Deadline: c.Deadline})
+		case OpDelete:
+			// Removing a key that is absent or already expired changes
+			// nothing replay could see, so it needs no record.
+			r.Found = m.state.Delete(c.Key, now)
+			if r.Found {
+				m.seq++
+				recs = append(recs, Record{Seq: m.seq, Op: OpDelete, Key: c.Key})
+			}
+		}
+		res = append(res, r)
+	}
+	return res, recs, nil
+}
+
+// Expire removes up to Rules.ExpireBatch keys whose deadline has passed
+// at now and reports how many it removed and whether more remain (see
+// State.Expire for which keys, and in what order).
+func (m *Machine) Expire(now int64) (removed int, more bool) {
+	return m.state.Expire(now, m.rules.ExpireBatch)
+}
