@@ -98,7 +98,7 @@ func TestBaselineHidesExpiredKeys(t *testing.T) {
 
 func TestBenchAgainstBaselineOverGRPC(t *testing.T) {
 	addr := startBaseline(t)
-	code, out, errOut := runBench(t, noEnv, "--addr", addr, "--requests", "300", "--clients", "6", "--conns", "2",
+	code, out, errOut := runBench(t, "--addr", addr, "--requests", "300", "--clients", "6", "--conns", "2",
 		"--keys", "20", "--mix", "50:30:20", "--dist", "zipf", "--json", "--value-size", "100")
 	if code != exitOK {
 		t.Fatalf("exit %d, stderr %s", code, errOut)

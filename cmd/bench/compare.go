@@ -445,7 +445,7 @@ func startChild(ctx context.Context, name, bin string, args []string, addr strin
 // would otherwise configure the baseline child like its parent.
 func childEnv() []string {
 	return slices.DeleteFunc(os.Environ(), func(kv string) bool {
-		return strings.HasPrefix(kv, "KVSTORE_BENCH_")
+		return strings.HasPrefix(kv, envPrefix+"_")
 	})
 }
 

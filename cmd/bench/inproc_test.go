@@ -18,7 +18,7 @@ var (
 )
 
 func TestInprocDrivesTheRealActor(t *testing.T) {
-	code, out, errOut := runBench(t, noEnv, "--inproc", "--requests", "400", "--clients", "8", "--keys", "50",
+	code, out, errOut := runBench(t, "--inproc", "--requests", "400", "--clients", "8", "--keys", "50",
 		"--mix", "40:40:20", "--ttl", "60s", "--ttl-fraction", "0.5", "--preload", "--json")
 	if code != exitOK {
 		t.Fatalf("exit %d, stderr %s", code, errOut)

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/peterbourgon/ff/v3"
+
 	"kvstore/actor"
 	"kvstore/rpc"
 )
@@ -28,7 +30,7 @@ const (
 )
 
 func main() {
-	os.Exit(run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // config is the command line, filled by parseFlags.
@@ -130,8 +132,16 @@ func (d distFlag) Set(s string) error {
 	return nil
 }
 
+// envPrefix starts the environment variable of every flag: --clients is
+// KVSTORE_BENCH_CLIENTS. It is not the server's KVSTORE: KVSTORE_TLS_CERT
+// and KVSTORE_TLS_KEY are the server's own certificate, and --compare
+// hands KVSTORE_* on to the kvstore-server it starts.
+const envPrefix = "KVSTORE_BENCH"
+
+// envName is the variable ff.WithEnvVarPrefix(envPrefix) reads for the flag
+// named flagName.
 func envName(flagName string) string {
-	return "KVSTORE_BENCH_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+	return envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
 const usageHeader = `Usage: kvstore-bench [flags]
@@ -171,9 +181,10 @@ a flag on the command line wins.
 Flags:
 `
 
-// parseFlags reads args and the environment (getenv) into a config. It
-// returns flag.ErrHelp after printing help to stdout for -h/--help.
-func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (config, error) {
+// parseFlags reads args and then, for the flags args leaves unset, the
+// environment (envName of each) into a config. It returns flag.ErrHelp
+// after printing help to stdout for -h/--help.
+func parseFlags(args []string, stdout io.Writer) (config, error) {
 	c := config{Mix: mix{50, 50, 0}, Dist: distUniform}
 	fs := flag.NewFlagSet("kvstore-bench", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -209,29 +220,17 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (co
 	fs.StringVar(&c.ServerArgs, "server-args", "", "--compare: extra kvstore-server `flags`, split on spaces, e.g. \"--fsync everysec\"")
 	fs.StringVar(&c.SVG, "svg", "", "--compare: also write the latency percentile plot of both servers, one panel\nper workload, to this SVG `file`")
 
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		env := envName(f.Name)
-		f.Usage += " (env " + env + ")"
-		if v := getenv(env); v != "" && envErr == nil {
-			if err := fs.Set(f.Name, v); err != nil {
-				envErr = fmt.Errorf("invalid value %q for %s: %v", v, env, err)
-			}
-		}
-	})
+	fs.VisitAll(func(f *flag.Flag) { f.Usage += " (env " + envName(f.Name) + ")" })
 	// Help goes to stdout on request only; a parse error gets one line on
 	// stderr, not the whole help.
 	fs.Usage = func() {}
-	if err := fs.Parse(args); err != nil {
+	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix(envPrefix)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, usageHeader)
 			fs.SetOutput(stdout)
 			fs.PrintDefaults()
 		}
 		return c, err
-	}
-	if envErr != nil {
-		return c, envErr
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -318,8 +317,8 @@ func (c *config) runConfig(progressOut io.Writer) runConfig {
 }
 
 // run is the whole command; it returns the exit code.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	cfg, err := parseFlags(args, getenv, stdout)
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseFlags(args, stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}

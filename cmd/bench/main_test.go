@@ -18,19 +18,24 @@ const childEnvVar = "KVB_TEST_RUN_AS_BENCH"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnvVar) != "" {
-		os.Exit(run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+		os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+	}
+	// The command reads KVSTORE_BENCH_* itself: a developer's own settings
+	// must not change what the tests run. Tests that want one use t.Setenv.
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, envPrefix+"_") {
+			os.Unsetenv(name)
+		}
 	}
 	goleak.VerifyTestMain(m)
 }
 
-func noEnv(string) string { return "" }
-
 // runBench runs the command in-process and returns its exit code and
 // output.
-func runBench(t *testing.T, getenv func(string) string, args ...string) (code int, stdout, stderr string) {
+func runBench(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code = run(context.Background(), args, getenv, &out, &errOut)
+	code = run(context.Background(), args, &out, &errOut)
 	return code, out.String(), errOut.String()
 }
 
@@ -72,7 +77,7 @@ func TestBadFlagsExit2WithReason(t *testing.T) {
 		{[]string{"--nope"}, "not defined"},
 		{[]string{"extra"}, `unexpected argument "extra"`},
 	} {
-		code, out, errOut := runBench(t, noEnv, tc.args...)
+		code, out, errOut := runBench(t, tc.args...)
 		if code != exitUsage || out != "" || !strings.Contains(errOut, tc.want) || !strings.Contains(errOut, "--help") {
 			t.Errorf("%q: exit %d, stdout %.100q, stderr %q; want exit 2, no stdout, and %q", tc.args, code, out, errOut, tc.want)
 		}
@@ -80,28 +85,49 @@ func TestBadFlagsExit2WithReason(t *testing.T) {
 }
 
 func TestEnvironmentSetsFlagsAndFlagsWin(t *testing.T) {
-	env := map[string]string{"KVSTORE_BENCH_CLIENTS": "7", "KVSTORE_BENCH_MIX": "1:2:3", "KVSTORE_BENCH_KEYS": "10"}
-	cfg, err := parseFlags([]string{"--keys", "20"}, func(k string) string { return env[k] }, &bytes.Buffer{})
+	t.Setenv("KVSTORE_BENCH_CLIENTS", "7")
+	t.Setenv("KVSTORE_BENCH_MIX", "1:2:3")
+	t.Setenv("KVSTORE_BENCH_KEYS", "10")
+	t.Setenv("KVSTORE_BENCH_VALUE_SIZE", "33") // a dashed name
+	t.Setenv("KVSTORE_BENCH_PRELOAD", "true")
+	cfg, err := parseFlags([]string{"--keys", "20"}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Clients != 7 || cfg.Mix != (mix{1, 2, 3}) || cfg.Keys != 20 {
-		t.Errorf("clients %d, mix %v, keys %d; want 7, 1:2:3, 20", cfg.Clients, cfg.Mix, cfg.Keys)
+	if cfg.Clients != 7 || cfg.Mix != (mix{1, 2, 3}) || cfg.Keys != 20 || cfg.ValueSize != 33 || !cfg.Preload {
+		t.Errorf("clients %d, mix %v, keys %d, value-size %d, preload %v; want 7, 1:2:3, 20, 33, true",
+			cfg.Clients, cfg.Mix, cfg.Keys, cfg.ValueSize, cfg.Preload)
 	}
 
-	code, _, errOut := runBench(t, func(k string) string {
-		if k == "KVSTORE_BENCH_CLIENTS" {
-			return "many"
-		}
-		return ""
-	})
-	if code != exitUsage || !strings.Contains(errOut, "KVSTORE_BENCH_CLIENTS") {
-		t.Errorf("bad env value: exit %d, stderr %q; want exit 2 naming the variable", code, errOut)
+	// The server's variables are not the bench's.
+	t.Setenv("KVSTORE_CLIENTS", "9")
+	if cfg, err := parseFlags(nil, &bytes.Buffer{}); err != nil || cfg.Clients != 7 {
+		t.Errorf("with KVSTORE_CLIENTS=9: clients %d, %v; want 7 from KVSTORE_BENCH_CLIENTS", cfg.Clients, err)
+	}
+
+	for _, bad := range []struct{ name, value, want string }{
+		{"KVSTORE_BENCH_CLIENTS", "many", "parse error"},
+		{"KVSTORE_BENCH_DIST", "normal", "uniform or zipf"},
+	} {
+		t.Run(bad.name, func(t *testing.T) {
+			t.Setenv(bad.name, bad.value)
+			// --inproc: were the variable ignored, a short run, not a dial.
+			code, _, errOut := runBench(t, "--inproc", "--requests", "1", "--progress", "0")
+			if code != exitUsage || !strings.Contains(errOut, bad.name) || !strings.Contains(errOut, bad.want) {
+				t.Errorf("%s=%s: exit %d, stderr %q; want exit 2 naming the variable and %q", bad.name, bad.value, code, errOut, bad.want)
+			}
+		})
+	}
+	// The command line wins even over a variable that would not parse:
+	// ff does not read the variable of a flag that args set.
+	t.Setenv("KVSTORE_BENCH_CLIENTS", "many")
+	if _, err := parseFlags([]string{"--clients", "3"}, &bytes.Buffer{}); err != nil {
+		t.Errorf("--clients 3 with KVSTORE_BENCH_CLIENTS=many: %v; want the flag to win", err)
 	}
 }
 
 func TestHelpDocumentsEveryFlag(t *testing.T) {
-	code, out, _ := runBench(t, noEnv, "--help")
+	code, out, _ := runBench(t, "--help")
 	if code != exitOK {
 		t.Fatalf("--help: exit %d", code)
 	}
@@ -125,14 +151,14 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 // A mistyped --svg directory stops --compare before it starts a server.
 func TestCompareChecksTheSVGDirectoryFirst(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "no-such-dir", "compare.svg")
-	code, out, errOut := runBench(t, noEnv, "--compare", "--server-bin", "/nonexistent/kvstore-server", "--svg", file)
+	code, out, errOut := runBench(t, "--compare", "--server-bin", "/nonexistent/kvstore-server", "--svg", file)
 	if code != exitFailed || out != "" || !strings.Contains(errOut, "--svg: ") || strings.Contains(errOut, "kvstore-server") {
 		t.Errorf("exit %d, stdout %q, stderr %q; want exit 1 on --svg alone", code, out, errOut)
 	}
 }
 
 func TestDefaults(t *testing.T) {
-	cfg, err := parseFlags(nil, noEnv, &bytes.Buffer{})
+	cfg, err := parseFlags(nil, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,9 @@
 //	kvstore-client get KEY               print the value; exit 1 if missing
 //	kvstore-client del KEY
 //
-// Errors print the gRPC status code and message and exit 2.
+// Every flag can also be set by a KVSTORE_* environment variable, the flag
+// name in upper snake case (--addr is KVSTORE_ADDR); a flag on the command
+// line wins. Errors print the gRPC status code and message and exit 2.
 package main
 
 import (
@@ -18,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/peterbourgon/ff/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 
@@ -33,38 +36,41 @@ const (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// envPrefix starts the environment variable of every flag: --addr is
+// KVSTORE_ADDR, --tls-server-name KVSTORE_TLS_SERVER_NAME.
+const envPrefix = "KVSTORE"
+
+// envName is the variable ff.WithEnvVarPrefix(envPrefix) reads for the flag
+// named flagName.
+func envName(flagName string) string {
+	return envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
 // usageError is bad command-line usage, as opposed to a failed request.
 type usageError struct{ error }
 
-func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("kvstore-client", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	addr := getenv("KVSTORE_ADDR")
-	if addr == "" {
-		addr = "localhost:50051"
-	}
-	fs.StringVar(&addr, "addr", addr, "server `address` (env KVSTORE_ADDR)")
-	var co rpc.ClientOptions
-	for _, f := range []struct {
-		v          *string
-		name, help string
-	}{
-		{&co.TLS.CAFile, "tls-ca", "PEM CA `file` to verify the server with (turns TLS on; default: system roots)"},
-		{&co.TLS.CertFile, "tls-cert", "PEM client certificate `file`, for servers that require one (mTLS)"},
-		{&co.TLS.KeyFile, "tls-key", "PEM private key `file` of --tls-cert"},
-		{&co.TLS.ServerName, "tls-server-name", "`name` to verify the server certificate against (default: the host of --addr)"},
-		{&co.Token, "token", "bearer `token` for servers started with --auth-file"},
-	} {
-		env := "KVSTORE_" + strings.ToUpper(strings.ReplaceAll(f.name, "-", "_"))
-		fs.StringVar(f.v, f.name, getenv(env), f.help+" (env "+env+")")
-	}
+	var (
+		addr string
+		co   rpc.ClientOptions
+	)
+	fs.StringVar(&addr, "addr", "localhost:50051", "server `address`")
+	fs.StringVar(&co.TLS.CAFile, "tls-ca", "", "PEM CA `file` to verify the server with (turns TLS on; default: system roots)")
+	fs.StringVar(&co.TLS.CertFile, "tls-cert", "", "PEM client certificate `file`, for servers that require one (mTLS)")
+	fs.StringVar(&co.TLS.KeyFile, "tls-key", "", "PEM private key `file` of --tls-cert")
+	fs.StringVar(&co.TLS.ServerName, "tls-server-name", "", "`name` to verify the server certificate against (default: the host of --addr)")
+	fs.StringVar(&co.Token, "token", "", "bearer `token` for servers started with --auth-file")
 	timeout := fs.Duration("timeout", 5*time.Second, "deadline for each request")
-	ttl := fs.Duration("ttl", 0, "with set: expire the key after this long (whole seconds, e.g. 30s)")
+	ttl := fs.Duration("ttl", 0, "with set: expire the key after this long (whole seconds, e.g. 30s); get and del refuse the flag but ignore the variable")
+	fs.VisitAll(func(f *flag.Flag) { f.Usage += " (env " + envName(f.Name) + ")" })
 
-	// Flags may come before or after the subcommand and its arguments.
+	// Flags may come before or after the subcommand and its arguments, so
+	// the command line is parsed here, a piece at a time.
 	var pos []string
 	for rest := args; ; {
 		if err := fs.Parse(rest); err != nil {
@@ -80,8 +86,19 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		pos = append(pos, fs.Arg(0))
 		rest = fs.Args()[1:]
 	}
+	onCommandLine := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { onCommandLine[f.Name] = true })
+	// Then the environment, for the flags the command line left unset: ff
+	// reads no variable for a flag already set, and no arguments are left.
+	if err := ff.Parse(fs, nil, ff.WithEnvVarPrefix(envPrefix)); err != nil {
+		return fail(stderr, usageError{err})
+	}
+	ttlFrom := "--ttl"
+	if !onCommandLine["ttl"] {
+		ttlFrom = envName("ttl")
+	}
 	if *ttl < 0 || *ttl%time.Second != 0 {
-		return fail(stderr, usageError{fmt.Errorf("--ttl must be a non-negative whole number of seconds, got %v", *ttl)})
+		return fail(stderr, usageError{fmt.Errorf("%s must be a non-negative whole number of seconds, got %v", ttlFrom, *ttl)})
 	}
 
 	dial, err := rpc.DialOptions(co)
@@ -107,7 +124,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	if len(rest) != n {
 		return fail(stderr, usageError{fmt.Errorf("%s takes %d argument(s), got %d", cmd, n, len(rest))})
 	}
-	if *ttl != 0 && cmd != "set" {
+	// KVSTORE_TTL is a default for the sets of a session; a get or del
+	// there has no TTL to take, so only the flag is a mistake.
+	if *ttl != 0 && cmd != "set" && onCommandLine["ttl"] {
 		return fail(stderr, usageError{errors.New("--ttl applies to set only")})
 	}
 	switch cmd {
@@ -134,6 +153,9 @@ func printUsage(w io.Writer, fs *flag.FlagSet) {
   kvstore-client [flags] set KEY VALUE [--ttl 30s]
   kvstore-client [flags] get KEY              prints the value; exit 1 if missing
   kvstore-client [flags] del KEY
+
+Every flag has an environment variable (--addr is KVSTORE_ADDR); a flag on
+the command line wins.
 
 Flags:
 `)

@@ -7,16 +7,27 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 
 	"kvstore/actor"
+	kvstorepb "kvstore/proto"
 	"kvstore/rpc"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// The command reads KVSTORE_* itself: a developer's own settings must
+	// not change what the tests run. Tests that want one use t.Setenv.
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, envPrefix+"_") {
+			os.Unsetenv(name)
+		}
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // startServer serves a fresh store on a loopback port.
 func startServer(t *testing.T) string { return startServerWith(t, rpc.ServerOptions{}) }
@@ -45,8 +56,14 @@ func startServerWith(t *testing.T, opts rpc.ServerOptions) string {
 
 func runClient(t *testing.T, addr string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	return runClientArgs(t, append([]string{"--addr", addr}, args...)...)
+}
+
+// runClientArgs is runClient without the --addr flag.
+func runClientArgs(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
 	var out, errOut bytes.Buffer
-	code = run(append([]string{"--addr", addr}, args...), func(string) string { return "" }, &out, &errOut)
+	code = run(args, &out, &errOut)
 	return code, out.String(), errOut.String()
 }
 
@@ -107,13 +124,7 @@ func TestSubcommands(t *testing.T) {
 }
 
 func TestUnreachableServerIsAnError(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := lis.Addr().String()
-	lis.Close() // nothing listens there now
-	code, _, errOut := runClient(t, addr, "--timeout", "2s", "get", "k")
+	code, _, errOut := runClient(t, deadAddr(t), "--timeout", "2s", "get", "k")
 	if code != 2 || !strings.Contains(errOut, "Unavailable") {
 		t.Fatalf("exit %d, stderr %q; want 2 and Unavailable", code, errOut)
 	}
@@ -141,12 +152,108 @@ func TestTokenFlag(t *testing.T) {
 	if code, _, errOut := runClient(t, addr, "--token", token, "set", "k", "v"); code != 0 {
 		t.Fatalf("with --token: exit %d, %q", code, errOut)
 	}
-	var out, errOut bytes.Buffer
-	env := map[string]string{"KVSTORE_TOKEN": token}
-	if code := run([]string{"--addr", addr, "get", "k"}, func(k string) string { return env[k] }, &out, &errOut); code != 0 || out.String() != "v\n" {
-		t.Fatalf("with KVSTORE_TOKEN: exit %d, %q %q", code, out.String(), errOut.String())
+	t.Setenv("KVSTORE_TOKEN", token)
+	if code, out, errOut := runClient(t, addr, "get", "k"); code != 0 || out != "v\n" {
+		t.Fatalf("with KVSTORE_TOKEN: exit %d, %q %q", code, out, errOut)
 	}
 	if code, _, errOut := runClient(t, addr, "--tls-ca", "/nonexistent.pem", "get", "k"); code != 2 || !strings.Contains(errOut, "nonexistent.pem") {
 		t.Fatalf("bad --tls-ca: exit %d, %q", code, errOut)
+	}
+}
+
+// deadAddr is a loopback address nothing listens on: dialing it is
+// refused at once.
+func deadAddr(t *testing.T) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	lis.Close()
+	return addr
+}
+
+func TestEnvironmentSetsFlagsAndFlagsWin(t *testing.T) {
+	addr := startServer(t)
+	if code, _, errOut := runClient(t, addr, "set", "k", "v"); code != 0 {
+		t.Fatalf("set: exit %d, %q", code, errOut)
+	}
+	// A get: were the variable ignored, it would go to a server of the
+	// developer's on the default address, which it must not change.
+	t.Setenv("KVSTORE_ADDR", addr)
+	if code, out, errOut := runClientArgs(t, "get", "k"); code != 0 || out != "v\n" {
+		t.Fatalf("with KVSTORE_ADDR: exit %d, %q %q", code, out, errOut)
+	}
+	t.Setenv("KVSTORE_ADDR", deadAddr(t))
+	if code, out, errOut := runClientArgs(t, "get", "k", "--addr", addr); code != 0 || out != "v\n" {
+		t.Fatalf("--addr over KVSTORE_ADDR: exit %d, %q %q; want the flag to win", code, out, errOut)
+	}
+	if code, _, errOut := runClientArgs(t, "get", "k"); code != 2 || !strings.Contains(errOut, "Unavailable") {
+		t.Fatalf("KVSTORE_ADDR of nothing: exit %d, %q; want 2 and Unavailable", code, errOut)
+	}
+
+	// A dashed name, and a variable that does not parse.
+	t.Setenv("KVSTORE_TLS_CA", "/nonexistent-ca.pem")
+	if code, _, errOut := runClient(t, addr, "get", "k"); code != 2 || !strings.Contains(errOut, "nonexistent-ca.pem") {
+		t.Errorf("with KVSTORE_TLS_CA: exit %d, %q; want 2 naming the file", code, errOut)
+	}
+	os.Unsetenv("KVSTORE_TLS_CA")
+	t.Setenv("KVSTORE_TIMEOUT", "soon")
+	if code, _, errOut := runClient(t, addr, "get", "k"); code != 2 || !strings.Contains(errOut, "KVSTORE_TIMEOUT") {
+		t.Errorf("KVSTORE_TIMEOUT=soon: exit %d, %q; want 2 naming the variable", code, errOut)
+	}
+	if code, _, errOut := runClient(t, addr, "get", "k", "--timeout", "2s"); code != 0 {
+		t.Errorf("--timeout over KVSTORE_TIMEOUT=soon: exit %d, %q; want the flag to win", code, errOut)
+	}
+}
+
+// KVSTORE_TTL is the TTL of every set; get and del ignore it, where the
+// --ttl flag is refused.
+func TestEnvironmentTTL(t *testing.T) {
+	var lastTTL atomic.Int64
+	addr := startServerWith(t, rpc.ServerOptions{
+		Unary: []grpc.UnaryServerInterceptor{func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			if set, ok := req.(*kvstorepb.SetRequest); ok {
+				lastTTL.Store(set.GetTtlSeconds())
+			}
+			return h(ctx, req)
+		}},
+	})
+	t.Setenv("KVSTORE_TTL", "30s")
+	for _, s := range []struct {
+		args    []string
+		wantTTL int64
+	}{
+		{[]string{"set", "k", "v"}, 30},
+		{[]string{"set", "k", "v", "--ttl", "10s"}, 10},
+		{[]string{"set", "k", "v", "--ttl", "0s"}, 0},
+	} {
+		lastTTL.Store(-1)
+		if code, _, errOut := runClient(t, addr, s.args...); code != 0 || lastTTL.Load() != s.wantTTL {
+			t.Errorf("%q with KVSTORE_TTL=30s: exit %d, %q, server saw TTL %d; want 0 and %d", s.args, code, errOut, lastTTL.Load(), s.wantTTL)
+		}
+	}
+	if code, out, errOut := runClient(t, addr, "get", "k"); code != 0 || out != "v\n" {
+		t.Errorf("get with KVSTORE_TTL=30s: exit %d, %q %q; want the variable ignored", code, out, errOut)
+	}
+	if code, _, errOut := runClient(t, addr, "get", "k", "--ttl", "5s"); code != 2 || !strings.Contains(errOut, "--ttl applies to set only") {
+		t.Errorf("get --ttl 5s: exit %d, %q; want the flag refused", code, errOut)
+	}
+	t.Setenv("KVSTORE_TTL", "1500ms")
+	if code, _, errOut := runClient(t, addr, "set", "k", "v"); code != 2 || !strings.Contains(errOut, "KVSTORE_TTL must be a non-negative whole number of seconds") {
+		t.Errorf("KVSTORE_TTL=1500ms: exit %d, %q; want 2 naming the variable", code, errOut)
+	}
+}
+
+func TestHelpNamesEveryVariable(t *testing.T) {
+	code, out, _ := runClientArgs(t, "--help")
+	if code != 0 {
+		t.Fatalf("--help: exit %d", code)
+	}
+	for _, name := range []string{"addr", "timeout", "tls-ca", "tls-cert", "tls-key", "tls-server-name", "token", "ttl"} {
+		if !strings.Contains(out, "  -"+name+" ") || !strings.Contains(out, "(env "+envName(name)+")") {
+			t.Errorf("--help does not document --%s and %s", name, envName(name))
+		}
 	}
 }
