@@ -325,6 +325,9 @@ type expiryIndex struct {
 	// removed from the bucket since the sort are skipped.
 	order    []string
 	orderSec int64
+	// orderDirty says keys of orderSec were added or removed since the
+	// sort, so order may list keys no longer in the bucket.
+	orderDirty bool
 }
 
 // next returns the first key of second sec's non-empty bucket in the
@@ -338,6 +341,9 @@ func (x *expiryIndex) next(sec int64) string {
 		k := x.order[0]
 		x.order[0] = "" // the list does not keep keys alive
 		x.order = x.order[1:]
+		if !x.orderDirty {
+			return k
+		}
 		if _, ok := b[k]; ok { // else overwritten or deleted since the sort
 			return k
 		}
@@ -364,7 +370,7 @@ func (x *expiryIndex) sort(sec int64) {
 	for _, h := range hashed {
 		x.order = append(x.order, h.key)
 	}
-	x.orderSec = sec
+	x.orderSec, x.orderDirty = sec, false
 }
 
 type hashedKey struct {
@@ -392,6 +398,7 @@ func (x *expiryIndex) add(key string, deadline int64) {
 		heap.Push(x, sec)
 	}
 	b[key] = struct{}{}
+	x.orderDirty = x.orderDirty || sec == x.orderSec
 }
 
 // passed reports whether every deadline in second sec is at or before now.
@@ -400,7 +407,9 @@ func (x *expiryIndex) add(key string, deadline int64) {
 func (x *expiryIndex) passed(sec, now int64) bool { return sec < now/secondNanos }
 
 func (x *expiryIndex) remove(key string, deadline int64) {
-	delete(x.buckets[deadline/secondNanos], key)
+	sec := deadline / secondNanos
+	delete(x.buckets[sec], key)
+	x.orderDirty = x.orderDirty || sec == x.orderSec
 }
 
 func (x *expiryIndex) Len() int           { return len(x.secs) }
