@@ -21,9 +21,19 @@ var ErrStorage = errors.New("actor: storage failed, writes are refused")
 
 // ErrNotPersisted is returned for a request whose mutations were applied
 // in memory but whose log records failed to be written or fsynced: it is
-// not acknowledged, and from then on writes get ErrStorage. It wraps the
-// log's failure (see Batch.Done).
+// not acknowledged, the log does not hold it, and no snapshot will (one
+// is only written of state the log holds), so it is gone after a restart,
+// although reads see it until then. From then on writes get ErrStorage.
+// It wraps the log's failure (see Batch.Done).
 var ErrNotPersisted = errors.New("actor: write not persisted")
+
+// ErrOutcomeUnknown is returned instead of ErrNotPersisted when the log
+// could not tell whether the request's records reached the disk (the
+// write or fsync failed, and taking the records back off did too): after
+// a restart they may or may not be there. A replicated log returns it too,
+// for a batch proposed but not known to be committed. From then on writes
+// get ErrStorage. It wraps the log's failure.
+var ErrOutcomeUnknown = errors.New("actor: write outcome unknown")
 
 // ErrMemoryLimit is returned for a request with a Set that would grow the
 // data past Config.MaxMemory; no command of that request is applied.
@@ -60,11 +70,13 @@ type Batch struct {
 
 // Done sends the batch's replies: nil once its records and every earlier
 // one are durable. An error is passed on as it is if it wraps ErrStopped
-// (the log closed first: a shutdown) or ErrNotPersisted, and otherwise as
-// ErrNotPersisted wrapping it. A Log calls Done exactly once per batch, from any
+// (the log closed first: a shutdown), ErrNotPersisted or
+// ErrOutcomeUnknown, and otherwise as ErrNotPersisted wrapping it: a Log
+// that cannot promise its failed records are gone must say
+// ErrOutcomeUnknown. A Log calls Done exactly once per batch, from any
 // goroutine; it does not block.
 func (b Batch) Done(err error) {
-	if err != nil && !errors.Is(err, ErrStopped) && !errors.Is(err, ErrNotPersisted) {
+	if err != nil && !errors.Is(err, ErrStopped) && !errors.Is(err, ErrNotPersisted) && !errors.Is(err, ErrOutcomeUnknown) {
 		err = fmt.Errorf("%w: %w", ErrNotPersisted, err)
 	}
 	for _, r := range b.replies {
@@ -531,7 +543,8 @@ func (a *Actor) handle(r *Request) {
 // this pass's mutations or earlier ones still in flight — so no reply, a
 // read's included, shows what a crash could take back. After a log
 // failure reads are answered from memory at once: they go on, and may
-// show the writes that failed (those writers got an error, never an ack).
+// show the writes that failed (those writers got an error, never an ack),
+// until a restart, which does not find them (see ErrNotPersisted).
 func (a *Actor) flush() {
 	if a.log != nil && (len(a.recs) > 0 || (a.m.Seq() > a.log.DurableSeq() && a.log.Err() == nil)) {
 		a.log.Submit(Batch{Records: a.recs, replies: a.replies})

@@ -15,6 +15,7 @@ import (
 	"net"
 	"runtime/debug"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,13 +51,19 @@ var (
 // Server is the gRPC server: the KVStore service, grpc.health.v1.Health and
 // server reflection (so grpcurl and grpc-health-probe work unmodified).
 // Health reports NOT_SERVING until SetServing is called.
+//
+// Health has two conditions: the service "" is SERVING while the server
+// answers requests (reads at least), and kvstorepb's "kvstore.v1.KVStore"
+// while it also accepts writes. After RefuseWrites only "" stays SERVING.
 type Server struct {
 	grpc   *grpc.Server
 	health *health.Server
 	logger *slog.Logger
-	// serving mirrors the health status for fronts that are not gRPC
-	// (the HTTP /readyz), so both always agree.
-	serving atomic.Bool
+
+	mu sync.Mutex // orders SetServing and RefuseWrites
+	// serving and refused mirror the health status for fronts that are
+	// not gRPC (the HTTP /readyz), so both always agree.
+	serving, refused atomic.Bool
 }
 
 // ServerOptions configures NewServer. The zero value serves plaintext with
@@ -99,15 +106,32 @@ func NewServer(svc *Service, opts ServerOptions) *Server {
 }
 
 // SetServing marks the server healthy: call it once recovery is complete.
+// The KVStore service stays NOT_SERVING if RefuseWrites came first.
 func (s *Server) SetServing() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.serving.Store(true)
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	s.health.SetServingStatus(kvstorepb.KVStore_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	if !s.refused.Load() {
+		s.health.SetServingStatus(kvstorepb.KVStore_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	}
 }
 
-// Ready reports what the health service reports: SERVING once recovery is
-// done, until shutdown starts.
-func (s *Server) Ready() bool { return s.serving.Load() }
+// RefuseWrites marks the KVStore service NOT_SERVING for good, and Ready
+// false, while "" keeps its status: call it when the server can no longer
+// accept writes (its log failed) but still answers reads. It does not
+// block and is safe from any goroutine.
+func (s *Server) RefuseWrites() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refused.Store(true)
+	s.health.SetServingStatus(kvstorepb.KVStore_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
+}
+
+// Ready reports what the health service reports for the KVStore service:
+// SERVING once recovery is done, until shutdown starts or writes are
+// refused.
+func (s *Server) Ready() bool { return s.serving.Load() && !s.refused.Load() }
 
 // Serve accepts connections on lis until Shutdown.
 func (s *Server) Serve(lis net.Listener) error { return s.grpc.Serve(lis) }

@@ -194,9 +194,13 @@ func (s *Service) fail(op string, err error) error {
 		return status.Errorf(codes.ResourceExhausted, "%v; delete keys or raise --max-memory", err)
 	case errors.Is(err, actor.ErrStorage):
 		return status.Errorf(codes.Unavailable, "writes are refused after a storage failure: %v", err)
+	case errors.Is(err, actor.ErrOutcomeUnknown):
+		// Possibly on disk: the caller must read back to know.
+		return status.Errorf(codes.Unavailable, "write outcome unknown (it may be there after a restart), writes are refused from now on: %v", err)
 	case errors.Is(err, actor.ErrNotPersisted):
-		// The write this reply belongs to may not be on disk: it is not
-		// acknowledged, and the actor refuses writes from now on.
+		// Not acknowledged and not in the log: gone after a restart,
+		// though reads show it until then. The actor refuses writes
+		// from now on.
 		return status.Errorf(codes.Unavailable, "write not persisted, writes are refused from now on: %v", err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return status.FromContextError(err).Err()

@@ -36,8 +36,9 @@ const checkEvery = 4096
 // caller has locked: the newest snapshot that validates, then every log
 // record after it, in order. Snapshots that did not validate are set aside
 // as *.corrupt. The caller starts the actor on the result and only then
-// reports SERVING. ctx's end stops recovery with ctx's error.
-func recoverStorage(ctx context.Context, fsys wal.FS, c *Config, clk clock.Clock, log *slog.Logger, metrics *rpc.Metrics) (*storage, error) {
+// reports SERVING. ctx's end stops recovery with ctx's error. onFail is
+// the log's Options.OnFail.
+func recoverStorage(ctx context.Context, fsys wal.FS, c *Config, clk clock.Clock, log *slog.Logger, metrics *rpc.Metrics, onFail func(error)) (*storage, error) {
 	start := time.Now()
 	state := actor.NewState()
 	n := 0
@@ -69,6 +70,7 @@ func recoverStorage(ctx context.Context, fsys wal.FS, c *Config, clk clock.Clock
 		PreallocBytes: cmp.Or(int64(c.WALPreallocBytes), -1),
 		ObserveSync:   metrics.ObserveSync,
 		ObserveGroup:  metrics.ObserveGroup,
+		OnFail:        onFail,
 		Clock:         clk,
 		Logger:        log,
 	})

@@ -61,7 +61,7 @@ func BenchmarkRecovery(b *testing.B) {
 	quiet := slog.New(slog.DiscardHandler)
 	b.ResetTimer()
 	for range b.N {
-		s, err := recoverStorage(context.Background(), wal.OS, &c, clock.New(), quiet, rpc.NewMetrics(nil))
+		s, err := recoverStorage(context.Background(), wal.OS, &c, clock.New(), quiet, rpc.NewMetrics(nil), nil)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -166,7 +166,11 @@ func (s *Server) Run(ctx context.Context) error {
 	// until the actor is attached.
 	fr.serve()
 
-	st, err := recoverStorage(ctx, s.fs, c, s.clock, log, metrics)
+	// Once the log fails, writes are refused until a restart: health
+	// says so at once, before the first refused caller hears it, while
+	// reads go on.
+	refuseWrites := func(error) { fr.grpc.RefuseWrites() }
+	st, err := recoverStorage(ctx, s.fs, c, s.clock, log, metrics, refuseWrites)
 	if err != nil {
 		fr.stop()
 		if ctx.Err() != nil {
@@ -316,7 +320,7 @@ func (s *Server) snapshotterUnit(snaps *snap.Snapshotter) (func() error, func(er
 				return
 			}
 			if _, err := snaps.Snapshot(context.Background()); err != nil {
-				s.log.Error("final snapshot failed; the log still holds every write", "err", err)
+				s.log.Error("final snapshot failed; the log still holds every acknowledged write", "err", err)
 			}
 		}
 }

@@ -93,10 +93,15 @@
 // ErrFailed that names the operation and the file, and never writes
 // again. It never retries an fsync: after a failed one, Linux may have
 // dropped the dirty pages, and a second fsync would report success for
-// data that is not on disk. Nothing is appended after a failed write, so
-// a short write can only leave a torn tail, which the next Open cuts. The
-// process keeps serving reads; restarting it recovers from what is on
-// disk.
+// data that is not on disk. The group the log failed on was not
+// persisted, and the log makes that true: it truncates what it wrote of
+// the group back off the segment and fsyncs the truncation (trusting that
+// fsync for the new size only), so neither a restart nor a power cut
+// replays records whose callers were told they failed. If that cut fails
+// too, the group's waiters get ErrOutcomeUnknown with the failure: their
+// records may be found at the next start. Options.OnFail hears of the
+// failure before any waiter does. The process keeps serving reads;
+// restarting it recovers from what is on disk.
 //
 // # Deleting old segments
 //

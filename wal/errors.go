@@ -17,6 +17,12 @@ var (
 	// sticky, every later batch gets it too, and only a restart (which
 	// recovers from what is on disk) clears it.
 	ErrFailed = errors.New("wal: log failed, writes refused until restart")
+	// ErrOutcomeUnknown is returned, wrapped with the log's failure, to
+	// the waiters of a group that was written, in part or whole, but
+	// neither made durable nor cut off the segment again: its records may
+	// or may not be in the log after a restart. Without it, a group the
+	// log failed on is not in the log, whatever a later restart finds.
+	ErrOutcomeUnknown = errors.New("wal: outcome unknown, the records may be on disk")
 )
 
 // Errors of recovery.

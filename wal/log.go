@@ -70,6 +70,10 @@ type Options struct {
 	// durable under the policy and before their waiters are released. The
 	// same rules as ObserveSync apply.
 	ObserveGroup func(records int)
+	// OnFail, if set, is called once, on the writer goroutine, when the
+	// log fails, with the failure, before any waiter is released with it:
+	// a server marks itself not writable there. It must not block.
+	OnFail func(err error)
 }
 
 // Stats are counters of the writer since Open. Syncs/Records is the
@@ -107,6 +111,7 @@ type Log struct {
 
 	observeSync  func(time.Duration)
 	observeGroup func(int)
+	onFail       func(error)
 
 	// mu guards the hand-off from Submit to the writer.
 	mu      sync.Mutex
@@ -147,6 +152,8 @@ type Log struct {
 	file     File
 	unsynced bool // written bytes not yet fsynced
 	failed   bool // writer-local copy of err != nil
+	// cutErr is why cut could not take a failed group off the disk.
+	cutErr   error
 	buf      []byte
 	spare    []Batch
 	ticker   *clock.Ticker
@@ -194,6 +201,7 @@ func Open(opts Options) (*Log, error) {
 
 		observeSync:  opts.ObserveSync,
 		observeGroup: opts.ObserveGroup,
+		onFail:       opts.OnFail,
 
 		notifyc: make(chan struct{}, 1),
 		syncc:   make(chan syncRequest),
@@ -680,13 +688,18 @@ func (l *Log) commit() {
 
 	if len(buf) > 0 {
 		if !l.write(first, buf) {
-			releaseBatches(group, l.Err())
+			releaseBatches(group, l.groupErr())
 			return
 		}
 		l.records.Add(l.next - first)
 		if l.policy == FsyncAlways {
 			if !l.sync() {
-				releaseBatches(group, l.Err())
+				// Written but not durable, and about to be answered
+				// with the failure: cut the group off again, or a
+				// restart would replay what its callers were told
+				// was not persisted.
+				l.cut(l.active.size-int64(len(buf)), first)
+				releaseBatches(group, l.groupErr())
 				return
 			}
 		} else {
@@ -743,13 +756,12 @@ func (l *Log) write(first uint64, buf []byte) bool {
 		err = io.ErrShortWrite
 	}
 	if err != nil {
-		// Best effort: take a partial frame back off the file so the
-		// next process finds a clean tail. Nothing is appended after a
-		// failure either way, and Open cuts a torn tail if this fails.
-		if n > 0 {
-			_ = l.file.Truncate(l.active.size)
-		}
 		l.fail(fmt.Errorf("%w: write %s: %w", ErrFailed, l.active.path, bare(err)))
+		if n > 0 {
+			// The part written may hold whole records of the group,
+			// which Open would replay.
+			l.cut(l.active.size, first)
+		}
 		return false
 	}
 	l.writes.Add(1)
@@ -760,6 +772,40 @@ func (l *Log) write(first uint64, buf []byte) bool {
 	l.written = l.next - 1
 	l.unsynced = true
 	return true
+}
+
+// cut takes a group that the log failed on, whose first record is first,
+// back off the active segment: it truncates the file to size, where the
+// group starts, and fsyncs the truncation. The fsync is trusted only for
+// that: whatever the failed write or fsync left of the group lies past
+// the durable end of the file from then on, and no later append covers
+// it (the log has failed). If the cut fails, the group's waiters get
+// ErrOutcomeUnknown (see groupErr).
+func (l *Log) cut(size int64, first uint64) {
+	err := l.file.Truncate(size)
+	if err == nil {
+		err = l.file.Sync()
+	}
+	if err != nil {
+		l.cutErr = fmt.Errorf("%w: cut %s back to %d bytes: %w", ErrOutcomeUnknown, l.active.path, size, bare(err))
+		l.logger.Error("wal: records the log failed on may still be on disk; their outcome is unknown",
+			"first_seq", first, "last_seq", l.next-1, "err", l.cutErr)
+		return
+	}
+	s := l.active
+	s.size, s.alloc, s.last = size, size, first-1
+	l.written = first - 1
+	l.unsynced = false
+}
+
+// groupErr is what the waiters of the group the log failed on get: the
+// failure, and ErrOutcomeUnknown with it if cut could not take the group
+// back off the disk.
+func (l *Log) groupErr() error {
+	if l.cutErr != nil {
+		return fmt.Errorf("%w; %w", l.Err(), l.cutErr)
+	}
+	return l.Err()
 }
 
 // sync fsyncs the active segment. A failed fsync is never retried: after
@@ -918,6 +964,9 @@ func (l *Log) fail(err error) {
 	l.mu.Unlock()
 	if first {
 		l.logger.Error("wal: log failed; acknowledging no more writes until restart", "err", err)
+		if l.onFail != nil {
+			l.onFail(err)
+		}
 	}
 	releaseBatches(orphans, l.Err())
 }

@@ -50,14 +50,18 @@ type waiter struct {
 func (w *waiter) Complete(err error) { w.batch.Done(Err(err)) }
 
 // Err translates an error of the log into the actor's: the log closed (a
-// shutdown) is actor.ErrStopped, a failed write or fsync
-// actor.ErrNotPersisted; both keep the log's error. Nil stays nil.
+// shutdown) is actor.ErrStopped, a failed write or fsync whose records
+// the log took back off actor.ErrNotPersisted, one it could not take back
+// (wal.ErrOutcomeUnknown) actor.ErrOutcomeUnknown; all keep the log's
+// error. Nil stays nil.
 func Err(err error) error {
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, wal.ErrClosed):
 		return fmt.Errorf("%w: %w", actor.ErrStopped, err)
+	case errors.Is(err, wal.ErrOutcomeUnknown):
+		return fmt.Errorf("%w: %w", actor.ErrOutcomeUnknown, err)
 	default:
 		return fmt.Errorf("%w: %w", actor.ErrNotPersisted, err)
 	}

@@ -121,9 +121,11 @@ func TestErr(t *testing.T) {
 		{wal.ErrClosed, actor.ErrStopped},
 		{fmt.Errorf("%w: %w", wal.ErrFailed, syscall.ENOSPC), actor.ErrNotPersisted},
 		{syscall.EIO, actor.ErrNotPersisted},
+		{fmt.Errorf("%w: %w", wal.ErrFailed, wal.ErrOutcomeUnknown), actor.ErrOutcomeUnknown},
 	} {
 		got := actorlog.Err(tt.in)
-		if !errors.Is(got, tt.want) || (tt.in != nil && !errors.Is(got, tt.in)) {
+		if !errors.Is(got, tt.want) || (tt.in != nil && !errors.Is(got, tt.in)) ||
+			(tt.want == actor.ErrOutcomeUnknown && errors.Is(got, actor.ErrNotPersisted)) {
 			t.Errorf("Err(%v) = %v; want %v wrapping it", tt.in, got, tt.want)
 		}
 	}
