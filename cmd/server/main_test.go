@@ -151,7 +151,7 @@ func TestParseFlags(t *testing.T) {
 		// request.
 		{name: "key limit past int32", args: []string{"--max-key-bytes", "9223372036854775807"},
 			wantErr: "--max-key-bytes 9223372036854775807 is out of range: want 1 to 67108841"},
-		{name: "prealloc past the segment", args: []string{"--wal-prealloc-bytes", "1TiB"},
+		{name: "prealloc filling the disk", args: []string{"--wal-prealloc-bytes", "1TiB"},
 			wantErr: "--wal-prealloc-bytes 1TiB is out of range: want 0 (off) or 4KiB to 64MiB"},
 		{name: "expiry spinning", args: []string{"--expire-interval", "1ns"}, wantErr: "--expire-interval 1ns is out of range: want 10ms to 1h"},
 		{name: "timeout failing every request", env: map[string]string{"KVSTORE_REQUEST_TIMEOUT": "1ns"},
