@@ -6,7 +6,16 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"kvstore/wal"
 )
+
+// MaxResponseBytes is the largest message a kvstore server sends: a
+// GetResponse with the longest value one log record can hold, plus the
+// response's own fields. The server's --max-value-bytes is at most that
+// value's length, so a client that receives this much can read every
+// value any server may hold, whatever its limits (grpc's default is 4 MiB).
+const MaxResponseBytes = wal.MaxRecordBytes + 1<<10
 
 // ClientOptions are what a kvstore client needs to reach a server: TLS
 // (all fields empty: plaintext) and a bearer token (empty: none).
@@ -15,7 +24,8 @@ type ClientOptions struct {
 	Token string
 }
 
-// DialOptions turns o into grpc.DialOptions for grpc.NewClient.
+// DialOptions turns o into grpc.DialOptions for grpc.NewClient. Calls may
+// receive up to MaxResponseBytes.
 func DialOptions(o ClientOptions) ([]grpc.DialOption, error) {
 	cfg, err := ClientTLS(o.TLS)
 	if err != nil {
@@ -25,7 +35,10 @@ func DialOptions(o ClientOptions) ([]grpc.DialOption, error) {
 	if cfg != nil {
 		creds = credentials.NewTLS(cfg)
 	}
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxResponseBytes)),
+	}
 	if o.Token != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(tokenCreds{o.Token}))
 	}

@@ -74,8 +74,8 @@ const keysAllow = "GET, HEAD, PUT, DELETE"
 //
 // A PUT body is a JSON object with "value" (required) and "ttl_seconds"
 // (optional, default 0: no expiry, clearing an earlier TTL); unknown
-// fields, trailing data and other content types than application/json are
-// refused. It may be at most 6×MaxValueBytes+4 KiB, which fits any valid
+// fields, a field given twice, field names in another case, trailing data
+// and other content types than application/json are refused. It may be at most 6×MaxValueBytes+4 KiB, which fits any valid
 // value even with every byte escaped as \u00XX, so a value over the limit
 // still gets the service's clear InvalidArgument; a larger body is 413.
 //
@@ -249,8 +249,7 @@ func (h *httpHandler) readSetBody(w http.ResponseWriter, r *http.Request) (setBo
 		return body, tooLarge
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, h.maxBody))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(&body)
+	err := decodeSetBody(dec, &body)
 	if err == nil {
 		// One JSON value and nothing after it but white space.
 		if _, err = dec.Token(); err == io.EOF {
@@ -282,6 +281,77 @@ func (h *httpHandler) readSetBody(w http.ResponseWriter, r *http.Request) (setBo
 		return body, &badRequestBody{http.StatusBadRequest, codes.InvalidArgument, `"value" is required`}
 	}
 	return body, nil
+}
+
+// decodeSetBody decodes one JSON value from dec into body, strictly:
+// encoding/json alone takes the last of two fields of one name and
+// matches names without regard to case ("VALUE", even "ſ" for "s"), so a
+// proxy or an audit log reading the same body another way could see
+// another write. Each field of setBody must appear at most once, spelt
+// exactly; any other name is an unknown field. A JSON null is an empty
+// body (no "value"), as encoding/json has it.
+func decodeSetBody(dec *json.Decoder, body *setBody) error {
+	t, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	switch t := t.(type) {
+	case nil:
+		return nil
+	case json.Delim:
+		if t != '{' {
+			return &json.UnmarshalTypeError{Value: "array"}
+		}
+	case string:
+		return &json.UnmarshalTypeError{Value: "string"}
+	case bool:
+		return &json.UnmarshalTypeError{Value: "bool"}
+	default:
+		return &json.UnmarshalTypeError{Value: "number"}
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return unexpectedEOF(err)
+		}
+		name, _ := t.(string) // object keys are strings
+		if seen[name] {
+			return fmt.Errorf("duplicate field %q", name)
+		}
+		seen[name] = true
+		switch name {
+		case "value":
+			err = dec.Decode(&body.Value)
+		case "ttl_seconds":
+			err = dec.Decode(&body.TTLSeconds)
+		default:
+			for _, known := range []string{"value", "ttl_seconds"} {
+				if strings.EqualFold(name, known) {
+					return fmt.Errorf("unknown field %q (field names are case-sensitive: %q)", name, known)
+				}
+			}
+			return fmt.Errorf("unknown field %q", name)
+		}
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			typeErr.Field = name
+		}
+		if err != nil {
+			return unexpectedEOF(err)
+		}
+	}
+	_, err = dec.Token() // the closing brace
+	return unexpectedEOF(err)
+}
+
+// unexpectedEOF is err, but io.ErrUnexpectedEOF for io.EOF: inside an
+// object the body has ended too soon, it is not empty.
+func unexpectedEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // recoverPanic turns a panic in next into 500 INTERNAL and logs it with

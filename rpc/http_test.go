@@ -223,6 +223,18 @@ func TestHTTPInvalidArgument(t *testing.T) {
 		{"malformed JSON", "PUT", "/v1/keys/k", `{"value": "v"`, "invalid JSON body"},
 		{"not JSON", "PUT", "/v1/keys/k", `value=v`, "invalid JSON body"},
 		{"unknown field", "PUT", "/v1/keys/k", `{"value": "v", "ttl": 5}`, `unknown field "ttl"`},
+		// Issue 12: encoding/json took the last of two "value"s and matched
+		// field names without regard to case (even "ſ" for "s"), so a proxy
+		// or log reading the body another way would see another write.
+		{"duplicate value", "PUT", "/v1/keys/k", `{"value": "a", "value": "b"}`, `duplicate field "value"`},
+		{"duplicate ttl", "PUT", "/v1/keys/k", `{"value": "a", "ttl_seconds": 1, "ttl_seconds": 2}`, `duplicate field "ttl_seconds"`},
+		{"duplicate null value", "PUT", "/v1/keys/k", `{"value": null, "value": "b"}`, `duplicate field "value"`},
+		{"upper-case field", "PUT", "/v1/keys/k", `{"VALUE": "v"}`, `unknown field "VALUE" (field names are case-sensitive: "value")`},
+		{"mixed-case ttl", "PUT", "/v1/keys/k", `{"value": "v", "TTL_Seconds": 5}`, `unknown field "TTL_Seconds" (field names are case-sensitive: "ttl_seconds")`},
+		{"folded ttl", "PUT", "/v1/keys/k", `{"value": "v", "ttl_ſeconds": 5}`, `unknown field "ttl_ſeconds"`},
+		{"string body", "PUT", "/v1/keys/k", `"v"`, "must be a JSON object like"},
+		{"object cut short", "PUT", "/v1/keys/k", `{"value": "v",`, "invalid JSON body"},
+		{"bad key", "PUT", "/v1/keys/k", `{value: "v"}`, "invalid JSON body"},
 		{"array body", "PUT", "/v1/keys/k", `["v"]`, "must be a JSON object"},
 		{"empty body", "PUT", "/v1/keys/k", ``, "request body is empty"},
 		{"missing value", "PUT", "/v1/keys/k", `{"ttl_seconds": 5}`, `"value" is required`},

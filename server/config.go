@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"os"
 	"time"
 
@@ -134,38 +133,28 @@ func DefaultConfig() Config {
 }
 
 // Validate reports the first setting that cannot work, naming it as the
-// flag that sets it.
+// flag that sets it. Every numeric setting must lie in its range (see
+// settingRanges; README lists them).
 func (c *Config) Validate() error {
 	switch {
 	case c.Listen == "":
 		return errors.New("--listen must not be empty")
 	case c.DataDir == "":
 		return errors.New("--data-dir must not be empty")
-	case c.ExpireInterval <= 0:
-		return fmt.Errorf("--expire-interval must be positive, got %v", c.ExpireInterval)
-	case c.MaxKeyBytes <= 0:
-		return fmt.Errorf("--max-key-bytes must be positive, got %d", c.MaxKeyBytes)
-	case c.MaxValueBytes <= 0:
-		return fmt.Errorf("--max-value-bytes must be positive, got %d", c.MaxValueBytes)
-	case c.ShutdownGrace < 0:
-		return fmt.Errorf("--shutdown-grace must not be negative, got %v", c.ShutdownGrace)
-	case c.WALSegmentBytes < 1<<10:
-		return fmt.Errorf("--wal-segment-bytes must be at least 1KiB, got %d", c.WALSegmentBytes)
-	case c.SnapshotInterval < 0:
-		return fmt.Errorf("--snapshot-interval must not be negative, got %v", c.SnapshotInterval)
 	case c.LogFormat != "text" && c.LogFormat != "json":
 		return fmt.Errorf("--log-format must be text or json, got %q", c.LogFormat)
-	case c.MaxConnections <= 0:
-		return fmt.Errorf("--max-connections must be positive, got %d", c.MaxConnections)
-	case c.RequestTimeout < 0:
-		return fmt.Errorf("--request-timeout must not be negative, got %v", c.RequestTimeout)
 	case (c.TLSCert == "") != (c.TLSKey == ""):
 		return errors.New("--tls-cert and --tls-key go together")
 	case c.TLSClientCA != "" && c.TLSCert == "":
 		return errors.New("--tls-client-ca needs --tls-cert and --tls-key")
 	}
-	if err := checkEntryLimits(int64(c.MaxKeyBytes), int64(c.MaxValueBytes)); err != nil {
-		return err
+	for _, r := range settingRanges {
+		if err := r.check(r.get(c)); err != nil {
+			return err
+		}
+	}
+	if err := checkStorable(int(c.MaxKeyBytes), int(c.MaxValueBytes)); err != nil {
+		return fmt.Errorf("--max-key-bytes %d with --max-value-bytes %d: %w: lower --max-value-bytes", c.MaxKeyBytes, c.MaxValueBytes, err)
 	}
 	return c.checkProtected()
 }
@@ -195,17 +184,4 @@ func (c *Config) rules() actor.Rules {
 		MaxValueBytes: int(c.MaxValueBytes),
 		MaxMemory:     int64(c.MaxMemory),
 	}
-}
-
-// checkEntryLimits refuses key and value limits whose largest Set would
-// not fit one log record or snapshot entry: the limits are checked at the
-// fronts, so such a Set would otherwise get past them to the actor.
-func checkEntryLimits(maxKey, maxValue int64) error {
-	if maxKey > math.MaxInt32 || maxValue > math.MaxInt32 {
-		return fmt.Errorf("--max-key-bytes %d or --max-value-bytes %d is past what a log record can hold (%d bytes)", maxKey, maxValue, wal.MaxRecordBytes)
-	}
-	if err := checkStorable(int(maxKey), int(maxValue)); err != nil {
-		return fmt.Errorf("--max-key-bytes %d with --max-value-bytes %d: %w: lower --max-value-bytes", maxKey, maxValue, err)
-	}
-	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/benbjohnson/clock"
 	"golang.org/x/net/netutil"
 	"google.golang.org/grpc"
 
@@ -78,7 +79,9 @@ func (sec security) reload(log *slog.Logger) {
 }
 
 // listenFronts claims both addresses; nothing is served until serve.
-func listenFronts(c *Config, svc *rpc.Service, metrics *rpc.Metrics, sec security) (*fronts, error) {
+// net/http's own errors (failed TLS handshakes) go to log, rate-limited on
+// clk.
+func listenFronts(c *Config, svc *rpc.Service, metrics *rpc.Metrics, sec security, log *slog.Logger, clk clock.Clock) (*fronts, error) {
 	// Metrics first, so calls auth refuses are counted too. Without
 	// tokens there is nothing to check: grpc-go allocates a closure per
 	// call for every interceptor in a chain, so none is added.
@@ -114,6 +117,7 @@ func listenFronts(c *Config, svc *rpc.Service, metrics *rpc.Metrics, sec securit
 	f.http = &http.Server{
 		Handler:   sec.auth.HTTP(handler, c.MetricsOpen),
 		TLSConfig: sec.tls.Config(),
+		ErrorLog:  rpc.NewHTTPErrorLog(log, clk),
 		// A slow or silent client must not pin a connection forever.
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,

@@ -153,7 +153,7 @@ func (s *Server) Run(ctx context.Context) error {
 		Logger:         log,
 		RequestTimeout: c.RequestTimeout,
 	})
-	fr, err := listenFronts(c, svc, metrics, s.sec)
+	fr, err := listenFronts(c, svc, metrics, s.sec, log, s.clock)
 	if err != nil {
 		return err
 	}

@@ -35,8 +35,15 @@ func startServer(t *testing.T) string { return startServerWith(t, rpc.ServerOpti
 // startServerWith is startServer with interceptors or TLS.
 func startServerWith(t *testing.T, opts rpc.ServerOptions) string {
 	t.Helper()
+	return startServerLimits(t, rpc.Options{}, opts)
+}
+
+// startServerLimits is startServerWith with the service's own options
+// (limits) too.
+func startServerLimits(t *testing.T, svcOpts rpc.Options, opts rpc.ServerOptions) string {
+	t.Helper()
 	a := actor.New(actor.Config{ExpireInterval: -1})
-	srv := rpc.NewServer(rpc.NewService(a, rpc.Options{}), opts)
+	srv := rpc.NewServer(rpc.NewService(a, svcOpts), opts)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -120,6 +127,21 @@ func TestSubcommands(t *testing.T) {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit %d, stdout %q, stderr containing %q",
 				s.args, code, out, errOut, s.wantCode, s.wantOut, s.wantErrSub)
 		}
+	}
+}
+
+// TestGetLargeValue is the regression test for a get of a value over
+// grpc's default 4 MiB receive limit: it failed with ResourceExhausted
+// ("received message larger than max") although the server held it.
+func TestGetLargeValue(t *testing.T) {
+	addr := startServerLimits(t, rpc.Options{MaxValueBytes: 8 << 20}, rpc.ServerOptions{})
+	value := strings.Repeat("v", 5<<20)
+	if code, _, errOut := runClient(t, addr, "set", "big", value); code != 0 {
+		t.Fatalf("set: exit %d, %q", code, errOut)
+	}
+	code, out, errOut := runClient(t, addr, "get", "big")
+	if code != 0 || out != value+"\n" {
+		t.Fatalf("get: exit %d, stderr %q, %d bytes out; want 0 and the %d-byte value", code, errOut, len(out), len(value))
 	}
 }
 

@@ -63,7 +63,7 @@ func TestConfigFileErrorsNameTheSetting(t *testing.T) {
 	}{
 		{"unknown key", "bogus = 1\n", `"bogus" not defined`},
 		{"bad duration", "expire-interval = \"soon\"\n", `"expire-interval"`},
-		{"impossible limit", "max-key-bytes = 0\n", "--max-key-bytes must be positive"},
+		{"impossible limit", "max-key-bytes = 0\n", "--max-key-bytes 0 is out of range"},
 		{"bad policy", "fsync = \"sometimes\"\n", `"fsync"`},
 		{"not toml", "listen = \n", "error parsing TOML"},
 	}

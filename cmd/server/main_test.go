@@ -134,17 +134,28 @@ func TestParseFlags(t *testing.T) {
 		{name: "flag beats env", args: []string{"--listen", "127.0.0.1:9"}, env: map[string]string{"KVSTORE_LISTEN": "127.0.0.1:1234"},
 			check: func(c server.Config) bool { return c.Listen == "127.0.0.1:9" }},
 		{name: "bad env", env: map[string]string{"KVSTORE_MAX_KEY_BYTES": "lots"}, wantErr: "KVSTORE_MAX_KEY_BYTES"},
-		{name: "bad duration", args: []string{"--expire-interval", "0s"}, wantErr: "--expire-interval must be positive"},
+		{name: "bad duration", args: []string{"--expire-interval", "0s"}, wantErr: "--expire-interval 0s is out of range: want 10ms to 1h"},
 		{name: "negative key limit", args: []string{"--max-key-bytes", "-1"}, wantErr: `invalid value "-1" for flag -max-key-bytes: want a size like`},
-		{name: "huge value limit", args: []string{"--max-value-bytes", "1000000000"}, wantErr: "does not fit in a log record"},
+		{name: "huge value limit", args: []string{"--max-value-bytes", "1000000000"}, wantErr: "--max-value-bytes 1000000000 is out of range: want 1 to 67108841"},
 		// Issue 11 bug 2: 65 MiB was accepted, and one such Set failed the
 		// log for good.
-		{name: "value limit past a log record", args: []string{"--max-value-bytes", "68157440"}, wantErr: "the largest value that fits is"},
+		{name: "value limit past a log record", args: []string{"--max-value-bytes", "68157440"}, wantErr: "--max-value-bytes 65MiB is out of range"},
+		{name: "value limit past a log record with the key", args: []string{"--max-value-bytes", "67108841"}, wantErr: "the largest value that fits is"},
 		{name: "sizes take units", args: []string{"--max-value-bytes", "2MiB", "--max-key-bytes", "2KiB", "--wal-segment-bytes", "8MiB"},
 			check: func(c server.Config) bool {
 				return c.MaxValueBytes == 2<<20 && c.MaxKeyBytes == 2<<10 && c.WALSegmentBytes == 8<<20
 			}},
-		{name: "negative grace", args: []string{"--shutdown-grace", "-1s"}, wantErr: "--shutdown-grace must not be negative"},
+		{name: "negative grace", args: []string{"--shutdown-grace", "-1s"}, wantErr: "--shutdown-grace -1s is out of range: want 0s to 1h"},
+		// Issue 12 item 8: each of these was accepted, and the server then
+		// failed every RPC, filled the disk, spun a core or failed every
+		// request.
+		{name: "key limit past int32", args: []string{"--max-key-bytes", "9223372036854775807"},
+			wantErr: "--max-key-bytes 9223372036854775807 is out of range: want 1 to 67108841"},
+		{name: "prealloc filling the disk", args: []string{"--wal-prealloc-bytes", "1TiB"},
+			wantErr: "--wal-prealloc-bytes 1TiB is out of range: want 0 (off) or 4KiB to 64MiB"},
+		{name: "expiry spinning", args: []string{"--expire-interval", "1ns"}, wantErr: "--expire-interval 1ns is out of range: want 10ms to 1h"},
+		{name: "timeout failing every request", env: map[string]string{"KVSTORE_REQUEST_TIMEOUT": "1ns"},
+			wantErr: "--request-timeout 1ns is out of range: want 0 (none) or 10ms to 1h"},
 		{name: "unknown flag", args: []string{"--nope"}, wantErr: "flag provided but not defined"},
 		{name: "stray argument", args: []string{"serve"}, wantErr: `unexpected argument "serve"`},
 	}
@@ -364,12 +375,22 @@ func TestBinaryBadFlagExitsTwo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	out, err := exec.Command(serverBinary(t), "--max-key-bytes", "0").CombinedOutput()
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
-		t.Fatalf("err = %v; want exit status 2", err)
-	}
-	if !strings.Contains(string(out), "--max-key-bytes must be positive") {
-		t.Fatalf("output lacks the reason:\n%s", out)
+	for _, tt := range []struct{ args []string }{
+		{[]string{"--max-key-bytes", "0"}},
+		{[]string{"--max-key-bytes", "9223372036854775807"}},
+		{[]string{"--wal-prealloc-bytes", "1TiB"}},
+		{[]string{"--expire-interval", "1ns"}},
+		{[]string{"--request-timeout", "1ns"}},
+	} {
+		// Each names itself: "--flag VALUE is out of range: ...".
+		want := tt.args[0] + " " + tt.args[1] + " is out of range"
+		out, err := exec.Command(serverBinary(t), append(tt.args, "--data-dir", t.TempDir())...).CombinedOutput()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+			t.Fatalf("%v: err = %v; want exit status 2; output:\n%s", tt.args, err, out)
+		}
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("%v: output lacks %q:\n%s", tt.args, want, out)
+		}
 	}
 }

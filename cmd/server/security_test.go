@@ -5,8 +5,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"math/big"
 	"net"
@@ -231,5 +233,38 @@ func TestSIGHUPReloadsTokens(t *testing.T) {
 	}
 	if _, err := kept.Set(ctx, set); err != nil {
 		t.Fatalf("kept token after SIGHUP: %v", err)
+	}
+}
+
+// TestBinaryTLSHandshakeErrorsAreJSON is the regression test for net/http
+// writing each failed TLS handshake as a plain-text line of its own, even
+// with --log-format json: the real binary logs it as a JSON record.
+func TestBinaryTLSHandshakeErrorsAreJSON(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	dir := t.TempDir()
+	_, cert, key := writeTLSFiles(t, dir)
+	p := startBinary(t, "--data-dir", filepath.Join(dir, "data"), "--log-format", "json",
+		"--tls-cert", cert, "--tls-key", key)
+	var serving struct{ HTTP string }
+	if err := json.Unmarshal([]byte(p.waitLog(t, `"msg":"serving"`, "")), &serving); err != nil || serving.HTTP == "" {
+		t.Fatalf("serving line: %+v, %v", serving, err)
+	}
+	// A client that does not trust the server's CA aborts the handshake.
+	conn, err := tls.Dial("tcp", serving.HTTP, &tls.Config{ServerName: "localhost"})
+	if err == nil {
+		conn.Close()
+		t.Fatal("handshake with an unknown CA succeeded")
+	}
+	line := p.waitLog(t, "TLS handshake failed", "http: TLS handshake error")
+	var rec struct {
+		Level, Msg, Remote, Err string
+	}
+	if err := json.Unmarshal([]byte(line), &rec); err != nil {
+		t.Fatalf("not a JSON record: %q: %v", line, err)
+	}
+	if rec.Level != "WARN" || !strings.HasPrefix(rec.Remote, "127.0.0.1:") || !strings.Contains(rec.Err, "tls: bad certificate") {
+		t.Fatalf("record %+v; want a WARN naming the client and the TLS alert", rec)
 	}
 }
