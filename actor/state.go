@@ -319,7 +319,9 @@ const secondNanos = int64(1e9)
 //
 // When a bounded Expire cannot take a whole second, the bucket's keys are
 // sorted once and later passes go on down that list, so a second of a
-// million keys costs one sort, not one per pass.
+// million keys costs one sort, not one per pass. A key added to that
+// second (its deadline already passed) discards the list, so a pass
+// always takes the first keys of the bucket as it is now.
 type expiryIndex struct {
 	buckets map[int64]*bucket
 	secs    []*bucket // a min-heap by sec
@@ -401,6 +403,12 @@ func (x *expiryIndex) add(key string, deadline int64) {
 		heap.Push(x, b)
 	}
 	b.keys[key] = struct{}{}
+	if sec == x.orderSec {
+		// The sorted list lacks key: sort again when next needs it, so
+		// the choice depends on the keys stored, not on when the list
+		// was made.
+		x.order = nil
+	}
 }
 
 // passed reports whether every deadline in second sec is at or before now.
