@@ -350,3 +350,36 @@ func BenchmarkStateSetTTL(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkTTLKeyMemory reports the heap per key of 1M keys (12-byte keys,
+// 16-byte values) without a TTL, and with deadlines 1 and 1000 keys to a
+// second: what a TTL adds through the expiry index, against the fixed
+// per-entry estimate --max-memory counts (entryOverhead).
+func BenchmarkTTLKeyMemory(b *testing.B) {
+	const keys = 1_000_000
+	for _, perSec := range []int{0, 1, 1000} {
+		b.Run(fmt.Sprintf("keys-per-second=%d", perSec), func(b *testing.B) {
+			var used uint64
+			for range b.N {
+				s := NewState()
+				runtime.GC()
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				base := ms.HeapAlloc
+				for i := range keys {
+					var d int64
+					if perSec > 0 {
+						d = int64(1_000_000+i/perSec) * sec
+					}
+					s.Set(fmt.Sprintf("key:%08d", i), "0123456789abcdef", d)
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&ms)
+				used = ms.HeapAlloc - base
+				runtime.KeepAlive(s)
+			}
+			b.ReportMetric(float64(used)/keys, "B/key")
+			b.ReportMetric(float64(entryBytes("key:00000000", "0123456789abcdef")), "counted-B/key")
+		})
+	}
+}
