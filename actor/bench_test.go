@@ -292,3 +292,101 @@ func BenchmarkSnapshotChurn(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkTTLOverwriteMemory reports the heap a State holds after
+// 1.5M Sets that overwrite a few keys, each with a deadline in a second
+// of its own (issue 12's pattern: ttl_seconds = 1000000+i), measured
+// after GC. B/live-key is that heap over the stored keys: it must depend
+// on the live keys only, not on the writes that led there.
+func BenchmarkTTLOverwriteMemory(b *testing.B) {
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	const writes = 1_500_000
+	for _, keys := range []int{10, 1000} {
+		b.Run(fmt.Sprintf("keys=%d", keys), func(b *testing.B) {
+			names := make([]string, keys)
+			for i := range names {
+				names[i] = fmt.Sprintf("key:%08d", i)
+			}
+			var used uint64
+			for range b.N {
+				s := NewState()
+				base := heap()
+				for i := range writes {
+					s.Set(names[i%keys], "0123456789abcdef", int64(1_000_000+i)*sec)
+				}
+				used = heap() - base
+				if s.Len() != keys {
+					b.Fatalf("%d keys; want %d", s.Len(), keys)
+				}
+				runtime.KeepAlive(s)
+			}
+			b.ReportMetric(float64(used)/1e6, "heap-MB")
+			b.ReportMetric(float64(used)/float64(keys), "B/live-key")
+		})
+	}
+}
+
+// BenchmarkStateSetTTL measures State.Set overwriting keys with a TTL,
+// the work the expiry index adds to a write: dense is 64k keys whose
+// deadlines share a second with ~1000 others, sparse gives every write a
+// second of its own (BenchmarkTTLOverwriteMemory's pattern), so each
+// overwrite empties a bucket and makes a new one.
+func BenchmarkStateSetTTL(b *testing.B) {
+	for _, tc := range []struct {
+		name     string
+		deadline func(i int) int64
+	}{
+		{"dense", func(i int) int64 { return int64(1_000_000+i/1000) * sec }},
+		{"sparse", func(i int) int64 { return int64(1_000_000+i) * sec }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			s := NewState()
+			for i, k := range benchKeyNames {
+				s.Set(k, "0123456789abcdef", tc.deadline(i))
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				s.Set(benchKeyNames[i&(benchKeys-1)], "0123456789abcdef", tc.deadline(benchKeys+i))
+			}
+		})
+	}
+}
+
+// BenchmarkTTLKeyMemory reports the heap per key of 1M keys (12-byte keys,
+// 16-byte values) without a TTL, and with deadlines 1 and 1000 keys to a
+// second: what a TTL adds through the expiry index, against the fixed
+// per-entry estimate --max-memory counts (entryOverhead).
+func BenchmarkTTLKeyMemory(b *testing.B) {
+	const keys = 1_000_000
+	for _, perSec := range []int{0, 1, 1000} {
+		b.Run(fmt.Sprintf("keys-per-second=%d", perSec), func(b *testing.B) {
+			var used uint64
+			for range b.N {
+				s := NewState()
+				runtime.GC()
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				base := ms.HeapAlloc
+				for i := range keys {
+					var d int64
+					if perSec > 0 {
+						d = int64(1_000_000+i/perSec) * sec
+					}
+					s.Set(fmt.Sprintf("key:%08d", i), "0123456789abcdef", d)
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&ms)
+				used = ms.HeapAlloc - base
+				runtime.KeepAlive(s)
+			}
+			b.ReportMetric(float64(used)/keys, "B/key")
+			b.ReportMetric(float64(entryBytes("key:00000000", "0123456789abcdef")), "counted-B/key")
+		})
+	}
+}

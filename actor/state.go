@@ -66,7 +66,7 @@ func NewState() *State {
 	for i := range s.shards {
 		s.shards[i] = &shard{m: make(map[string]entry)}
 	}
-	s.expiry.buckets = make(map[int64]map[string]struct{})
+	s.expiry.buckets = make(map[int64]*bucket)
 	return s
 }
 
@@ -208,35 +208,33 @@ func (s *State) Apply(r Record) {
 func (s *State) Expire(now int64, limit int) (removed int, more bool) {
 	x := &s.expiry
 	for removed < limit && len(x.secs) > 0 {
-		sec := x.secs[0]
-		if !x.passed(sec, now) {
+		b := x.secs[0]
+		if !x.passed(b.sec, now) {
 			return removed, false
 		}
-		b := x.buckets[sec]
-		if len(b) > limit-removed {
+		if len(b.keys) > limit-removed {
 			// Only part of this second fits: take its first keys in
 			// order, and leave the rest for the next pass.
 			for removed < limit {
-				s.expire(b, x.next(sec))
+				s.expire(b, x.next(b))
 				removed++
 			}
 			return removed, true
 		}
 		// The whole second fits: order cannot matter.
-		for key := range b {
+		for key := range b.keys {
 			s.expire(b, key)
 			removed++
 		}
-		delete(x.buckets, sec)
-		x.order = nil
-		heap.Pop(x)
+		x.drop(b)
 	}
-	return removed, len(x.secs) > 0 && x.passed(x.secs[0], now)
+	return removed, len(x.secs) > 0 && x.passed(x.secs[0].sec, now)
 }
 
-// expire removes key, which is in the expiry bucket b.
-func (s *State) expire(b map[string]struct{}, key string) {
-	delete(b, key)
+// expire removes key, which is in the expiry bucket b. It leaves b in
+// the index, even if empty: Expire drops it.
+func (s *State) expire(b *bucket, key string) {
+	delete(b.keys, key)
 	m := s.writable(s.shardOf(key))
 	s.bytes -= entryBytes(key, m[key].value)
 	delete(m, key)
@@ -311,32 +309,47 @@ func (v *View) Range(fn func(key, value string, deadline int64) bool) {
 const secondNanos = int64(1e9)
 
 // expiryIndex groups keys by the whole second of their deadline, with a
-// min-heap of those seconds. A bucket stays in the map (possibly empty)
-// until its second is popped, so each second is in the heap exactly once
-// and churn on a key cannot grow the heap.
+// min-heap of those seconds. It holds only seconds with a key in them: a
+// bucket is dropped, from the map and the heap, as soon as its last key
+// is overwritten, deleted or expired, so the index stays proportional to
+// the stored keys with a TTL whatever the write pattern (overwriting a
+// key with a deadline in a new second each time would otherwise leave
+// one empty bucket per write until that second passed). Each bucket
+// knows its place in the heap, so dropping one costs O(log seconds).
 //
 // When a bounded Expire cannot take a whole second, the bucket's keys are
 // sorted once and later passes go on down that list, so a second of a
-// million keys costs one sort, not one per pass.
+// million keys costs one sort, not one per pass. A key added to that
+// second (its deadline already passed) discards the list, so a pass
+// always takes the first keys of the bucket as it is now.
 type expiryIndex struct {
-	buckets map[int64]map[string]struct{}
-	secs    []int64
+	buckets map[int64]*bucket
+	secs    []*bucket // a min-heap by sec
 	// order is the sorted keys of second orderSec not visited yet; keys
-	// removed from the bucket since the sort are skipped.
+	// removed from the bucket since the sort are skipped. It is cleared
+	// when that second's bucket is dropped.
 	order    []string
 	orderSec int64
-	// orderDirty says keys of orderSec were added or removed since the
-	// sort, so order may list keys no longer in the bucket.
+	// orderDirty says keys of orderSec were removed since the sort, so
+	// order may list keys no longer in the bucket (an added key drops
+	// order instead: see add).
 	orderDirty bool
 }
 
-// next returns the first key of second sec's non-empty bucket in the
+// bucket is the keys whose deadline falls in second sec; i is its index
+// in expiryIndex.secs.
+type bucket struct {
+	sec  int64
+	keys map[string]struct{}
+	i    int
+}
+
+// next returns the first key of bucket b, which is not empty, in the
 // order sort gives, and moves past it.
-func (x *expiryIndex) next(sec int64) string {
-	b := x.buckets[sec]
+func (x *expiryIndex) next(b *bucket) string {
 	for {
-		if x.orderSec != sec || len(x.order) == 0 {
-			x.sort(sec)
+		if x.orderSec != b.sec || len(x.order) == 0 {
+			x.sort(b)
 		}
 		k := x.order[0]
 		x.order[0] = "" // the list does not keep keys alive
@@ -344,20 +357,19 @@ func (x *expiryIndex) next(sec int64) string {
 		if !x.orderDirty {
 			return k
 		}
-		if _, ok := b[k]; ok { // else overwritten or deleted since the sort
+		if _, ok := b.keys[k]; ok { // else overwritten or deleted since the sort
 			return k
 		}
 	}
 }
 
-// sort lists second sec's keys in a fixed order: by a seedless hash of
+// sort lists bucket b's keys in a fixed order: by a seedless hash of
 // the key, then bytewise. Every key of a passed second is expired, so any
 // order that depends only on the keys will do, and sorting integers is
 // several times cheaper than sorting strings (BenchmarkExpireMillion).
-func (x *expiryIndex) sort(sec int64) {
-	b := x.buckets[sec]
-	hashed := make([]hashedKey, 0, len(b))
-	for k := range b {
+func (x *expiryIndex) sort(b *bucket) {
+	hashed := make([]hashedKey, 0, len(b.keys))
+	for k := range b.keys {
 		hashed = append(hashed, hashedKey{fnv64a(k), k})
 	}
 	slices.SortFunc(hashed, func(a, b hashedKey) int {
@@ -370,7 +382,7 @@ func (x *expiryIndex) sort(sec int64) {
 	for _, h := range hashed {
 		x.order = append(x.order, h.key)
 	}
-	x.orderSec, x.orderDirty = sec, false
+	x.orderSec, x.orderDirty = b.sec, false
 }
 
 type hashedKey struct {
@@ -393,12 +405,17 @@ func (x *expiryIndex) add(key string, deadline int64) {
 	sec := deadline / secondNanos
 	b, ok := x.buckets[sec]
 	if !ok {
-		b = make(map[string]struct{})
+		b = &bucket{sec: sec, keys: make(map[string]struct{})}
 		x.buckets[sec] = b
-		heap.Push(x, sec)
+		heap.Push(x, b)
 	}
-	b[key] = struct{}{}
-	x.orderDirty = x.orderDirty || sec == x.orderSec
+	b.keys[key] = struct{}{}
+	if sec == x.orderSec {
+		// The sorted list lacks key: sort again when next needs it, so
+		// the choice depends on the keys stored, not on when the list
+		// was made.
+		x.order = nil
+	}
 }
 
 // passed reports whether every deadline in second sec is at or before now.
@@ -406,18 +423,44 @@ func (x *expiryIndex) add(key string, deadline int64) {
 // deadlines near the end of int64 time.
 func (x *expiryIndex) passed(sec, now int64) bool { return sec < now/secondNanos }
 
+// remove takes key, whose deadline is deadline, out of the index, and
+// drops its bucket if that was the bucket's last key.
 func (x *expiryIndex) remove(key string, deadline int64) {
-	sec := deadline / secondNanos
-	delete(x.buckets[sec], key)
-	x.orderDirty = x.orderDirty || sec == x.orderSec
+	b := x.buckets[deadline/secondNanos]
+	delete(b.keys, key)
+	x.orderDirty = x.orderDirty || b.sec == x.orderSec
+	if len(b.keys) == 0 {
+		x.drop(b)
+	}
+}
+
+// drop removes bucket b from the map and the heap, and forgets the sorted
+// order of its second: a new bucket for the same second sorts afresh.
+func (x *expiryIndex) drop(b *bucket) {
+	delete(x.buckets, b.sec)
+	heap.Remove(x, b.i)
+	if x.orderSec == b.sec {
+		x.order = nil
+	}
 }
 
 func (x *expiryIndex) Len() int           { return len(x.secs) }
-func (x *expiryIndex) Less(i, j int) bool { return x.secs[i] < x.secs[j] }
-func (x *expiryIndex) Swap(i, j int)      { x.secs[i], x.secs[j] = x.secs[j], x.secs[i] }
-func (x *expiryIndex) Push(v any)         { x.secs = append(x.secs, v.(int64)) }
+func (x *expiryIndex) Less(i, j int) bool { return x.secs[i].sec < x.secs[j].sec }
+func (x *expiryIndex) Swap(i, j int) {
+	x.secs[i], x.secs[j] = x.secs[j], x.secs[i]
+	x.secs[i].i = i
+	x.secs[j].i = j
+}
+
+func (x *expiryIndex) Push(v any) {
+	b := v.(*bucket)
+	b.i = len(x.secs)
+	x.secs = append(x.secs, b)
+}
+
 func (x *expiryIndex) Pop() any {
-	v := x.secs[len(x.secs)-1]
+	b := x.secs[len(x.secs)-1]
+	x.secs[len(x.secs)-1] = nil // the heap does not keep buckets alive
 	x.secs = x.secs[:len(x.secs)-1]
-	return v
+	return b
 }
