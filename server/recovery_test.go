@@ -698,7 +698,7 @@ func dataDirCopy(t *testing.T, snapKeys int, dir string) *faultfs.FS {
 }
 
 // TestRecoveryCancelled: a context that ends before or during recovery
-// (loading the snapshot, the replay) stops
+// (loading the snapshot, the log's validation at Open, the replay) stops
 // it with the context's error before it reads further than the next
 // check, and Run returns nil, as for any shutdown asked for during
 // recovery, without becoming ready. No file changes, the lock is free
@@ -727,6 +727,12 @@ func TestRecoveryCancelled(t *testing.T) {
 		{"before Run", bigSnapshot, nil, 0, firstSeg, 0},
 		// The snapshot is verified, then loaded: open 2 is the load.
 		{"loading a big snapshot", bigSnapshot, snapshot, 2, firstSeg, 0},
+		// The load ends before its next look at ctx; the log must not
+		// be opened then.
+		{"loading a small snapshot", smallSnapshot, snapshot, 2, firstSeg, 0},
+		// Open reads every segment once whatever ctx says; Replay must
+		// not read one again.
+		{"validating the log", bigSnapshot, firstSeg, 1, firstSeg, 1},
 		{"replaying the log", bigSnapshot, firstSeg, 2, lastSeg, 1},
 		{"replaying the log after a small snapshot", smallSnapshot, firstSeg, 2, lastSeg, 1},
 	} {
