@@ -56,6 +56,11 @@ func recoverStorage(ctx context.Context, fsys wal.FS, c *Config, clk clock.Clock
 	if err != nil {
 		return nil, fmt.Errorf("load snapshot: %w", err)
 	}
+	// checkCtx looks only every checkEvery entries, and wal.Open reads
+	// every segment without looking at all: check at each step too.
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("stopped before opening the log: %w", err)
+	}
 	if err := setAsideSkipped(fsys, info, c.DataDir, log); err != nil {
 		return nil, err
 	}
@@ -76,6 +81,10 @@ func recoverStorage(ctx context.Context, fsys wal.FS, c *Config, clk clock.Clock
 	})
 	if err != nil {
 		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		wlog.Close()
+		return nil, fmt.Errorf("stopped before replaying the log: %w", err)
 	}
 	last, err := wlog.Replay(info.Seq, func(r wal.Record) error {
 		state.Apply(actorlog.FromWAL(r))
