@@ -770,7 +770,7 @@ func TestRecoveryCancelled(t *testing.T) {
 			ctx, cancel, rf := armed()
 			defer cancel()
 			cfg := recoveryConfig(dir, rf, newMock(), nil)
-			st, err := recoverStorage(ctx, rf, &cfg, cfg.Clock, cfg.Logger, rpc.NewMetrics(nil))
+			st, err := recoverStorage(ctx, rf, &cfg, cfg.Clock, cfg.Logger, rpc.NewMetrics(nil), nil)
 			if !errors.Is(err, context.Canceled) {
 				if st != nil {
 					st.close(cfg.Logger)
