@@ -1,9 +1,12 @@
 package actor
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -101,8 +104,9 @@ func checkIndex(t *testing.T, s *State, step string) {
 		if x.buckets[b.sec] != b {
 			t.Fatalf("%s: heap holds a bucket of second %d that the map does not", step, b.sec)
 		}
-		if len(b.keys) == 0 || !maps.Equal(b.keys, want[b.sec]) {
-			t.Fatalf("%s: second %d holds %d keys; want %d", step, b.sec, len(b.keys), len(want[b.sec]))
+		got := checkTrie(t, &b.keys, 0, 0)
+		if len(got) == 0 || !maps.Equal(got, want[b.sec]) {
+			t.Fatalf("%s: second %d holds %d keys; want %d", step, b.sec, len(got), len(want[b.sec]))
 		}
 	}
 }
@@ -174,6 +178,99 @@ func TestExpireOrderIgnoresHistory(t *testing.T) {
 		if na != nb || !maps.Equal(ca, cb) {
 			t.Fatalf("pass %d: the State with history removed %d and kept %d keys, the rebuilt one removed %d and kept %d; want the same keys",
 				pass, na, len(ca), nb, len(cb))
+		}
+	}
+}
+
+// checkTrie checks a hashTrie's invariants (counts, leaf sizes, every key
+// under its hash prefix) and returns its keys.
+func checkTrie(t *testing.T, tr *hashTrie, depth int, prefix uint64) map[string]struct{} {
+	t.Helper()
+	keys := map[string]struct{}{}
+	if tr.kids != nil {
+		if tr.leaf != nil {
+			t.Fatalf("depth %d: a node with both a leaf and children", depth)
+		}
+		for i := range tr.kids {
+			maps.Copy(keys, checkTrie(t, &tr.kids[i], depth+1, prefix<<trieBits|uint64(i)))
+		}
+	} else {
+		if len(tr.leaf) > leafMax && depth < trieDepth {
+			t.Fatalf("depth %d: a leaf of %d keys, past %d", depth, len(tr.leaf), leafMax)
+		}
+		for k := range tr.leaf {
+			if depth > 0 && fnv64a(k)>>(64-trieBits*depth) != prefix {
+				t.Fatalf("key %q (hash %x) under prefix %x at depth %d", k, fnv64a(k), prefix, depth)
+			}
+			keys[k] = struct{}{}
+		}
+	}
+	if len(keys) != tr.n {
+		t.Fatalf("depth %d: n = %d, holds %d keys", depth, tr.n, len(keys))
+	}
+	return keys
+}
+
+// TestHashTrieTakesInHashOrder: whatever the insertion order, removals
+// in between and the trie's shape, take removes exactly the first keys in
+// (FNV-1a hash, key) order — the same keys as sorting the whole set.
+func TestHashTrieTakesInHashOrder(t *testing.T) {
+	const n = 5000 // several levels with leafMax 512
+	byHash := func(keys []string) []string {
+		s := slices.Clone(keys)
+		slices.SortFunc(s, func(a, b string) int {
+			return cmp.Or(cmp.Compare(fnv64a(a), fnv64a(b)), strings.Compare(a, b))
+		})
+		return s
+	}
+	for _, seed := range []uint64{1, 2, 3} {
+		rng := rand.New(rand.NewPCG(seed, 0))
+		keys := make([]string, n)
+		for i := range keys {
+			keys[i] = fmt.Sprint("key", i)
+		}
+		rng.Shuffle(n, func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
+		var tr hashTrie
+		for _, k := range keys {
+			if !tr.add(k, fnv64a(k), 0) {
+				t.Fatalf("add %q reported present", k)
+			}
+		}
+		if tr.add(keys[0], fnv64a(keys[0]), 0) {
+			t.Fatal("adding a present key reported new")
+		}
+		// Remove a random tenth, so leaves are uneven.
+		live := map[string]bool{}
+		for _, k := range keys {
+			live[k] = true
+		}
+		for _, k := range keys[:n/10] {
+			if !tr.remove(k, fnv64a(k), 0) {
+				t.Fatalf("remove %q reported absent", k)
+			}
+			delete(live, k)
+		}
+		if tr.remove(keys[0], fnv64a(keys[0]), 0) {
+			t.Fatal("removing an absent key reported present")
+		}
+		checkTrie(t, &tr, 0, 0)
+		want := byHash(slices.Collect(maps.Keys(live)))
+		// Each take removes the next keys of want, as a set (fn is
+		// called in no particular order).
+		for pos := 0; tr.n > 0; {
+			var got []string
+			taken := tr.take(1+rng.IntN(700), 0, func(k string) { got = append(got, k) })
+			if taken != len(got) || taken == 0 {
+				t.Fatalf("take returned %d, called fn %d times", taken, len(got))
+			}
+			if !slices.Equal(byHash(got), want[pos:pos+taken]) {
+				t.Fatalf("seed %d: take at %d removed other keys than the next %d in (hash, key) order", seed, pos, taken)
+			}
+			pos += taken
+			checkTrie(t, &tr, 0, 0)
+		}
+		if tr.leaf != nil || tr.kids != nil {
+			t.Fatal("an emptied trie keeps its maps")
 		}
 	}
 }

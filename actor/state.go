@@ -1,12 +1,9 @@
 package actor
 
 import (
-	"cmp"
-	"container/heap"
 	"hash/maphash"
 	"maps"
 	"slices"
-	"strings"
 	"sync/atomic"
 )
 
@@ -58,6 +55,9 @@ type State struct {
 	bytes  int64
 	seed   maphash.Seed
 	expiry expiryIndex
+	// expireFn is s.expireKey, bound once so that an expiry pass does not
+	// allocate a method value.
+	expireFn func(key string)
 }
 
 // NewState returns an empty State.
@@ -67,6 +67,7 @@ func NewState() *State {
 		s.shards[i] = &shard{m: make(map[string]entry)}
 	}
 	s.expiry.buckets = make(map[int64]*bucket)
+	s.expireFn = s.expireKey
 	return s
 }
 
@@ -200,11 +201,11 @@ func (s *State) Apply(r Record) {
 // visited, so every key visited has expired. A key may therefore stay in
 // memory up to a second after its deadline; Get never returns it.
 //
-// Which keys a bounded pass removes depends only on the keys and their
-// deadlines, never on map order, so replicas applying the same commands
-// and passes stay identical: seconds go oldest first, and a second that
-// does not fit in what is left of the pass is removed in an order fixed by
-// its keys alone (see expiryIndex.sort).
+// Which keys a bounded pass removes depends only on the keys stored, never
+// on map order or on the history that stored them, so replicas applying
+// the same commands and passes stay identical: seconds go oldest first,
+// and a second that does not fit in what is left of the pass gives up its
+// first keys in the order of a seedless hash (see hashTrie).
 func (s *State) Expire(now int64, limit int) (removed int, more bool) {
 	x := &s.expiry
 	for removed < limit && len(x.secs) > 0 {
@@ -212,29 +213,18 @@ func (s *State) Expire(now int64, limit int) (removed int, more bool) {
 		if !x.passed(b.sec, now) {
 			return removed, false
 		}
-		if len(b.keys) > limit-removed {
-			// Only part of this second fits: take its first keys in
-			// order, and leave the rest for the next pass.
-			for removed < limit {
-				s.expire(b, x.next(b))
-				removed++
-			}
+		removed += b.keys.take(limit-removed, 0, s.expireFn)
+		if b.keys.n > 0 {
 			return removed, true
-		}
-		// The whole second fits: order cannot matter.
-		for key := range b.keys {
-			s.expire(b, key)
-			removed++
 		}
 		x.drop(b)
 	}
 	return removed, len(x.secs) > 0 && x.passed(x.secs[0].sec, now)
 }
 
-// expire removes key, which is in the expiry bucket b. It leaves b in
-// the index, even if empty: Expire drops it.
-func (s *State) expire(b *bucket, key string) {
-	delete(b.keys, key)
+// expireKey removes key, which active expiry has just taken out of the
+// index.
+func (s *State) expireKey(key string) {
 	m := s.writable(s.shardOf(key))
 	s.bytes -= entryBytes(key, m[key].value)
 	delete(m, key)
@@ -304,163 +294,4 @@ func (v *View) Range(fn func(key, value string, deadline int64) bool) {
 			}
 		}
 	}
-}
-
-const secondNanos = int64(1e9)
-
-// expiryIndex groups keys by the whole second of their deadline, with a
-// min-heap of those seconds. It holds only seconds with a key in them: a
-// bucket is dropped, from the map and the heap, as soon as its last key
-// is overwritten, deleted or expired, so the index stays proportional to
-// the stored keys with a TTL whatever the write pattern (overwriting a
-// key with a deadline in a new second each time would otherwise leave
-// one empty bucket per write until that second passed). Each bucket
-// knows its place in the heap, so dropping one costs O(log seconds).
-//
-// When a bounded Expire cannot take a whole second, the bucket's keys are
-// sorted once and later passes go on down that list, so a second of a
-// million keys costs one sort, not one per pass. A key added to that
-// second (its deadline already passed) discards the list, so a pass
-// always takes the first keys of the bucket as it is now.
-type expiryIndex struct {
-	buckets map[int64]*bucket
-	secs    []*bucket // a min-heap by sec
-	// order is the sorted keys of second orderSec not visited yet; keys
-	// removed from the bucket since the sort are skipped. It is cleared
-	// when that second's bucket is dropped.
-	order    []string
-	orderSec int64
-	// orderDirty says keys of orderSec were removed since the sort, so
-	// order may list keys no longer in the bucket (an added key drops
-	// order instead: see add).
-	orderDirty bool
-}
-
-// bucket is the keys whose deadline falls in second sec; i is its index
-// in expiryIndex.secs.
-type bucket struct {
-	sec  int64
-	keys map[string]struct{}
-	i    int
-}
-
-// next returns the first key of bucket b, which is not empty, in the
-// order sort gives, and moves past it.
-func (x *expiryIndex) next(b *bucket) string {
-	for {
-		if x.orderSec != b.sec || len(x.order) == 0 {
-			x.sort(b)
-		}
-		k := x.order[0]
-		x.order[0] = "" // the list does not keep keys alive
-		x.order = x.order[1:]
-		if !x.orderDirty {
-			return k
-		}
-		if _, ok := b.keys[k]; ok { // else overwritten or deleted since the sort
-			return k
-		}
-	}
-}
-
-// sort lists bucket b's keys in a fixed order: by a seedless hash of
-// the key, then bytewise. Every key of a passed second is expired, so any
-// order that depends only on the keys will do, and sorting integers is
-// several times cheaper than sorting strings (BenchmarkExpireMillion).
-func (x *expiryIndex) sort(b *bucket) {
-	hashed := make([]hashedKey, 0, len(b.keys))
-	for k := range b.keys {
-		hashed = append(hashed, hashedKey{fnv64a(k), k})
-	}
-	slices.SortFunc(hashed, func(a, b hashedKey) int {
-		if a.h != b.h {
-			return cmp.Compare(a.h, b.h)
-		}
-		return strings.Compare(a.key, b.key)
-	})
-	x.order = slices.Grow(x.order[:0], len(hashed))
-	for _, h := range hashed {
-		x.order = append(x.order, h.key)
-	}
-	x.orderSec, x.orderDirty = b.sec, false
-}
-
-type hashedKey struct {
-	h   uint64
-	key string
-}
-
-// fnv64a is FNV-1a: fixed, unlike maphash's seeds, so every replica and
-// every run orders keys the same way.
-func fnv64a(s string) uint64 {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(s); i++ {
-		h ^= uint64(s[i])
-		h *= 1099511628211
-	}
-	return h
-}
-
-func (x *expiryIndex) add(key string, deadline int64) {
-	sec := deadline / secondNanos
-	b, ok := x.buckets[sec]
-	if !ok {
-		b = &bucket{sec: sec, keys: make(map[string]struct{})}
-		x.buckets[sec] = b
-		heap.Push(x, b)
-	}
-	b.keys[key] = struct{}{}
-	if sec == x.orderSec {
-		// The sorted list lacks key: sort again when next needs it, so
-		// the choice depends on the keys stored, not on when the list
-		// was made.
-		x.order = nil
-	}
-}
-
-// passed reports whether every deadline in second sec is at or before now.
-// (sec+1)*1e9 <= now, written without the multiplication that overflows for
-// deadlines near the end of int64 time.
-func (x *expiryIndex) passed(sec, now int64) bool { return sec < now/secondNanos }
-
-// remove takes key, whose deadline is deadline, out of the index, and
-// drops its bucket if that was the bucket's last key.
-func (x *expiryIndex) remove(key string, deadline int64) {
-	b := x.buckets[deadline/secondNanos]
-	delete(b.keys, key)
-	x.orderDirty = x.orderDirty || b.sec == x.orderSec
-	if len(b.keys) == 0 {
-		x.drop(b)
-	}
-}
-
-// drop removes bucket b from the map and the heap, and forgets the sorted
-// order of its second: a new bucket for the same second sorts afresh.
-func (x *expiryIndex) drop(b *bucket) {
-	delete(x.buckets, b.sec)
-	heap.Remove(x, b.i)
-	if x.orderSec == b.sec {
-		x.order = nil
-	}
-}
-
-func (x *expiryIndex) Len() int           { return len(x.secs) }
-func (x *expiryIndex) Less(i, j int) bool { return x.secs[i].sec < x.secs[j].sec }
-func (x *expiryIndex) Swap(i, j int) {
-	x.secs[i], x.secs[j] = x.secs[j], x.secs[i]
-	x.secs[i].i = i
-	x.secs[j].i = j
-}
-
-func (x *expiryIndex) Push(v any) {
-	b := v.(*bucket)
-	b.i = len(x.secs)
-	x.secs = append(x.secs, b)
-}
-
-func (x *expiryIndex) Pop() any {
-	b := x.secs[len(x.secs)-1]
-	x.secs[len(x.secs)-1] = nil // the heap does not keep buckets alive
-	x.secs = x.secs[:len(x.secs)-1]
-	return b
 }
