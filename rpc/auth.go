@@ -420,7 +420,14 @@ func grpcRole(fullMethod string) Role {
 
 func (a *Auth) checkGRPC(ctx context.Context, fullMethod string) error {
 	md, _ := metadata.FromIncomingContext(ctx)
-	if fail := a.check(md.Get("authorization"), grpcRole(fullMethod), "call "+fullMethod); fail != nil {
+	need := grpcRole(fullMethod)
+	fail := a.check(md.Get("authorization"), need, "call "+fullMethod)
+	// A known token, even one without the role, lifts the connection's
+	// UnauthenticatedTimeout; a call that needs none proves nothing.
+	if need != roleOpen && (fail == nil || fail.code == codes.PermissionDenied) {
+		markAuthenticated(ctx)
+	}
+	if fail != nil {
 		return status.Error(fail.code, fail.msg)
 	}
 	return nil
