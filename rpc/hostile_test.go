@@ -1,12 +1,15 @@
 package rpc
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"io"
 	"net"
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -530,5 +533,84 @@ func TestUnauthenticatedConnectionClosed(t *testing.T) {
 	ts.clock.Add(time.Minute)
 	if _, err := ts.client.Set(ctx, &kvstorepb.SetRequest{Key: "k", Value: "v2"}); err != nil {
 		t.Fatalf("authenticated connection after the timeout: %v", err)
+	}
+}
+
+// An HTTP/1 request that announces a body and never sends it is answered
+// at once when the answer needs no body (a refusal, a route that reads
+// none), and its connection closed: net/http would otherwise wait for the
+// body before it sends the answer.
+func TestHTTPAnswersWithoutWaitingForBody(t *testing.T) {
+	f := newAuthFixture(t)
+	ts := startAuthHTTP(t, f.auth, Options{}, false)
+	addr := strings.TrimPrefix(ts.url, "http://")
+	tests := []struct {
+		name, method, path, authz, contentType string
+		status                                 int
+	}{
+		{"no token", "PUT", "/v1/keys/x", "", "application/json", http.StatusUnauthorized},
+		{"bad token", "PUT", "/v1/keys/x", "Bearer kvs_bad", "application/json", http.StatusUnauthorized},
+		{"read token", "PUT", "/v1/keys/x", "Bearer " + f.tokens[RoleRead], "application/json", http.StatusForbidden},
+		{"content type", "PUT", "/v1/keys/x", "Bearer " + f.tokens[RoleWrite], "text/plain", http.StatusUnsupportedMediaType},
+		{"bad key", "PUT", "/v1/keys/%ff", "Bearer " + f.tokens[RoleWrite], "application/json", http.StatusBadRequest},
+		{"healthz", "GET", "/healthz", "", "", http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(hangGuard))
+			req := tt.method + " " + tt.path + " HTTP/1.1\r\nHost: kvstore\r\nContent-Length: 1000\r\n"
+			if tt.authz != "" {
+				req += "Authorization: " + tt.authz + "\r\n"
+			}
+			if tt.contentType != "" {
+				req += "Content-Type: " + tt.contentType + "\r\n"
+			}
+			if _, err := io.WriteString(conn, req+"\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatalf("no answer before the body: %v", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.status || !resp.Close {
+				t.Fatalf("got %d, Connection: close %v; want %d and close", resp.StatusCode, resp.Close, tt.status)
+			}
+		})
+	}
+}
+
+// A PUT whose body is read to its end keeps its connection.
+func TestHTTPKeepsConnectionAfterBody(t *testing.T) {
+	f := newAuthFixture(t)
+	ts := startAuthHTTP(t, f.auth, Options{}, false)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(hangGuard))
+	br := bufio.NewReader(conn)
+	body := `{"value": "v"}`
+	for range 2 {
+		req := "PUT /v1/keys/x HTTP/1.1\r\nHost: kvstore\r\nContent-Type: application/json\r\n" +
+			"Authorization: Bearer " + f.tokens[RoleWrite] + "\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+		if _, err := io.WriteString(conn, req); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.Close {
+			t.Fatalf("got %d, close %v; want 200 and the connection kept", resp.StatusCode, resp.Close)
+		}
 	}
 }
