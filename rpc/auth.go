@@ -420,7 +420,14 @@ func grpcRole(fullMethod string) Role {
 
 func (a *Auth) checkGRPC(ctx context.Context, fullMethod string) error {
 	md, _ := metadata.FromIncomingContext(ctx)
-	if fail := a.check(md.Get("authorization"), grpcRole(fullMethod), "call "+fullMethod); fail != nil {
+	need := grpcRole(fullMethod)
+	fail := a.check(md.Get("authorization"), need, "call "+fullMethod)
+	// A known token, even one without the role, lifts the connection's
+	// UnauthenticatedTimeout; a call that needs none proves nothing.
+	if need != roleOpen && (fail == nil || fail.code == codes.PermissionDenied) {
+		markAuthenticated(ctx)
+	}
+	if fail != nil {
 		return status.Error(fail.code, fail.msg)
 	}
 	return nil
@@ -470,8 +477,9 @@ func (a *Auth) StreamInterceptor() grpc.StreamServerInterceptor {
 //	anything else              any role
 //
 // A refusal is the API's JSON error: 401 UNAUTHENTICATED with a
-// WWW-Authenticate: Bearer challenge, or 403 PERMISSION_DENIED. A nil
-// *Auth returns h itself.
+// WWW-Authenticate: Bearer challenge, or 403 PERMISSION_DENIED, sent
+// without reading the request body (an HTTP/1 connection that has one is
+// then closed). A nil *Auth returns h itself.
 func (a *Auth) HTTP(h http.Handler, metricsOpen bool) http.Handler {
 	if a == nil {
 		return h
@@ -493,6 +501,7 @@ func (a *Auth) HTTP(h http.Handler, metricsOpen bool) http.Handler {
 			w.Header().Set("WWW-Authenticate", challenge)
 		}
 		w.Header().Set("Cache-Control", "no-store")
+		closeIfBodyUnread(w, r)
 		writeError(w, st, fail.code, fail.msg)
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/url"
+	"os"
 	"runtime/debug"
 	"strings"
 	"unicode/utf8"
@@ -77,7 +78,11 @@ const keysAllow = "GET, HEAD, PUT, DELETE"
 // fields, a field given twice, field names in another case, trailing data
 // and other content types than application/json are refused. It may be at most 6×MaxValueBytes+4 KiB, which fits any valid
 // value even with every byte escaped as \u00XX, so a value over the limit
-// still gets the service's clear InvalidArgument; a larger body is 413.
+// still gets the service's clear InvalidArgument; a larger body is 413,
+// and one cut short by the server's read timeout 408 DEADLINE_EXCEEDED.
+// An HTTP/1 request whose body is not read to its end (a refusal, a route
+// that takes none) is answered without waiting for the body, and its
+// connection closed.
 //
 // Nothing is logged per request. A panicking handler is logged with its
 // stack and answered 500 INTERNAL, as on the gRPC side.
@@ -130,6 +135,13 @@ type httpHandler struct {
 // ServeHTTP routes /v1/keys/ itself: ServeMux would redirect keys that
 // are not clean paths (a//b, a/./b, ".") instead of serving them.
 func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 && r.ContentLength != 0 {
+		body := &watchedBody{ReadCloser: r.Body}
+		r2 := *r
+		r2.Body = body
+		r = &r2
+		w = &closeUnreadBody{ResponseWriter: w, body: body}
+	}
 	if strings.HasPrefix(r.URL.EscapedPath(), keysPrefix) {
 		h.keys.ServeHTTP(w, r)
 		return
@@ -220,6 +232,69 @@ func keyFromPath(u *url.URL) (string, error) {
 	return key, nil
 }
 
+// closeIfBodyUnread makes an HTTP/1 response to a request whose body is
+// not read close the connection. Otherwise net/http reads (up to 256 KiB
+// of) the body before it sends the response, to keep the connection, so
+// a client that announces a body and never sends it would get no answer
+// until the read timeout.
+func closeIfBodyUnread(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 && r.ContentLength != 0 {
+		w.Header().Set("Connection", "close")
+	}
+}
+
+// watchedBody records whether a request body was read to its end.
+type watchedBody struct {
+	io.ReadCloser
+	eof bool
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.eof = true
+	}
+	return n, err
+}
+
+// closeUnreadBody applies closeIfBodyUnread to every response the API
+// sends before it has read the body to its end: refusals (bad key, wrong
+// method, content type, size), bodies that are not valid JSON, and
+// routes that take none.
+type closeUnreadBody struct {
+	http.ResponseWriter
+	body        *watchedBody
+	wroteHeader bool
+}
+
+func (w *closeUnreadBody) WriteHeader(code int) {
+	if !w.wroteHeader {
+		w.wroteHeader = true
+		if !w.body.eof {
+			w.Header().Set("Connection", "close")
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *closeUnreadBody) Write(p []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *closeUnreadBody) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush keeps http.Flusher for the handlers that stream (pprof).
+func (w *closeUnreadBody) Flush() {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	http.NewResponseController(w.ResponseWriter).Flush()
+}
+
 // badRequestBody says why a PUT body was refused.
 type badRequestBody struct {
 	status int
@@ -262,6 +337,10 @@ func (h *httpHandler) readSetBody(w http.ResponseWriter, r *http.Request) (setBo
 	switch {
 	case isMaxBytes(err):
 		return body, tooLarge
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The server's read timeout (see server.Config) ended the body.
+		return body, &badRequestBody{http.StatusRequestTimeout, codes.DeadlineExceeded,
+			"request body did not arrive in time; send it all within the server's read timeout"}
 	case errors.Is(err, io.EOF):
 		return body, &badRequestBody{http.StatusBadRequest, codes.InvalidArgument,
 			"request body is empty; send a JSON object like " + setBodyExample}

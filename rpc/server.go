@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"google.golang.org/grpc"
@@ -19,6 +20,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/benbjohnson/clock"
+
 	kvstorepb "kvstore/proto"
 )
 
@@ -34,8 +37,17 @@ const streamWorkers = 256
 // pinning the server's resources. Each is per connection; the number of
 // connections is bounded by the listener (--max-connections).
 const (
-	// maxStreams bounds concurrent RPCs on one connection.
-	maxStreams = 1024
+	// maxStreams bounds concurrent RPCs on one connection (advertised as
+	// SETTINGS_MAX_CONCURRENT_STREAMS; a stream past it is refused with
+	// RST_STREAM REFUSED_STREAM). A stream holds its headers and a
+	// goroutine until its call ends, before any token is checked.
+	maxStreams = 100
+	// maxHeaderListBytes bounds one HEADERS block once decoded, as HTTP/2
+	// counts it (name + value + 32 per field; advertised as
+	// SETTINGS_MAX_HEADER_LIST_SIZE): gRPC metadata is a few hundred
+	// bytes, while HPACK lets a client name a 4 KB header again in one
+	// byte. A larger block resets its stream.
+	maxHeaderListBytes = 16 << 10
 	// handshakeTimeout bounds a new connection's TLS/HTTP2 handshake.
 	handshakeTimeout = 10 * time.Second
 )
@@ -58,7 +70,12 @@ var (
 type Server struct {
 	grpc   *grpc.Server
 	health *health.Server
+	svc    *Service
 	logger *slog.Logger
+	clock  clock.Clock
+	// authTimeout is ServerOptions.UnauthenticatedTimeout.
+	authTimeout time.Duration
+	budget      responseBudget
 
 	mu sync.Mutex // orders SetServing and RefuseWrites
 	// serving and refused mirror the health status for fronts that are
@@ -75,22 +92,54 @@ type ServerOptions struct {
 	Stream []grpc.StreamServerInterceptor
 	// TLS, when set, serves gRPC over TLS (see ServerTLS.Config).
 	TLS *tls.Config
+	// UnauthenticatedTimeout, when positive, closes a connection on which
+	// no call has presented a valid token (see Auth) this long after it
+	// was accepted, so that connections which never authenticate do not
+	// keep a --max-connections slot. Set it when serving with token auth
+	// (the server uses DefaultUnauthenticatedTimeout); calls that need no
+	// token (health) do not count. Time is read from the Service's Clock.
+	UnauthenticatedTimeout time.Duration
+	// MaxConnResponseBytes and MaxResponseBytes bound the response bytes
+	// queued for clients that do not read them, per connection and in
+	// all (see responseBudget); 0 means DefaultMaxConnResponseBytes and
+	// DefaultMaxResponseBytes.
+	MaxConnResponseBytes, MaxResponseBytes int64
+	// MaxHealthWatchers bounds concurrent health Watch streams in all; 0
+	// means DefaultMaxHealthWatchers.
+	MaxHealthWatchers int
+
+	// onResponseWait, when set (tests), is called when a response starts
+	// waiting for the response budget.
+	onResponseWait func()
 }
 
 // NewServer returns a Server for svc. Its largest accepted message fits the
 // biggest valid Set, so a value just over the limit gets a clear
 // InvalidArgument from the service rather than a transport error.
 func NewServer(svc *Service, opts ServerOptions) *Server {
-	s := &Server{health: health.NewServer(), logger: svc.opts.Logger}
+	s := &Server{
+		health:      health.NewServer(),
+		svc:         svc,
+		logger:      svc.opts.Logger,
+		clock:       svc.opts.Clock,
+		authTimeout: opts.UnauthenticatedTimeout,
+		budget: responseBudget{
+			connLimit: cmp.Or(opts.MaxConnResponseBytes, DefaultMaxConnResponseBytes),
+			limit:     cmp.Or(opts.MaxResponseBytes, DefaultMaxResponseBytes),
+			onWait:    opts.onResponseWait,
+		},
+	}
 	maxMsg := svc.opts.MaxKeyBytes + svc.opts.MaxValueBytes + 1024
 	grpcOpts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(maxMsg),
 		grpc.NumStreamWorkers(streamWorkers),
 		grpc.MaxConcurrentStreams(maxStreams),
+		grpc.MaxHeaderListSize(maxHeaderListBytes),
+		grpc.ForceServerCodecV2(newBudgetCodec()),
 		grpc.ConnectionTimeout(handshakeTimeout),
 		grpc.KeepaliveEnforcementPolicy(keepaliveEnforcement),
 		grpc.KeepaliveParams(keepaliveParams),
-		grpc.ChainUnaryInterceptor(append(slices.Clone(opts.Unary), s.recoverPanic)...),
+		grpc.ChainUnaryInterceptor(append(slices.Clone(opts.Unary), s.innermost)...),
 		grpc.ChainStreamInterceptor(opts.Stream...),
 	}
 	if opts.TLS != nil {
@@ -98,7 +147,7 @@ func NewServer(svc *Service, opts ServerOptions) *Server {
 	}
 	s.grpc = grpc.NewServer(grpcOpts...)
 	kvstorepb.RegisterKVStoreServer(s.grpc, svc)
-	healthpb.RegisterHealthServer(s.grpc, s.health)
+	healthpb.RegisterHealthServer(s.grpc, limitedHealth{s.health, make(chan struct{}, cmp.Or(opts.MaxHealthWatchers, DefaultMaxHealthWatchers))})
 	reflection.Register(s.grpc)
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	s.health.SetServingStatus(kvstorepb.KVStore_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
@@ -134,7 +183,7 @@ func (s *Server) RefuseWrites() {
 func (s *Server) Ready() bool { return s.serving.Load() && !s.refused.Load() }
 
 // Serve accepts connections on lis until Shutdown.
-func (s *Server) Serve(lis net.Listener) error { return s.grpc.Serve(lis) }
+func (s *Server) Serve(lis net.Listener) error { return s.grpc.Serve(connListener{lis, s}) }
 
 // Shutdown marks the server NOT_SERVING, stops accepting connections and
 // waits for in-flight RPCs to finish; when ctx ends first (the grace
@@ -162,6 +211,17 @@ func (s *Server) Stop() {
 	s.serving.Store(false)
 	s.health.Shutdown()
 	s.grpc.Stop()
+}
+
+// innermost is the last unary interceptor: it recovers panics and counts
+// large responses against the response budget (one interceptor for both:
+// grpc-go allocates a closure per call for each one in a chain).
+func (s *Server) innermost(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	resp, err := s.recoverPanic(ctx, req, info, handler)
+	if err != nil || resp == nil {
+		return resp, err
+	}
+	return s.holdResponse(ctx, resp)
 }
 
 // recoverPanic turns a handler panic into Internal and logs it with its

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -92,6 +93,7 @@ func listenFronts(c *Config, svc *rpc.Service, metrics *rpc.Metrics, sec securit
 	if sec.auth != nil {
 		opts.Unary = append(opts.Unary, sec.auth.UnaryInterceptor())
 		opts.Stream = append(opts.Stream, sec.auth.StreamInterceptor())
+		opts.UnauthenticatedTimeout = rpc.DefaultUnauthenticatedTimeout
 	}
 	f := &fronts{grpc: rpc.NewServer(svc, opts)}
 	f.tls = sec.tls != nil
@@ -114,15 +116,51 @@ func listenFronts(c *Config, svc *rpc.Service, metrics *rpc.Metrics, sec securit
 		Metrics:    metrics.Handler(),
 		Instrument: metrics.HTTP,
 	})
-	f.http = &http.Server{
-		Handler:   sec.auth.HTTP(handler, c.MetricsOpen),
-		TLSConfig: sec.tls.Config(),
-		ErrorLog:  rpc.NewHTTPErrorLog(log, clk),
-		// A slow or silent client must not pin a connection forever.
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-	}
+	f.http = newHTTPServer(sec.auth.HTTP(handler, c.MetricsOpen), sec.tls.Config(), int(c.MaxKeyBytes), defaultHTTPTimeouts)
+	f.http.ErrorLog = rpc.NewHTTPErrorLog(log, clk)
 	return f, nil
+}
+
+// httpTimeouts bound how long one HTTP request may hold its connection
+// (and so a --max-connections slot).
+type httpTimeouts struct {
+	// header: to read the request line and headers; read: the whole
+	// request, body included; write: from the end of the headers to the
+	// end of the response; idle: between requests.
+	header, read, write, idle time.Duration
+}
+
+// defaultHTTPTimeouts fit the largest body (6 × --max-value-bytes) on a
+// slow link; write covers read, the handler (--request-timeout) and the
+// response, and is over pprof's default 30 s profile.
+var defaultHTTPTimeouts = httpTimeouts{
+	header: 10 * time.Second,
+	read:   30 * time.Second,
+	write:  90 * time.Second,
+	idle:   2 * time.Minute,
+}
+
+// httpMaxHeaderBytes bounds an HTTP request's line and headers: room for
+// the longest key with every byte percent-encoded, and 8 KiB for the rest.
+// It is also the HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE.
+func httpMaxHeaderBytes(maxKeyBytes int) int { return 3*maxKeyBytes + 8<<10 }
+
+// httpMaxStreams bounds concurrent requests on one HTTP/2 connection.
+const httpMaxStreams = 100
+
+// newHTTPServer returns the HTTP server of the fronts: a slow, silent or
+// greedy client must not pin a connection, or much memory, for long.
+func newHTTPServer(h http.Handler, tlsConfig *tls.Config, maxKeyBytes int, t httpTimeouts) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		TLSConfig:         tlsConfig,
+		ReadHeaderTimeout: t.header,
+		ReadTimeout:       t.read,
+		WriteTimeout:      t.write,
+		IdleTimeout:       t.idle,
+		MaxHeaderBytes:    httpMaxHeaderBytes(maxKeyBytes),
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: httpMaxStreams},
+	}
 }
 
 // serve starts serving on every listener.
