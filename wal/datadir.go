@@ -26,5 +26,5 @@ func CheckDataDir(dataDir string, fix bool, w io.Writer) (CheckResult, error) {
 		}
 		defer lock.Release()
 	}
-	return Check(OS, Dir(dataDir), fix, w)
+	return Check(OS, Dir(dataDir), CheckOptions{Fix: fix}, w)
 }
