@@ -78,6 +78,9 @@ func recoverStorage(ctx context.Context, fsys wal.FS, c *Config, clk clock.Clock
 		OnFail:        onFail,
 		Clock:         clk,
 		Logger:        log,
+		// Damage confined to records the snapshot holds is set aside
+		// rather than stopping start-up.
+		Covered: info.Seq,
 	})
 	if err != nil {
 		return nil, err

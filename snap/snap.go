@@ -341,6 +341,28 @@ func read(fsys wal.FS, path string, fn func(key, value string, deadline int64) e
 // holds a partial snapshot and must discard it; Load never falls back to
 // an older snapshot then, and Info.Skipped is empty.
 func Load(fsys wal.FS, dir string, now int64, fn func(key, value string, deadline int64) error) (Info, error) {
+	picked, err := Pick(fsys, dir)
+	if err != nil || picked.Path == "" {
+		return picked, err
+	}
+	info, err := read(fsys, picked.Path, func(key, value string, deadline int64) error {
+		if deadline > 0 && deadline <= now {
+			return nil
+		}
+		return fn(key, value, deadline)
+	})
+	if err != nil {
+		return Info{}, err
+	}
+	info.Skipped = picked.Skipped
+	return info, nil
+}
+
+// Pick returns the Info of the snapshot Load would load from dir, verified
+// in full but not loaded, with Skipped set as Load sets it, and fails as
+// Load fails before it hands out any entry. `aof check` uses it to know
+// which log records start-up needs.
+func Pick(fsys wal.FS, dir string) (Info, error) {
 	snaps, err := List(fsys, dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Info{}, nil
@@ -350,21 +372,13 @@ func Load(fsys wal.FS, dir string, now int64, fn func(key, value string, deadlin
 	}
 	var skipped []error
 	for _, s := range snaps {
-		if _, err := Verify(fsys, s.Path); err != nil {
+		info, err := Verify(fsys, s.Path)
+		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {
 				return Info{}, unverifiable(dir, err)
 			}
 			skipped = append(skipped, err)
 			continue
-		}
-		info, err := read(fsys, s.Path, func(key, value string, deadline int64) error {
-			if deadline > 0 && deadline <= now {
-				return nil
-			}
-			return fn(key, value, deadline)
-		})
-		if err != nil {
-			return Info{}, err
 		}
 		info.Skipped = skipped
 		return info, nil

@@ -9,30 +9,46 @@ import (
 	"path/filepath"
 )
 
+// CheckOptions configures Check.
+type CheckOptions struct {
+	// Covered is the seq of the snapshot that recovery would load (0:
+	// none): the records at or below it are not needed to start. The
+	// server's `aof check` passes the one snap.Pick chooses.
+	Covered uint64
+	// Snapshot names that snapshot in the report; empty for none.
+	Snapshot string
+	// Fix makes the repairs (see Check).
+	Fix bool
+	// Force lets Fix make repairs that drop records above Covered.
+	Force bool
+}
+
 // CheckResult is what Check found.
 type CheckResult struct {
 	// Segments is the number of segment files examined.
 	Segments int
-	// Records is the number of valid records before the first problem.
-	Records uint64
-	// FirstSeq and LastSeq are the seqs of the first and last valid
-	// records; 0 when there are none.
+	// Records is the number of readable records in them, and FirstSeq
+	// and LastSeq the lowest and highest seq among those; 0 when there
+	// are none.
+	Records           uint64
 	FirstSeq, LastSeq uint64
-	// Problem is the first bad frame (or misplaced segment); nil when the
-	// whole log is valid. Nothing after it was examined.
-	Problem *CorruptError
-	// TornTail is true when Problem is a torn or zero-filled tail of the
-	// last segment: what a crash during an append leaves, which Open cuts
-	// by itself.
-	TornTail bool
+	// Covered is CheckOptions.Covered.
+	Covered uint64
+	// Problems are the problems found, in log order, each with the
+	// repair a fix makes and what it drops. They stop at the first
+	// CutLog: nothing after the cut is kept.
+	Problems []Problem
 	// Gaps lists places where a segment does not continue the previous
-	// one. They are fine when a snapshot covers the missing seqs (the log
-	// is replayed from the snapshot on), so Check only reports them.
+	// one but the snapshot covers every seq missing: replay starts
+	// after them, so they are only reported.
 	Gaps []Gap
-	// Fixed is true when fix was set and the log was cut at Problem.
+	// Fixed is true when Fix was set and every problem was repaired.
 	Fixed bool
-	// Saved lists the .broken files the fix moved the cut bytes and any
-	// later segments to.
+	// Refused is true when Fix was set but a repair needs Force: then
+	// nothing was changed.
+	Refused bool
+	// Saved lists the .broken files the fix moved cut bytes and
+	// segments to.
 	Saved []string
 }
 
@@ -45,121 +61,140 @@ type Gap struct {
 }
 
 // OK reports whether the log, as it is after Check, has no problem left.
-func (r CheckResult) OK() bool { return r.Problem == nil || r.Fixed }
+func (r CheckResult) OK() bool { return len(r.Problems) == 0 || r.Fixed }
+
+// Startable reports whether the server would start on the log as it was
+// checked: every problem is one Open repairs by itself.
+func (r CheckResult) Startable() bool {
+	for _, p := range r.Problems {
+		if p.NeedsForce {
+			return false
+		}
+	}
+	return true
+}
 
 // Check validates every segment of the log in dir, like
-// redis-check-aof, and writes a human-readable report to w. With fix, it
-// cuts the log at the first problem: the rest of that segment is copied to
-// a .broken file and truncated, and every later segment is renamed to
-// .broken, since records after a hole cannot be replayed. Every step is
-// fsynced. Only records after the problem are dropped, and they stay on
-// disk in the .broken files. Run it only while the server is stopped. The
-// error is for I/O failures; what the log holds is in the result.
-func Check(fsys FS, dir string, fix bool, w io.Writer) (CheckResult, error) {
-	var res CheckResult
+// redis-check-aof, and writes a human-readable report to w: each
+// segment's records and seq ranges, and each problem with the repair a
+// fix makes and exactly what it drops, in records and seq ranges, told
+// apart into what the snapshot at opts.Covered holds and what it does
+// not. Problems are bad frames, segments that overlap, and seqs above
+// Covered that no segment holds (a missing segment, or one cut short at
+// a record boundary).
+//
+// With opts.Fix it makes the repairs: a torn tail is cut; a damaged
+// segment whose seqs the snapshot all covers is set aside; one whose
+// damage the snapshot covers but not the records after it is rewritten
+// from the first valid record after the damage; otherwise the log is cut
+// at the problem, the rest of that segment copied to a .broken file and
+// truncated, and every later segment renamed to .broken, since records
+// after a hole cannot be replayed. A repair that drops records above
+// Covered (acknowledged writes the snapshot does not hold) is made only
+// with opts.Force; without it Check changes nothing and says so
+// (Refused). Every step is fsynced, and dropped records stay on disk in
+// the .broken files. Run it only while the server is stopped. The error
+// is for I/O failures; what the log holds is in the result.
+func Check(fsys FS, dir string, opts CheckOptions, w io.Writer) (CheckResult, error) {
+	res := CheckResult{Covered: opts.Covered}
 	segs, err := listSegments(fsys, dir)
 	if err != nil {
 		return res, err
 	}
 	fmt.Fprintf(w, "checking %d segment(s) in %s\n", len(segs), dir)
-	var prev *segment // last segment with records
-	bad := -1
-	for i, s := range segs {
+	if opts.Snapshot != "" {
+		fmt.Fprintf(w, "the snapshot start-up loads covers seq 1..%d: %s\n", opts.Covered, opts.Snapshot)
+	} else {
+		fmt.Fprintln(w, "no snapshot: start-up replays the whole log")
+	}
+	scans, err := scanFiles(fsys, segs)
+	if err != nil {
+		return res, err
+	}
+	for _, f := range scans {
 		res.Segments++
-		sc, err := scanSegment(fsys, s.path, s.base, nil)
-		if err != nil {
-			return res, err
-		}
-		s.last, s.size = sc.last, sc.end
-		name := filepath.Base(s.path)
-		if prev != nil && sc.records > 0 && s.base <= prev.last {
-			res.Problem = &CorruptError{File: s.path, Offset: 0, Err: fmt.Errorf(
-				"segment starts at seq %d but %s already holds records through %d",
-				s.base, filepath.Base(prev.path), prev.last)}
-			fmt.Fprintf(w, "  %s: overlaps the segment before it\n", name)
-			bad = i
-			break
-		}
-		if prev != nil && sc.records > 0 && s.base != prev.last+1 {
-			res.Gaps = append(res.Gaps, Gap{File: s.path, Want: prev.last + 1, Got: s.base})
-			fmt.Fprintf(w, "  note: seqs %d..%d are not in the log (fine if a snapshot covers them)\n",
-				prev.last+1, s.base-1)
-		}
-		if sc.records > 0 {
-			if res.FirstSeq == 0 {
-				res.FirstSeq = s.base
+		fmt.Fprintf(w, "  %s: ", filepath.Base(f.path))
+		rs, n := ranges(nil, f.pieces)
+		fmt.Fprintf(w, "%d record(s)", n)
+		if n > 0 {
+			fmt.Fprintf(w, ", seq %s", joinRanges(rs))
+			if res.FirstSeq == 0 || rs[0].First < res.FirstSeq {
+				res.FirstSeq = rs[0].First
 			}
-			res.LastSeq = sc.last
-			res.Records += sc.records
-			prev = s
+			res.LastSeq = max(res.LastSeq, rs[len(rs)-1].Last)
 		}
-		fmt.Fprintf(w, "  %s: %d record(s)", name, sc.records)
-		if sc.records > 0 {
-			fmt.Fprintf(w, ", seq %d..%d", s.base, sc.last)
+		res.Records += n
+		valid := int64(0)
+		for _, p := range f.pieces {
+			valid += p.end - p.off
 		}
-		fmt.Fprintf(w, ", %d valid byte(s) of %d", sc.end, sc.size)
-		if sc.zeros > 0 {
-			fmt.Fprintf(w, " (%d preallocated zero byte(s) after them)", sc.zeros)
+		fmt.Fprintf(w, ", %d valid byte(s) of %d", valid, f.size)
+		if z := f.pieces[len(f.pieces)-1].zeros; z > 0 {
+			fmt.Fprintf(w, " (%d preallocated zero byte(s) after them)", z)
 		}
 		fmt.Fprintln(w)
-		if sc.bad != nil {
-			res.Problem = &CorruptError{File: s.path, Offset: sc.end, Err: sc.bad}
-			res.TornTail = sc.torn && i == len(segs)-1
-			bad = i
-			break
+		for _, p := range f.pieces {
+			if p.bad != nil {
+				fmt.Fprintf(w, "    bad frame at offset %d: %v\n", p.end, p.bad)
+			}
 		}
 	}
-
-	if res.Problem == nil {
+	res.Problems, res.Gaps = planRepairs(scans, opts.Covered, true)
+	for _, g := range res.Gaps {
+		fmt.Fprintf(w, "note: seqs %d..%d are not in the log; the snapshot covers them\n", g.Want, g.Got-1)
+	}
+	if len(res.Problems) == 0 {
 		fmt.Fprintf(w, "ok: %d record(s) in %d segment(s)\n", res.Records, res.Segments)
 		return res, nil
 	}
-	p := res.Problem
-	kind := "bad record"
-	if res.TornTail {
-		kind = "torn tail (the server cuts it by itself at startup)"
+
+	var mustForce uint64
+	for i, p := range res.Problems {
+		kind := "bad record"
+		switch {
+		case p.Repair == CutTornTail && p.TornWrite:
+			kind = "torn tail"
+		case p.Repair == CutTornTail:
+			kind = "bad last record (it looks like corruption, not a torn write: the frame is all there but fails its checks)"
+		case errors.Is(p.Err, ErrGap):
+			kind = "missing records"
+		}
+		fmt.Fprintf(w, "problem %d: %s in %s at offset %d: %v\n", i+1, kind, p.File, p.Offset, p.Err)
+		fmt.Fprintf(w, "  repair: %s\n", p.describe(opts.Covered))
+		if p.NeedsForce {
+			fmt.Fprintln(w, "  start-up stops here; the repair needs --fix --force")
+			mustForce += p.Uncovered
+		} else {
+			fmt.Fprintln(w, "  the server makes this repair by itself at start-up")
+		}
 	}
-	fmt.Fprintf(w, "problem: %s in %s at offset %d: %v\n", kind, p.File, p.Offset, p.Err)
-	fmt.Fprintf(w, "%d valid record(s) before it", res.Records)
-	if res.Records > 0 {
-		fmt.Fprintf(w, " (seq %d..%d)", res.FirstSeq, res.LastSeq)
+	if last := res.Problems[len(res.Problems)-1]; last.Repair == CutLog {
+		fmt.Fprintf(w, "after the repairs the server starts from the snapshot (seq %d) and the log through seq %d\n",
+			opts.Covered, max(opts.Covered, last.keptThrough))
 	}
-	fmt.Fprintln(w)
-	if !fix {
-		fmt.Fprintln(w, "run again with --fix to cut the log there")
+	if !opts.Fix {
+		if mustForce > 0 {
+			fmt.Fprintf(w, "run again with --fix --force to make the repairs, giving up %d acknowledged record(s) the snapshot does not cover\n", mustForce)
+		} else {
+			fmt.Fprintln(w, "run again with --fix to make the repairs now")
+		}
 		return res, nil
 	}
-
-	s := segs[bad]
-	if p.Offset == 0 {
-		saved, err := moveAside(fsys, s.path)
-		if err != nil {
-			return res, err
-		}
-		res.Saved = append(res.Saved, saved)
-	} else {
-		size, err := fileSize(fsys, s.path)
-		if err != nil {
-			return res, err
-		}
-		saved, err := cutSegment(fsys, s.path, p.Offset, size)
-		if err != nil {
-			return res, err
-		}
-		res.Saved = append(res.Saved, saved)
+	if mustForce > 0 && !opts.Force {
+		res.Refused = true
+		fmt.Fprintf(w, "refused: the repairs would drop %d acknowledged record(s) the snapshot does not cover; nothing was changed; "+
+			"add --force to drop them (they stay in .broken files)\n", mustForce)
+		return res, nil
 	}
-	for _, later := range segs[bad+1:] {
-		saved, err := moveAside(fsys, later.path)
+	for _, p := range res.Problems {
+		saved, err := apply(fsys, dir, p)
+		res.Saved = append(res.Saved, saved...)
 		if err != nil {
 			return res, err
 		}
-		res.Saved = append(res.Saved, saved)
-	}
-	if err := fsys.SyncDir(dir); err != nil {
-		return res, fmt.Errorf("wal: sync dir %s: %w", dir, bare(err))
 	}
 	res.Fixed = true
-	fmt.Fprintf(w, "fixed: log cut at %s offset %d; %d record(s) remain; cut data saved to:\n", p.File, p.Offset, res.Records)
+	fmt.Fprintf(w, "fixed: %d repair(s) made; cut data saved to:\n", len(res.Problems))
 	for _, s := range res.Saved {
 		fmt.Fprintf(w, "  %s\n", s)
 	}

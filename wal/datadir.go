@@ -14,17 +14,3 @@ func Dir(dataDir string) string { return filepath.Join(dataDir, "wal") }
 func DumpDataDir(dataDir string, w io.Writer) error {
 	return Dump(OS, Dir(dataDir), w)
 }
-
-// CheckDataDir is `kvstore-server aof check [--fix]`: Check of the log in
-// dataDir on the OS file system. With fix it first takes the data dir's
-// lock, since cutting a log under a running server would corrupt it.
-func CheckDataDir(dataDir string, fix bool, w io.Writer) (CheckResult, error) {
-	if fix {
-		lock, err := LockDir(dataDir)
-		if err != nil {
-			return CheckResult{}, err
-		}
-		defer lock.Release()
-	}
-	return Check(OS, Dir(dataDir), fix, w)
-}

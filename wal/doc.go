@@ -28,13 +28,24 @@
 // are kept for later appends. A crash in the middle of an append leaves
 // the last segment with a torn tail: a bad frame followed by no valid
 // frame. Open copies such a tail to <segment>.broken (fsynced) and cuts
-// it, with a warning. Any other bad frame (one followed by a
-// valid frame, or one in a segment that is not the last) is corruption:
-// Open returns a *CorruptError naming the file, the offset and the repair
-// command, and the operator decides. Check does what that command does:
-// it cuts the log at the first problem, like redis-check-aof --fix.
-// Replay then feeds the records after the snapshot's seq to the actor and
-// fails with ErrGap on a missing seq.
+// it, with a warning, which says when the frame looks like corruption
+// rather than a torn write (it is all there, and no sector of it reads
+// back as zeros).
+//
+// Any other bad frame (one followed by a valid frame, or one in a
+// segment that is not the last) is damage, and what it costs depends on
+// the snapshot recovery loaded (Options.Covered): the planner in
+// repair.go reads each segment as runs of valid frames and works out the
+// seqs lost and the records a repair drops. Damage confined to seqs the
+// snapshot holds is repaired by Open, with a warning: a segment whose
+// every seq is covered is renamed to .broken, and one whose damage is
+// covered but not the records after it is rewritten from the first
+// valid record after the damage. Damage whose repair would drop records
+// above the snapshot makes Open fail with a *CorruptError, changing
+// nothing; Check reports it with exactly what the repair drops and makes
+// it only with Force. Replay then feeds the records after the snapshot's
+// seq to the actor and fails with ErrGap on a missing seq, which Check
+// also reports.
 //
 // Before a new segment is created the previous one is trimmed to its
 // records and fsynced, whatever the policy, and creating a segment fsyncs

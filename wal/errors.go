@@ -34,11 +34,13 @@ var (
 )
 
 // CorruptError is returned by Open (and reported by Check and Dump) when
-// the log holds a bad frame that is not a torn tail: a bad frame followed
-// by a valid one, or a bad frame in a segment other than the last. The
-// server must not start over such a log by itself, since everything after
-// the bad frame would be silently dropped; the operator decides, with the
-// repair command the message names.
+// the log holds a bad frame that Open does not repair by itself: one
+// whose repair would drop records that the snapshot recovery loaded does
+// not cover (a bad frame followed by valid records above it, or in a
+// segment that is not the last). The server must not start over such a
+// log, since those records would be silently dropped; the operator
+// decides, with `kvstore-server aof check`, which says what a repair
+// drops.
 type CorruptError struct {
 	// File is the path of the segment.
 	File string
@@ -47,16 +49,22 @@ type CorruptError struct {
 	// Err says what is wrong; it wraps ErrBadRecord or ErrIncomplete when
 	// a frame failed to decode.
 	Err error
+	// Repair, when set, says what the repair would do and drop.
+	Repair string
 }
 
-// Error names the file, the offset and the repair command. The data
-// directory in the command is the parent of the log directory, which is
-// how the server lays them out.
+// Error names the file, the offset, what a repair would drop and the
+// command that shows it. The data directory in the command is the parent
+// of the log directory, which is how the server lays them out.
 func (e *CorruptError) Error() string {
 	dataDir := filepath.Dir(filepath.Dir(e.File))
-	return fmt.Sprintf("wal: corrupt log %s at offset %d: %v; to cut the log at this point "+
-		"(later records are dropped, the cut bytes are kept in .broken files), run: "+
-		"kvstore-server aof check --fix --data-dir %s", e.File, e.Offset, e.Err, dataDir)
+	repair := ""
+	if e.Repair != "" {
+		repair = "; the repair would " + e.Repair
+	}
+	return fmt.Sprintf("wal: corrupt log %s at offset %d: %v%s; run: kvstore-server aof check --data-dir %s "+
+		"(it says what a repair drops; --fix --force makes it, keeping the cut bytes in .broken files)",
+		e.File, e.Offset, e.Err, repair, dataDir)
 }
 
 // Unwrap returns Err.

@@ -73,11 +73,26 @@ func FuzzOpen(f *testing.F) {
 			if !errors.As(err, &ce) {
 				t.Fatalf("Open: %v", err)
 			}
-			res, err := wal.Check(fsys, testDir, false, io.Discard)
-			if err != nil || res.Problem == nil || res.Problem.Offset != ce.Offset {
-				t.Fatalf("Open found %v, Check found %+v, %v", ce, res.Problem, err)
+			res, err := wal.Check(fsys, testDir, wal.CheckOptions{}, io.Discard)
+			if err != nil || len(res.Problems) == 0 {
+				t.Fatalf("Open found %v, Check found %+v, %v", ce, res.Problems, err)
 			}
-			if res, err = wal.Check(fsys, testDir, true, io.Discard); err != nil || !res.Fixed {
+			// Open refuses at the first problem whose repair drops
+			// records; Check reports that one too.
+			var forced *wal.Problem
+			for i := range res.Problems {
+				if res.Problems[i].NeedsForce {
+					forced = &res.Problems[i]
+					break
+				}
+			}
+			if forced == nil || forced.Offset != ce.Offset {
+				t.Fatalf("Open found %v, Check found %+v", ce, res.Problems)
+			}
+			if res, err = wal.Check(fsys, testDir, wal.CheckOptions{Fix: true}, io.Discard); err != nil || !res.Refused {
+				t.Fatalf("Check --fix without --force: %+v, %v", res, err)
+			}
+			if res, err = wal.Check(fsys, testDir, wal.CheckOptions{Fix: true, Force: true}, io.Discard); err != nil || !res.Fixed {
 				t.Fatalf("Check --fix: %+v, %v", res, err)
 			}
 			if l, err = wal.Open(opts); err != nil {
@@ -97,7 +112,7 @@ func FuzzOpen(f *testing.F) {
 		if after, _ := fsys.ReadFile(segPath(1)); !bytes.Equal(before, after) {
 			t.Fatal("a second Open changed the log")
 		}
-		if res, err := wal.Check(fsys, testDir, false, io.Discard); err != nil || !res.OK() {
+		if res, err := wal.Check(fsys, testDir, wal.CheckOptions{}, io.Discard); err != nil || !res.OK() {
 			t.Fatalf("Check of a recovered log: %+v, %v", res, err)
 		}
 	})

@@ -53,6 +53,12 @@ type Options struct {
 	// PreallocBytes or more is appended without zeros. Copy-on-write file
 	// systems (btrfs, ZFS) allocate on every overwrite and gain nothing.
 	PreallocBytes int64
+	// Covered is the seq of the snapshot recovery loaded (0: none); pass
+	// the same seq to Replay. Damage confined to records at or below it
+	// does not stop Open: it repairs the log with a warning, setting the
+	// damaged file aside, as long as the repair drops no record above
+	// Covered.
+	Covered uint64
 	// FS is the file system; nil means OS.
 	FS FS
 	// Clock drives the FsyncEverySec ticker; nil means the real clock.
@@ -177,10 +183,13 @@ type syncRequest struct {
 // Open opens the log in opts.Dir, creating the directory if needed, and
 // validates every segment. A torn tail of the last segment (what a crash
 // during an append leaves) is copied to a .broken file and cut, with a
-// warning. Zeros to the end of a segment are the space the writer
-// preallocates, not damage: they are kept and later appends fill them.
-// Any other bad frame makes Open fail with a *CorruptError. The log
-// accepts no writes until Start.
+// warning, which says so when the cut frame looks like corruption rather
+// than a torn write. Zeros to the end of a segment are the space the
+// writer preallocates, not damage: they are kept and later appends fill
+// them. Damage that costs no record above opts.Covered is repaired the
+// same way (the damaged file set aside as .broken, or cut), with a
+// warning. Any other bad frame makes Open fail with a *CorruptError,
+// changing nothing. The log accepts no writes until Start.
 func Open(opts Options) (*Log, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("wal: Options.Dir is empty")
@@ -237,44 +246,12 @@ func Open(opts Options) (*Log, error) {
 	if err := l.fsys.SyncDir(l.dir); err != nil {
 		return nil, fmt.Errorf("wal: sync dir %s: %w", l.dir, bare(err))
 	}
-	segs, err := listSegments(l.fsys, l.dir)
+	segs, err := l.repair(opts.Covered)
 	if err != nil {
 		return nil, err
 	}
-	var prev *segment // the last segment with records so far
-	for i, s := range segs {
-		sc, err := scanSegment(l.fsys, s.path, s.base, nil)
-		if err != nil {
-			return nil, err
-		}
-		isLast := i == len(segs)-1
-		if prev != nil && sc.records > 0 && s.base <= prev.last {
-			return nil, &CorruptError{File: s.path, Offset: 0, Err: fmt.Errorf(
-				"segment starts at seq %d but %s already holds records through %d",
-				s.base, filepath.Base(prev.path), prev.last)}
-		}
-		if sc.bad != nil {
-			if !isLast || !sc.torn {
-				err := sc.bad
-				if sc.torn {
-					err = fmt.Errorf("%w, in a segment that is not the last", err)
-				}
-				return nil, &CorruptError{File: s.path, Offset: sc.end, Err: err}
-			}
-			broken, err := cutSegment(l.fsys, s.path, sc.end, sc.size)
-			if err != nil {
-				return nil, err
-			}
-			l.logger.Warn("wal: cut torn tail of last segment",
-				"file", s.path, "offset", sc.end, "bytes", sc.size-sc.end,
-				"saved_to", broken, "reason", sc.bad)
-		}
-		s.last, s.size, s.alloc = sc.last, sc.end, sc.size
-		if sc.bad != nil { // cut
-			s.alloc = sc.end
-		}
-		if sc.records > 0 {
-			prev = s
+	for _, s := range segs {
+		if s.last >= s.base {
 			l.lastOnDisk = s.last
 		}
 	}
@@ -289,6 +266,62 @@ func Open(opts Options) (*Log, error) {
 	// last one just now.
 	l.synced.Store(l.lastOnDisk)
 	return l, nil
+}
+
+// repair reads every segment, makes the repairs that drop nothing above
+// covered (see planRepairs), with a warning each, and returns the
+// segments of the valid log. A problem whose repair would drop more is
+// returned as an error, with nothing changed.
+func (l *Log) repair(covered uint64) ([]*segment, error) {
+	for attempt := 0; ; attempt++ {
+		segs, err := listSegments(l.fsys, l.dir)
+		if err != nil {
+			return nil, err
+		}
+		scans, err := scanFiles(l.fsys, segs)
+		if err != nil {
+			return nil, err
+		}
+		problems, _ := planRepairs(scans, covered, false)
+		if len(problems) == 0 {
+			for i, s := range segs {
+				p := scans[i].pieces[0]
+				s.last, s.size, s.alloc = p.last, p.end, scans[i].size
+			}
+			return segs, nil
+		}
+		for _, p := range problems {
+			if p.NeedsForce {
+				return nil, p.corruptError(covered)
+			}
+		}
+		if attempt > 0 {
+			// The repairs made did not leave a clean log: the files
+			// changed under us. Refuse rather than loop.
+			return nil, problems[0].corruptError(covered)
+		}
+		for _, p := range problems {
+			saved, err := apply(l.fsys, l.dir, p)
+			if err != nil {
+				return nil, err
+			}
+			l.warnRepaired(p, saved, covered)
+		}
+	}
+}
+
+func (l *Log) warnRepaired(p Problem, saved []string, covered uint64) {
+	attrs := []any{"file", p.File, "offset", p.Offset, "reason", p.Err, "saved_to", saved}
+	switch {
+	case p.Repair == CutTornTail && p.TornWrite:
+		l.logger.Warn("wal: cut torn tail of last segment", attrs...)
+	case p.Repair == CutTornTail:
+		l.logger.Warn("wal: cut the bad last record of the log: it looks like corruption, not a torn write "+
+			"(the frame is all there but fails its checks), so an acknowledged write may be lost", attrs...)
+	default:
+		l.logger.Warn("wal: damaged segment repaired: "+p.describe(covered)+
+			"; until the next snapshot the older snapshot can no longer be fallen back on for these seqs", attrs...)
+	}
 }
 
 // Replay calls fn, in order, for every record in the log with a seq above
@@ -323,8 +356,9 @@ func (l *Log) Replay(after uint64, fn func(Record) error) (last uint64, err erro
 				return nil
 			}
 			if r.Seq != last+1 {
-				gap = fmt.Errorf("%w: %s holds seq %d, want %d (records %d..%d are missing)",
-					ErrGap, s.path, r.Seq, last+1, last+1, r.Seq-1)
+				gap = fmt.Errorf("%w: %s holds seq %d, want %d (records %d..%d are missing); "+
+					"run: kvstore-server aof check --data-dir %s (it says what starting from the rest drops)",
+					ErrGap, s.path, r.Seq, last+1, last+1, r.Seq-1, filepath.Dir(l.dir))
 				return gap
 			}
 			if err := fn(r); err != nil {

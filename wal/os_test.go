@@ -77,7 +77,7 @@ func TestOSFileSystem(t *testing.T) {
 	if _, err := wal.Open(opts); !errors.As(err, &ce) || !strings.Contains(err.Error(), "--data-dir "+filepath.Dir(dir)) {
 		t.Fatalf("Open = %v, want a *CorruptError naming the data dir", err)
 	}
-	res, err := wal.Check(wal.OS, dir, true, io.Discard)
+	res, err := wal.Check(wal.OS, dir, wal.CheckOptions{Fix: true, Force: true}, io.Discard)
 	if err != nil || !res.Fixed {
 		t.Fatalf("Check --fix = %+v, %v", res, err)
 	}

@@ -127,6 +127,16 @@ type segScan struct {
 	// torn is true when bad is followed by no valid frame: what a crash
 	// in the middle of an append leaves behind.
 	torn bool
+	// tornWrite, for a torn bad frame, is true when the frame looks like
+	// a write that did not all reach the disk (see reader.tornWrite), and
+	// false when it looks like damage to a record that did.
+	tornWrite bool
+	// next and nextSeq, when bad is set and torn is not, are the offset
+	// and seq of the first valid frame after the bad one with a seq
+	// above last; hasNext says whether there is one.
+	next    int64
+	nextSeq uint64
+	hasNext bool
 	// zeros is the length of the all-zero tail after the last valid
 	// frame: space the writer preallocated (bad is nil then).
 	zeros int64
@@ -138,7 +148,13 @@ type segScan struct {
 // reports it in the result; the error is for I/O failures and fn's
 // errors only.
 func scanSegment(fsys FS, path string, base uint64, fn func(Record) error) (segScan, error) {
-	sc := segScan{last: base - 1}
+	return scanSegmentFrom(fsys, path, 0, base, fn)
+}
+
+// scanSegmentFrom is scanSegment starting at offset off, where a frame
+// with seq base must start; records counts the frames from there.
+func scanSegmentFrom(fsys FS, path string, off int64, base uint64, fn func(Record) error) (segScan, error) {
+	sc := segScan{last: base - 1, end: off}
 	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
 		return sc, fmt.Errorf("wal: open %s: %w", path, bare(err))
@@ -173,18 +189,32 @@ func scanSegment(fsys FS, path string, base uint64, fn func(Record) error) (segS
 				return sc, nil
 			}
 			sc.bad = err
-			next, found, err := rd.validFrameAfter(sc.end, sc.last)
+			next, seq, found, err := rd.validFrameAfter(sc.end, sc.last)
 			if err != nil {
 				return sc, fmt.Errorf("wal: read %s: %w", path, bare(err))
 			}
 			sc.torn = !found
 			if found {
 				sc.bad = fmt.Errorf("%w (a valid record follows at offset %d)", sc.bad, next)
+				sc.next, sc.nextSeq, sc.hasNext = next, seq, true
+			} else if sc.tornWrite, err = rd.tornWrite(sc.end); err != nil {
+				return sc, fmt.Errorf("wal: read %s: %w", path, bare(err))
 			}
 			return sc, nil
 		}
 		if fr.seq != sc.last+1 {
 			sc.bad = fmt.Errorf("record has seq %d, want %d", fr.seq, sc.last+1)
+			// A valid frame with a later seq: the records between are
+			// missing, and the log goes on from it.
+			if fr.seq > sc.last {
+				sc.next, sc.nextSeq, sc.hasNext = sc.end, fr.seq, true
+				return sc, nil
+			}
+			next, seq, found, err := rd.validFrameAfter(sc.end, sc.last)
+			if err != nil {
+				return sc, fmt.Errorf("wal: read %s: %w", path, bare(err))
+			}
+			sc.next, sc.nextSeq, sc.hasNext = next, seq, found
 			return sc, nil
 		}
 		if fn != nil {
@@ -225,11 +255,11 @@ func (rd *reader) zeroFrom(off int64) (bool, error) {
 // lastSeq and at most one more than the number of minimum-sized frames
 // that fit between off and it; checking that before the CRC keeps the
 // scan linear on garbage and on zero-filled tails.
-func (rd *reader) validFrameAfter(off int64, lastSeq uint64) (int64, bool, error) {
+func (rd *reader) validFrameAfter(off int64, lastSeq uint64) (int64, uint64, bool, error) {
 	for p := off + 1; p+minFrame <= rd.size; p++ {
 		h, err := rd.peek(p, frameHeaderSize+8)
 		if err != nil {
-			return 0, false, err
+			return 0, 0, false, err
 		}
 		n := frameLen(h)
 		if n < minFrame || n > frameHeaderSize+MaxRecordBytes || n > rd.size-p {
@@ -241,13 +271,62 @@ func (rd *reader) validFrameAfter(off int64, lastSeq uint64) (int64, bool, error
 		}
 		b, err := rd.peek(p, int(n))
 		if err != nil {
-			return 0, false, err
+			return 0, 0, false, err
 		}
 		if _, _, err := decodeFrame(b); err == nil {
-			return p, true, nil
+			return p, seq, true, nil
 		}
 	}
-	return 0, false, nil
+	return 0, 0, false, nil
+}
+
+// sectorSize is the unit a disk writes atomically, at the least.
+const sectorSize = 512
+
+// tornWrite reports whether the bad frame at off, with no valid frame
+// after it, looks like a write that did not all reach the disk: it runs
+// past the end of the file, or one of its sectors (file-aligned, clipped
+// to the frame) reads back as zeros, which is what the unwritten part of
+// a torn append leaves in a preallocated or freshly extended file. A
+// frame that is all there and still fails its checks (a flipped bit, a
+// garbage length) looks like damage to a record that was written, and
+// perhaps acknowledged. etcd's WAL draws the same line.
+func (rd *reader) tornWrite(off int64) (bool, error) {
+	h, err := rd.peek(off, frameHeaderSize)
+	if err != nil {
+		return false, err
+	}
+	if len(h) < frameHeaderSize {
+		return true, nil // the file ends inside the header
+	}
+	n := frameLen(h)
+	switch {
+	case n > frameHeaderSize+MaxRecordBytes:
+		return false, nil
+	case n < minFrame:
+		n = frameHeaderSize // only the header says anything
+	case n > rd.size-off:
+		return true, nil
+	}
+	for a := off; a < off+n; {
+		b := min((a/sectorSize+1)*sectorSize, off+n)
+		chunk, err := rd.peek(a, int(b-a))
+		if err != nil {
+			return false, err
+		}
+		zero := true
+		for _, c := range chunk {
+			if c != 0 {
+				zero = false
+				break
+			}
+		}
+		if zero {
+			return true, nil
+		}
+		a = b
+	}
+	return false, nil
 }
 
 // saveBroken copies bytes [off, size) of path into a new .broken file

@@ -68,12 +68,12 @@ func TestDumpStopsAtBadFrame(t *testing.T) {
 }
 
 func TestCheck(t *testing.T) {
-	t.Run("healthy log with a gap", func(t *testing.T) {
+	t.Run("gap the snapshot covers", func(t *testing.T) {
 		fsys := faultfs.New(1)
 		fsys.WriteFile(segPath(1), encode(records(1, 5)...))
 		fsys.WriteFile(segPath(11), encode(records(11, 5)...))
 		var out strings.Builder
-		res, err := wal.Check(fsys, testDir, true, &out)
+		res, err := wal.Check(fsys, testDir, wal.CheckOptions{Covered: 10, Fix: true}, &out)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -83,7 +83,7 @@ func TestCheck(t *testing.T) {
 		if len(res.Gaps) != 1 || res.Gaps[0] != (wal.Gap{File: segPath(11), Want: 6, Got: 11}) {
 			t.Fatalf("Gaps = %+v", res.Gaps)
 		}
-		if !strings.Contains(out.String(), "seqs 6..10 are not in the log") {
+		if !strings.Contains(out.String(), "seqs 6..10 are not in the log; the snapshot covers them") {
 			t.Fatalf("report does not mention the gap:\n%s", out.String())
 		}
 	})
@@ -92,7 +92,7 @@ func TestCheck(t *testing.T) {
 		data := encode(records(1, 5)...)
 		fsys.WriteFile(segPath(1), append(data, make([]byte, 100)...))
 		var out strings.Builder
-		res, err := wal.Check(fsys, testDir, true, &out)
+		res, err := wal.Check(fsys, testDir, wal.CheckOptions{Fix: true}, &out)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -106,17 +106,20 @@ func TestCheck(t *testing.T) {
 	t.Run("torn tail", func(t *testing.T) {
 		fsys := faultfs.New(1)
 		data := encode(records(1, 5)...)
-		torn := encode(records(6, 1)...)[:9] // header and a byte, then zeros
-		fsys.WriteFile(segPath(1), append(append(data, torn...), make([]byte, 100)...))
+		torn := encode(records(6, 1)...)[:9] // header and a byte, then the end of the file
+		fsys.WriteFile(segPath(1), append(data, torn...))
 		var out strings.Builder
-		res, err := wal.Check(fsys, testDir, false, &out)
+		res, err := wal.Check(fsys, testDir, wal.CheckOptions{}, &out)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.OK() || !res.TornTail || res.Problem.Offset != int64(len(data)) || res.Records != 5 {
+		if res.OK() || len(res.Problems) != 1 || res.Records != 5 || !res.Startable() {
 			t.Fatalf("Check = %+v\n%s", res, out.String())
 		}
-		res, err = wal.Check(fsys, testDir, true, &out)
+		if p := res.Problems[0]; p.Repair != wal.CutTornTail || !p.TornWrite || p.NeedsForce || p.Offset != int64(len(data)) {
+			t.Fatalf("problem = %+v", p)
+		}
+		res, err = wal.Check(fsys, testDir, wal.CheckOptions{Fix: true}, &out)
 		if err != nil || !res.Fixed || len(res.Saved) != 1 {
 			t.Fatalf("Check --fix = %+v, %v", res, err)
 		}
@@ -127,13 +130,13 @@ func TestCheck(t *testing.T) {
 	t.Run("empty directory", func(t *testing.T) {
 		fsys := faultfs.New(1)
 		fsys.MkdirAll(testDir, 0o755)
-		res, err := wal.Check(fsys, testDir, false, &strings.Builder{})
+		res, err := wal.Check(fsys, testDir, wal.CheckOptions{}, &strings.Builder{})
 		if err != nil || !res.OK() || res.Segments != 0 {
 			t.Fatalf("Check = %+v, %v", res, err)
 		}
 	})
 	t.Run("missing directory", func(t *testing.T) {
-		if _, err := wal.Check(faultfs.New(1), testDir, false, &strings.Builder{}); err == nil {
+		if _, err := wal.Check(faultfs.New(1), testDir, wal.CheckOptions{}, &strings.Builder{}); err == nil {
 			t.Fatal("Check of a missing directory succeeded")
 		}
 	})

@@ -114,17 +114,22 @@ func TestCorruptLogStopsStartup(t *testing.T) {
 	}
 
 	_, err := runMainFailing(t, dir)
-	for _, part := range []string{seg, "offset", "kvstore-server aof check --fix --data-dir " + dir} {
+	for _, part := range []string{seg, "offset", "kvstore-server aof check --data-dir " + dir, "--fix --force"} {
 		if err == nil || !strings.Contains(err.Error(), part) {
 			t.Fatalf("Run = %v; want it to mention %q", err, part)
 		}
 	}
 
-	// The repair tool cuts at the bad record and the server starts again
-	// with the record before it.
+	// Cutting there drops record 3, which no snapshot holds: --fix alone
+	// refuses, --fix --force cuts, and the server starts again with the
+	// record before the bad one.
 	var out, errOut strings.Builder
-	if code := runAOF([]string{"check", "--fix", "--data-dir", dir}, &out, &errOut); code != 0 {
+	if code := runAOF([]string{"check", "--fix", "--data-dir", dir}, &out, &errOut); code != 1 ||
+		!strings.Contains(out.String(), "refused") {
 		t.Fatalf("aof check --fix exit %d: %s%s", code, out.String(), errOut.String())
+	}
+	if code := runAOF([]string{"check", "--fix", "--force", "--data-dir", dir}, &out, &errOut); code != 0 {
+		t.Fatalf("aof check --fix --force exit %d: %s%s", code, out.String(), errOut.String())
 	}
 	m2, stop := runMain(t, dir, clock.NewMock())
 	defer stop()

@@ -5,8 +5,8 @@
 // the TOML file named by --config, in that order of precedence. Run with
 // --help for the list.
 //
-//	kvstore-server aof dump|check [--fix]   inspect and repair the log
-//	kvstore-server token new --role ROLE    make an API token
+//	kvstore-server aof dump|check [--fix [--force]]  inspect and repair the log
+//	kvstore-server token new --role ROLE             make an API token
 //
 // From a fresh clone, `cd cmd/server && go run main.go` serves on
 // localhost:50051 with its data in ./data.
@@ -205,9 +205,13 @@ func runAOF(args []string, stdout, stderr io.Writer) int {
 	usage := func() {
 		fmt.Fprint(stderr, `Usage:
   kvstore-server aof dump  [--data-dir D]          print every log record as a JSON line
-  kvstore-server aof check [--data-dir D] [--fix]  validate every segment; --fix cuts the log
-                                                   at the first bad record (the cut bytes are
-                                                   kept in .broken files); stop the server first
+  kvstore-server aof check [--data-dir D] [--fix [--force]]
+                                                   validate every segment against the snapshot
+                                                   start-up loads, and say what each repair
+                                                   drops; --fix makes the repairs that drop
+                                                   nothing the snapshot lacks, --force also the
+                                                   others (dropped data is kept in .broken
+                                                   files); stop the server first
 `)
 	}
 	if len(args) == 0 {
@@ -217,14 +221,15 @@ func runAOF(args []string, stdout, stderr io.Writer) int {
 	cmd := args[0]
 	fs := flag.NewFlagSet("aof "+cmd, flag.ContinueOnError)
 	dataDir := fs.String("data-dir", cmp.Or(os.Getenv(envName("data-dir")), server.DefaultDataDir), "data directory (env KVSTORE_DATA_DIR)")
-	fix := fs.Bool("fix", false, "with check: cut the log at the first bad record")
+	fix := fs.Bool("fix", false, "with check: repair the log")
+	force := fs.Bool("force", false, "with check --fix: also make repairs that drop acknowledged records the snapshot does not cover")
 	if code, ok := parseSubcommand(fs, args[1:], "aof", usage, stderr); !ok {
 		return code
 	}
 	switch cmd {
 	case "dump":
-		if *fix {
-			fmt.Fprintln(stderr, "kvstore-server aof: --fix applies to check only")
+		if *fix || *force {
+			fmt.Fprintln(stderr, "kvstore-server aof: --fix and --force apply to check only")
 			return 2
 		}
 		if err := wal.DumpDataDir(*dataDir, stdout); err != nil {
@@ -233,7 +238,11 @@ func runAOF(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	case "check":
-		res, err := wal.CheckDataDir(*dataDir, *fix, stdout)
+		if *force && !*fix {
+			fmt.Fprintln(stderr, "kvstore-server aof check: --force needs --fix")
+			return 2
+		}
+		res, err := server.CheckLog(*dataDir, server.CheckLogOptions{Fix: *fix, Force: *force}, stdout)
 		if err != nil {
 			fmt.Fprintf(stderr, "kvstore-server aof check: %v\n", err)
 			return 2
