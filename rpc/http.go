@@ -80,8 +80,10 @@ const keysAllow = "GET, HEAD, PUT, DELETE"
 // fields, a field given twice, field names in another case and trailing
 // data are refused. A value must be valid UTF-8, as gRPC's proto3 strings
 // must: invalid bytes and \u escapes of unpaired UTF-16 surrogates, which
-// encoding/json would store as U+FFFD, are refused naming the field.
-// Other content types than application/json are refused. It may be at most 6×MaxValueBytes+4 KiB, which fits any valid
+// encoding/json would store as U+FFFD, are refused naming the field. The
+// body is read as JSON when its content type is application/json, missing
+// or application/x-www-form-urlencoded (curl's default for -d, taken as
+// grpc-gateway does); other types are 415. It may be at most 6×MaxValueBytes+4 KiB, which fits any valid
 // value even with every byte escaped as \u00XX, so a value over the limit
 // still gets the service's clear InvalidArgument; a larger body is 413,
 // and one cut short by the server's read timeout 408 DEADLINE_EXCEEDED.
@@ -317,8 +319,18 @@ func isMaxBytes(err error) bool {
 // readSetBody decodes a PUT body.
 func (h *httpHandler) readSetBody(w http.ResponseWriter, r *http.Request) (setBody, *badRequestBody) {
 	var body setBody
+	// A form content type is what curl -d and many HTTP libraries send
+	// when not told otherwise; the body is read as JSON all the same. A
+	// browser cannot use it to slip a cross-site write past CORS: PUT is
+	// never a simple request, whatever its content type.
+	form := false
 	if ct := r.Header.Get("Content-Type"); ct != "" {
-		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+		mt, _, err := mime.ParseMediaType(ct)
+		switch {
+		case err == nil && mt == "application/json":
+		case err == nil && mt == "application/x-www-form-urlencoded":
+			form = true
+		default:
 			return body, &badRequestBody{http.StatusUnsupportedMediaType, codes.InvalidArgument,
 				fmt.Sprintf("content type %q is not supported; send application/json", ct)}
 		}
@@ -362,8 +374,12 @@ func (h *httpHandler) readSetBody(w http.ResponseWriter, r *http.Request) (setBo
 	case errors.As(err, &textErr):
 		return body, &badRequestBody{http.StatusBadRequest, codes.InvalidArgument, textErr.Error()}
 	case err != nil:
-		return body, &badRequestBody{http.StatusBadRequest, codes.InvalidArgument,
-			"invalid JSON body: " + strings.TrimPrefix(err.Error(), "json: ")}
+		msg := "invalid JSON body: " + strings.TrimPrefix(err.Error(), "json: ")
+		if form {
+			msg += "; form fields are not read: send a JSON object like " + setBodyExample +
+				" (a body sent as application/x-www-form-urlencoded, curl's default for -d, is read as JSON)"
+		}
+		return body, &badRequestBody{http.StatusBadRequest, codes.InvalidArgument, msg}
 	case body.Value == nil:
 		return body, &badRequestBody{http.StatusBadRequest, codes.InvalidArgument, `"value" is required`}
 	}

@@ -328,13 +328,22 @@ func TestHTTPMethodAndContentType(t *testing.T) {
 		t.Fatalf("POST /healthz = %d, Allow %q; want 405 with Allow", r.status, r.header.Get("Allow"))
 	}
 
-	for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", "application/jsonx", "bogus;;"} {
+	for _, ct := range []string{"text/plain", "multipart/form-data; boundary=x", "application/jsonx", "bogus;;"} {
 		ts.do(t, http.MethodPut, "/v1/keys/k", ct, strings.NewReader(`{"value": "v"}`)).
 			wantError(t, 415, "INVALID_ARGUMENT", "send application/json")
 	}
-	for _, ct := range []string{"", "application/json", "Application/JSON; charset=utf-8"} {
-		ts.do(t, http.MethodPut, "/v1/keys/k", ct, strings.NewReader(`{"value": "v"}`)).want(t, 200, `{"success":true}`)
+	// Issue 13: curl -d sends application/x-www-form-urlencoded unless told
+	// otherwise; a JSON body under that type is taken, as grpc-gateway does.
+	for i, ct := range []string{"", "application/json", "Application/JSON; charset=utf-8",
+		"application/x-www-form-urlencoded", "Application/X-WWW-Form-URLEncoded; charset=UTF-8"} {
+		ts.do(t, http.MethodPut, "/v1/keys/k", ct, strings.NewReader(fmt.Sprintf(`{"value":"v%d"}`, i))).want(t, 200, `{"success":true}`)
+		ts.get(t, "/v1/keys/k").want(t, 200, fmt.Sprintf(`{"found":true,"value":"v%d"}`, i))
 	}
+	// A form body is still not JSON, and the error says why it was read as JSON.
+	ts.do(t, http.MethodPut, "/v1/keys/k", "application/x-www-form-urlencoded", strings.NewReader(`value=w`)).
+		wantError(t, 400, "INVALID_ARGUMENT", "invalid JSON body: invalid character 'v' looking for beginning of value; "+
+			"form fields are not read: send a JSON object like")
+	ts.get(t, "/v1/keys/k").want(t, 200, `{"found":true,"value":"v4"}`)
 	// Other /v1/ paths answer in the API's error shape.
 	ts.get(t, "/v1/keys").wantError(t, 404, "NOT_FOUND", "no such endpoint")
 	ts.get(t, "/v1/nope").wantError(t, 404, "NOT_FOUND", "no such endpoint")
