@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
@@ -75,8 +77,13 @@ const keysAllow = "GET, HEAD, PUT, DELETE"
 //
 // A PUT body is a JSON object with "value" (required) and "ttl_seconds"
 // (optional, default 0: no expiry, clearing an earlier TTL); unknown
-// fields, a field given twice, field names in another case, trailing data
-// and other content types than application/json are refused. It may be at most 6×MaxValueBytes+4 KiB, which fits any valid
+// fields, a field given twice, field names in another case and trailing
+// data are refused. A value must be valid UTF-8, as gRPC's proto3 strings
+// must: invalid bytes and \u escapes of unpaired UTF-16 surrogates, which
+// encoding/json would store as U+FFFD, are refused naming the field. The
+// body is read as JSON when its content type is application/json, missing
+// or application/x-www-form-urlencoded (curl's default for -d, taken as
+// grpc-gateway does); other types are 415. It may be at most 6×MaxValueBytes+4 KiB, which fits any valid
 // value even with every byte escaped as \u00XX, so a value over the limit
 // still gets the service's clear InvalidArgument; a larger body is 413,
 // and one cut short by the server's read timeout 408 DEADLINE_EXCEEDED.
@@ -312,8 +319,18 @@ func isMaxBytes(err error) bool {
 // readSetBody decodes a PUT body.
 func (h *httpHandler) readSetBody(w http.ResponseWriter, r *http.Request) (setBody, *badRequestBody) {
 	var body setBody
+	// A form content type is what curl -d and many HTTP libraries send
+	// when not told otherwise; the body is read as JSON all the same. A
+	// browser cannot use it to slip a cross-site write past CORS: PUT is
+	// never a simple request, whatever its content type.
+	form := false
 	if ct := r.Header.Get("Content-Type"); ct != "" {
-		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+		mt, _, err := mime.ParseMediaType(ct)
+		switch {
+		case err == nil && mt == "application/json":
+		case err == nil && mt == "application/x-www-form-urlencoded":
+			form = true
+		default:
 			return body, &badRequestBody{http.StatusUnsupportedMediaType, codes.InvalidArgument,
 				fmt.Sprintf("content type %q is not supported; send application/json", ct)}
 		}
@@ -334,6 +351,7 @@ func (h *httpHandler) readSetBody(w http.ResponseWriter, r *http.Request) (setBo
 		}
 	}
 	var typeErr *json.UnmarshalTypeError
+	var textErr *notTextError
 	switch {
 	case isMaxBytes(err):
 		return body, tooLarge
@@ -353,9 +371,15 @@ func (h *httpHandler) readSetBody(w http.ResponseWriter, r *http.Request) (setBo
 			msg = fmt.Sprintf(`"ttl_seconds" must be an integer that fits in 64 bits, got %s`, typeErr.Value)
 		}
 		return body, &badRequestBody{http.StatusBadRequest, codes.InvalidArgument, msg}
+	case errors.As(err, &textErr):
+		return body, &badRequestBody{http.StatusBadRequest, codes.InvalidArgument, textErr.Error()}
 	case err != nil:
-		return body, &badRequestBody{http.StatusBadRequest, codes.InvalidArgument,
-			"invalid JSON body: " + strings.TrimPrefix(err.Error(), "json: ")}
+		msg := "invalid JSON body: " + strings.TrimPrefix(err.Error(), "json: ")
+		if form {
+			msg += "; form fields are not read: send a JSON object like " + setBodyExample +
+				" (a body sent as application/x-www-form-urlencoded, curl's default for -d, is read as JSON)"
+		}
+		return body, &badRequestBody{http.StatusBadRequest, codes.InvalidArgument, msg}
 	case body.Value == nil:
 		return body, &badRequestBody{http.StatusBadRequest, codes.InvalidArgument, `"value" is required`}
 	}
@@ -401,7 +425,20 @@ func decodeSetBody(dec *json.Decoder, body *setBody) error {
 		seen[name] = true
 		switch name {
 		case "value":
-			err = dec.Decode(&body.Value)
+			// The raw literal first: decoded, invalid UTF-8 and lone
+			// surrogates are already U+FFFD, indistinguishable from a
+			// U+FFFD that was sent.
+			var raw json.RawMessage
+			if err = dec.Decode(&raw); err != nil {
+				break
+			}
+			if len(raw) > 0 && raw[0] == '"' {
+				if off, what := notText(raw); off >= 0 {
+					start := int(dec.InputOffset()) - len(raw)
+					return &notTextError{field: name, what: what, offset: start + off}
+				}
+			}
+			err = json.Unmarshal(raw, &body.Value)
 		case "ttl_seconds":
 			err = dec.Decode(&body.TTLSeconds)
 		default:
@@ -422,6 +459,80 @@ func decodeSetBody(dec *json.Decoder, body *setBody) error {
 	}
 	_, err = dec.Token() // the closing brace
 	return unexpectedEOF(err)
+}
+
+// notTextError is returned for a JSON string that encoding/json would
+// decode to other text than was sent.
+type notTextError struct {
+	field  string
+	what   string // "byte 0xff", or the \u escape as sent
+	offset int    // of what, in the body
+}
+
+func (e *notTextError) Error() string {
+	msg := fmt.Sprintf("%q is not valid UTF-8: %s at offset %d of the body", e.field, e.what, e.offset)
+	if e.what[0] == '\\' {
+		msg += " is an unpaired UTF-16 surrogate, not a character"
+	}
+	return msg + "; values are stored exactly as sent, and gRPC strings, like JSON's, hold only UTF-8 text"
+}
+
+// notText returns the offset in lit of the first thing encoding/json would
+// replace with U+FFFD when it decodes lit, with what it is, or -1: a byte
+// that is not UTF-8 (a UTF-8-encoded surrogate included), or a \u escape
+// of a UTF-16 surrogate that is not half of a high-low pair. lit is one
+// JSON string literal, quotes included, that a json.Decoder has accepted.
+func notText(lit []byte) (int, string) {
+	if bytes.IndexByte(lit, '\\') < 0 && utf8.Valid(lit) {
+		return -1, ""
+	}
+	end := len(lit) - 1 // the closing quote
+	for i := 1; i < end; {
+		switch c := lit[i]; {
+		case c == '\\':
+			if lit[i+1] != 'u' {
+				i += 2
+				continue
+			}
+			r := hex4(lit[i+2 : i+6])
+			if !utf16.IsSurrogate(r) {
+				i += 6
+				continue
+			}
+			if i+12 <= end && lit[i+6] == '\\' && lit[i+7] == 'u' &&
+				utf16.DecodeRune(r, hex4(lit[i+8:i+12])) != utf8.RuneError {
+				i += 12
+				continue
+			}
+			return i, string(lit[i : i+6])
+		case c < utf8.RuneSelf:
+			i++
+		default:
+			r, n := utf8.DecodeRune(lit[i:end])
+			if r == utf8.RuneError && n == 1 {
+				return i, fmt.Sprintf("byte 0x%02x", c)
+			}
+			i += n
+		}
+	}
+	return -1, ""
+}
+
+// hex4 is the value of four hex digits, which the JSON decoder has checked.
+func hex4(b []byte) rune {
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c <= '9':
+			c -= '0'
+		case c >= 'a':
+			c -= 'a' - 10
+		default:
+			c -= 'A' - 10
+		}
+		r = r<<4 | rune(c)
+	}
+	return r
 }
 
 // unexpectedEOF is err, but io.ErrUnexpectedEOF for io.EOF: inside an

@@ -162,6 +162,29 @@ func TestHTTPTTL(t *testing.T) {
 	ts.get(t, "/v1/keys/q").want(t, 200, `{"found":true,"value":"2"}`)
 }
 
+// TestHTTPStoresTextExactly: every value the UTF-8 check lets through is
+// stored as the JSON string denotes, U+FFFD and escapes that look like
+// surrogates included.
+func TestHTTPStoresTextExactly(t *testing.T) {
+	ts := startHTTP(t, Options{}, HTTPOptions{})
+	tests := []struct{ body, value string }{
+		{`{"value": "\ud83d\ude00"}`, "😀"},
+		{`{"value": "\uD83D\uDE00x"}`, "😀x"},
+		{`{"value": "😀 ключ"}`, "😀 ключ"},
+		{`{"value": "\ufffd\uFFFD�"}`, "\uFFFD\uFFFD\uFFFD"},
+		{`{"value": "\\ud800"}`, `\ud800`},
+		{`{"value": "\u0000\n\"\/\\"}`, "\x00\n\"/\\"},
+		{`{"value": "\ud7ff\ue000"}`, "\ud7ff\ue000"},
+	}
+	for _, tt := range tests {
+		ts.put(t, "/v1/keys/k", tt.body).want(t, 200, `{"success":true}`)
+		got, err := ts.svc.Get(context.Background(), &kvstorepb.GetRequest{Key: "k"})
+		if err != nil || got.GetValue() != tt.value {
+			t.Fatalf("PUT %s stored %q, %v; want %q", tt.body, got.GetValue(), err, tt.value)
+		}
+	}
+}
+
 // TestHTTPKeys: a key is the percent-decoded rest of the path, "/"
 // included, and is stored as exactly that string.
 func TestHTTPKeys(t *testing.T) {
@@ -244,6 +267,18 @@ func TestHTTPInvalidArgument(t *testing.T) {
 		{"query string", "GET", "/v1/keys/k?ttl=5", "", "query parameters are not supported"},
 		{"empty query", "GET", "/v1/keys/k?", "", "query parameters are not supported"},
 		{"invalid UTF-8 key", "GET", "/v1/keys/%FF", "", "valid UTF-8"},
+		{"surrogate key", "PUT", "/v1/keys/%ED%A0%80", `{"value": "v"}`, "valid UTF-8"}, // as gRPC refuses it
+		// Issue 13: encoding/json stored U+FFFD for each of these and
+		// answered 200.
+		{"invalid byte in value", "PUT", "/v1/keys/k", "{\"value\": \"a\xffb\"}", `"value" is not valid UTF-8: byte 0xff at offset 12 of the body`},
+		{"cut UTF-8 sequence in value", "PUT", "/v1/keys/k", "{\"value\": \"\xe2\x82\"}", `"value" is not valid UTF-8: byte 0xe2 at offset 11`},
+		{"UTF-8 surrogate in value", "PUT", "/v1/keys/k", "{\"value\": \"\xed\xa0\x80\"}", `"value" is not valid UTF-8: byte 0xed`},
+		{"lone high surrogate", "PUT", "/v1/keys/k", `{"value": "a\ud800"}`, `"value" is not valid UTF-8: \ud800 at offset 12 of the body is an unpaired UTF-16 surrogate`},
+		{"lone low surrogate", "PUT", "/v1/keys/k", `{"value": "\uDC00b"}`, `\uDC00 at offset 11 of the body is an unpaired`},
+		{"high surrogate then letter", "PUT", "/v1/keys/k", `{"value": "\ud800\u0041"}`, `\ud800 at offset 11`},
+		{"reversed pair", "PUT", "/v1/keys/k", `{"value": "\udc00\ud800"}`, `\udc00 at offset 11`},
+		{"high before a pair", "PUT", "/v1/keys/k", `{"value": "\ud800\ud83d\ude00"}`, `\ud800 at offset 11`},
+		{"surrogate after escaped backslash", "PUT", "/v1/keys/k", `{"value": "\\ud800\udfff"}`, `\udfff at offset 18`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -293,13 +328,22 @@ func TestHTTPMethodAndContentType(t *testing.T) {
 		t.Fatalf("POST /healthz = %d, Allow %q; want 405 with Allow", r.status, r.header.Get("Allow"))
 	}
 
-	for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", "application/jsonx", "bogus;;"} {
+	for _, ct := range []string{"text/plain", "multipart/form-data; boundary=x", "application/jsonx", "bogus;;"} {
 		ts.do(t, http.MethodPut, "/v1/keys/k", ct, strings.NewReader(`{"value": "v"}`)).
 			wantError(t, 415, "INVALID_ARGUMENT", "send application/json")
 	}
-	for _, ct := range []string{"", "application/json", "Application/JSON; charset=utf-8"} {
-		ts.do(t, http.MethodPut, "/v1/keys/k", ct, strings.NewReader(`{"value": "v"}`)).want(t, 200, `{"success":true}`)
+	// Issue 13: curl -d sends application/x-www-form-urlencoded unless told
+	// otherwise; a JSON body under that type is taken, as grpc-gateway does.
+	for i, ct := range []string{"", "application/json", "Application/JSON; charset=utf-8",
+		"application/x-www-form-urlencoded", "Application/X-WWW-Form-URLEncoded; charset=UTF-8"} {
+		ts.do(t, http.MethodPut, "/v1/keys/k", ct, strings.NewReader(fmt.Sprintf(`{"value":"v%d"}`, i))).want(t, 200, `{"success":true}`)
+		ts.get(t, "/v1/keys/k").want(t, 200, fmt.Sprintf(`{"found":true,"value":"v%d"}`, i))
 	}
+	// A form body is still not JSON, and the error says why it was read as JSON.
+	ts.do(t, http.MethodPut, "/v1/keys/k", "application/x-www-form-urlencoded", strings.NewReader(`value=w`)).
+		wantError(t, 400, "INVALID_ARGUMENT", "invalid JSON body: invalid character 'v' looking for beginning of value; "+
+			"form fields are not read: send a JSON object like")
+	ts.get(t, "/v1/keys/k").want(t, 200, `{"found":true,"value":"v4"}`)
 	// Other /v1/ paths answer in the API's error shape.
 	ts.get(t, "/v1/keys").wantError(t, 404, "NOT_FOUND", "no such endpoint")
 	ts.get(t, "/v1/nope").wantError(t, 404, "NOT_FOUND", "no such endpoint")
