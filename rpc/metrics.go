@@ -1,20 +1,15 @@
 package rpc
 
 import (
-	"context"
 	"net/http"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/benbjohnson/clock"
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"kvstore/actor"
 )
@@ -26,21 +21,20 @@ import (
 // and the snapshotter keep atomic counters that a collector reads at scrape
 // time (Attach), and the few per-event histograms are fed through hooks
 // (ObserveBatch, ObserveSync, ObserveGroup, ObserveSnapshot) whose Observe
-// is a handful of atomic adds. The gRPC interceptor and the HTTP middleware
+// is a handful of atomic adds. The gRPC interceptors and the HTTP middleware
 // run on the request goroutines.
+//
+// gRPC calls are measured by go-grpc-middleware's Prometheus provider, so
+// they carry the names and labels that the Go gRPC ecosystem's dashboards
+// and alerts query (grpc_server_handled_total, grpc_server_handling_seconds,
+// ...); everything else is named kvstore_*.
 type Metrics struct {
 	reg *prometheus.Registry
 	// now is the clock the snapshot age is computed with: the one the
 	// snapshotter stamps its times with.
 	now func() time.Time
 
-	grpcRequests *prometheus.CounterVec
-	grpcDuration *prometheus.HistogramVec
-	// grpcMethods caches each method's series so that the interceptor
-	// takes no lock and allocates nothing once warm: a copy-on-write map,
-	// written under grpcMu, at most once per method the server registers.
-	grpcMethods atomic.Pointer[map[string]*grpcMethod]
-	grpcMu      sync.Mutex
+	grpc *grpcprom.ServerMetrics
 
 	httpRequests *prometheus.CounterVec
 	httpDuration *prometheus.HistogramVec
@@ -71,15 +65,10 @@ func NewMetrics(clk clock.Clock) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		now: clk.Now,
-		grpcRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kvstore_grpc_requests_total",
-			Help: "gRPC requests completed, by service, method and status code.",
-		}, []string{"grpc_service", "grpc_method", "grpc_code"}),
-		grpcDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "kvstore_grpc_request_duration_seconds",
-			Help:    "Time from receiving a gRPC request to its response, by service and method.",
-			Buckets: latencyBuckets,
-		}, []string{"grpc_service", "grpc_method"}),
+		// The provider's default buckets start at 5ms, above most of
+		// kvstore's calls.
+		grpc: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
+			grpcprom.WithHistogramBuckets(latencyBuckets))),
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kvstore_http_requests_total",
 			Help: "HTTP requests completed, by route, method and status code.",
@@ -118,11 +107,10 @@ func NewMetrics(clk clock.Clock) *Metrics {
 			Help: "The --max-memory limit on kvstore_memory_used_bytes; 0 means none.",
 		}),
 	}
-	m.grpcMethods.Store(&map[string]*grpcMethod{})
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.grpcRequests, m.grpcDuration,
+		m.grpc,
 		m.httpRequests, m.httpDuration,
 		m.batchCommands, m.syncDuration, m.groupRecords, m.snapDuration,
 		m.recovery,
@@ -160,66 +148,19 @@ func (m *Metrics) ObserveGroup(records int) { m.groupRecords.Observe(float64(rec
 func (m *Metrics) ObserveSnapshot(d time.Duration) { m.snapDuration.Observe(d.Seconds()) }
 
 // UnaryInterceptor counts every unary RPC by method and status code and
-// observes its latency. Pass it to NewServer, which runs it outside the
-// panic recovery so that a panic counts as Internal. Methods the server
-// does not register never reach an interceptor, so the method label is
-// bounded by the services served.
+// observes its latency (grpc_server_started_total, _handled_total,
+// _handling_seconds, _msg_received_total, _msg_sent_total). Pass it to
+// NewServer, which runs it outside the panic recovery so that a panic
+// counts as Internal. Methods the server does not register never reach an
+// interceptor, so the method label is bounded by the services served.
 func (m *Metrics) UnaryInterceptor() grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		start := time.Now()
-		resp, err := handler(ctx, req)
-		gm := m.grpcMethod(info.FullMethod)
-		gm.duration.Observe(time.Since(start).Seconds())
-		gm.counter(m.grpcRequests, status.Code(err)).Inc()
-		return resp, err
-	}
+	return m.grpc.UnaryServerInterceptor()
 }
 
-// grpcMethod holds one method's series, resolved once.
-type grpcMethod struct {
-	service, method string
-	duration        prometheus.Observer
-	// codes caches the request counter per status code; nil until the
-	// first response with that code, so unused codes export no series.
-	codes [codes.Unauthenticated + 1]atomic.Pointer[prometheus.Counter]
-}
-
-func (m *Metrics) grpcMethod(fullMethod string) *grpcMethod {
-	if gm, ok := (*m.grpcMethods.Load())[fullMethod]; ok {
-		return gm
-	}
-	m.grpcMu.Lock()
-	defer m.grpcMu.Unlock()
-	old := *m.grpcMethods.Load()
-	if gm, ok := old[fullMethod]; ok {
-		return gm
-	}
-	// "/kvstore.v1.KVStore/Set" is service "kvstore.v1.KVStore", method "Set".
-	service, method, ok := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
-	if !ok {
-		service, method = "unknown", fullMethod
-	}
-	gm := &grpcMethod{service: service, method: method, duration: m.grpcDuration.WithLabelValues(service, method)}
-	next := make(map[string]*grpcMethod, len(old)+1)
-	for k, v := range old {
-		next[k] = v
-	}
-	next[fullMethod] = gm
-	m.grpcMethods.Store(&next)
-	return gm
-}
-
-func (gm *grpcMethod) counter(vec *prometheus.CounterVec, c codes.Code) prometheus.Counter {
-	if int(c) >= len(gm.codes) {
-		return vec.WithLabelValues(gm.service, gm.method, c.String())
-	}
-	if p := gm.codes[c].Load(); p != nil {
-		return *p
-	}
-	// Racing first calls resolve the same child; either store is right.
-	ctr := vec.WithLabelValues(gm.service, gm.method, c.String())
-	gm.codes[c].Store(&ctr)
-	return ctr
+// StreamInterceptor is UnaryInterceptor for streaming RPCs (health Watch,
+// server reflection): it also counts each stream's messages.
+func (m *Metrics) StreamInterceptor() grpc.StreamServerInterceptor {
+	return m.grpc.StreamServerInterceptor()
 }
 
 // HTTP wraps h so that its requests are counted by route, method and

@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/common/model"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 
 	"kvstore/actor"
 	kvstorepb "kvstore/proto"
@@ -226,7 +228,7 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("batch histogram sum %v count %d, want sum 7", b.GetSampleSum(), b.GetSampleCount())
 	}
 
-	// gRPC.
+	// gRPC, under go-grpc-middleware's names.
 	kv := "kvstore.v1.KVStore"
 	for _, c := range []struct {
 		method, code string
@@ -237,12 +239,21 @@ func TestMetrics(t *testing.T) {
 		{"Get", "OK", 2},
 		{"Delete", "OK", 1},
 	} {
-		wantValue(t, fams, "kvstore_grpc_requests_total",
-			map[string]string{"grpc_service": kv, "grpc_method": c.method, "grpc_code": c.code}, c.want)
+		wantValue(t, fams, "grpc_server_handled_total",
+			map[string]string{"grpc_type": "unary", "grpc_service": kv, "grpc_method": c.method, "grpc_code": c.code}, c.want)
 	}
-	if got := histogram(t, fams, "kvstore_grpc_request_duration_seconds",
-		map[string]string{"grpc_service": kv, "grpc_method": "Set"}).GetSampleCount(); got != 5 {
+	set := map[string]string{"grpc_type": "unary", "grpc_service": kv, "grpc_method": "Set"}
+	wantValue(t, fams, "grpc_server_started_total", set, 5)
+	wantValue(t, fams, "grpc_server_msg_received_total", set, 5)
+	// A failed call sends no response message.
+	wantValue(t, fams, "grpc_server_msg_sent_total", set, 4)
+	if got := histogram(t, fams, "grpc_server_handling_seconds", set).GetSampleCount(); got != 5 {
 		t.Errorf("Set latency count = %d, want 5", got)
+	}
+	for _, name := range []string{"kvstore_grpc_requests_total", "kvstore_grpc_request_duration_seconds"} {
+		if _, ok := fams[name]; ok {
+			t.Errorf("%s is still exported", name)
+		}
 	}
 
 	// The log: 4 sets and 1 delete, each durable before its reply.
@@ -292,25 +303,68 @@ func TestMetrics(t *testing.T) {
 }
 
 // TestMetricsInterceptorCodes: errors that are not statuses count as
-// Unknown, and the method name is split into service and method.
+// Unknown, a cancelled context as Canceled, and the method name is split
+// into service and method.
 func TestMetricsInterceptorCodes(t *testing.T) {
 	m := NewMetrics(nil)
 	intercept := m.UnaryInterceptor()
 	info := &grpc.UnaryServerInfo{FullMethod: "/pkg.Svc/Do"}
 	fail := func(context.Context, any) (any, error) { return nil, errors.New("boom") }
+	cancelled := func(context.Context, any) (any, error) { return nil, context.Canceled }
 	ok := func(context.Context, any) (any, error) { return "resp", nil }
 	for range 2 {
 		if _, err := intercept(context.Background(), nil, info, fail); err == nil {
 			t.Fatal("error swallowed")
 		}
 	}
+	if _, err := intercept(context.Background(), nil, info, cancelled); err != context.Canceled {
+		t.Fatalf("intercept = %v, want the handler's error", err)
+	}
 	if resp, err := intercept(context.Background(), nil, info, ok); resp != "resp" || err != nil {
 		t.Fatalf("intercept = %v, %v", resp, err)
 	}
 	fams := scrape(t, m)
-	labels := map[string]string{"grpc_service": "pkg.Svc", "grpc_method": "Do"}
-	labels["grpc_code"] = codes.Unknown.String()
-	wantValue(t, fams, "kvstore_grpc_requests_total", labels, 2)
+	labels := map[string]string{"grpc_type": "unary", "grpc_service": "pkg.Svc", "grpc_method": "Do"}
+	for code, want := range map[codes.Code]float64{codes.Unknown: 2, codes.Canceled: 1, codes.OK: 1} {
+		labels["grpc_code"] = code.String()
+		wantValue(t, fams, "grpc_server_handled_total", labels, want)
+	}
+}
+
+// TestMetricsStreams: a reflection stream through the stream interceptor
+// is counted as a bidi stream, with its messages.
+func TestMetricsStreams(t *testing.T) {
+	m := NewMetrics(nil)
+	a := actor.New(actor.Config{ExpireInterval: -1})
+	t.Cleanup(a.Stop)
+	srv := NewServer(NewService(a, Options{}), ServerOptions{Stream: []grpc.StreamServerInterceptor{m.StreamInterceptor()}})
+	conn := serveLoopback(t, srv.Serve, stopNow(srv))
+	stream, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		req := &reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}
+		if err := stream.Send(req); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stream.Recv(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := stream.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	// The server writes the stream's status after the interceptor has
+	// counted it: EOF here is the hand-off.
+	if _, err := stream.Recv(); err != io.EOF {
+		t.Fatalf("Recv after CloseSend = %v, want EOF", err)
+	}
+	fams := scrape(t, m)
+	labels := map[string]string{"grpc_type": "bidi_stream", "grpc_service": "grpc.reflection.v1.ServerReflection", "grpc_method": "ServerReflectionInfo"}
+	wantValue(t, fams, "grpc_server_started_total", labels, 1)
+	wantValue(t, fams, "grpc_server_msg_received_total", labels, 2)
+	wantValue(t, fams, "grpc_server_msg_sent_total", labels, 2)
 	labels["grpc_code"] = codes.OK.String()
-	wantValue(t, fams, "kvstore_grpc_requests_total", labels, 1)
+	wantValue(t, fams, "grpc_server_handled_total", labels, 1)
 }

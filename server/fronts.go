@@ -87,8 +87,9 @@ func listenFronts(c *Config, svc *rpc.Service, metrics *rpc.Metrics, sec securit
 	// tokens there is nothing to check: grpc-go allocates a closure per
 	// call for every interceptor in a chain, so none is added.
 	opts := rpc.ServerOptions{
-		Unary: []grpc.UnaryServerInterceptor{metrics.UnaryInterceptor()},
-		TLS:   sec.tls.Config(),
+		Unary:  []grpc.UnaryServerInterceptor{metrics.UnaryInterceptor()},
+		Stream: []grpc.StreamServerInterceptor{metrics.StreamInterceptor()},
+		TLS:    sec.tls.Config(),
 	}
 	if sec.auth != nil {
 		opts.Unary = append(opts.Unary, sec.auth.UnaryInterceptor())

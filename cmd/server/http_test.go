@@ -82,7 +82,7 @@ func TestHTTPEndToEnd(t *testing.T) {
 	if v := sum(metrics, "kvstore_http_requests_total", map[string]string{"route": "/v1/keys/{key}", "code": "400"}); v != 2 {
 		t.Errorf("HTTP 400s counted = %v; want 2", v)
 	}
-	if v := sum(metrics, "kvstore_grpc_requests_total", map[string]string{"grpc_method": "Get", "grpc_code": "OK"}); v != 1 {
+	if v := sum(metrics, "grpc_server_handled_total", map[string]string{"grpc_method": "Get", "grpc_code": "OK"}); v != 1 {
 		t.Errorf("gRPC Get OK counted = %v; want 1", v)
 	}
 	if v := sum(metrics, "kvstore_wal_records_total", nil); v != 3 {
