@@ -66,7 +66,7 @@ type compareRun struct {
 	GetHitRate *float64 `json:"get_hit_rate,omitempty"`
 
 	// hist holds the latencies of the run's successful requests, for
-	// --svg; compare drops it once merged.
+	// --plot; compare drops it once merged.
 	hist *hdrhistogram.Histogram
 }
 
@@ -91,8 +91,8 @@ type compareSummary struct {
 // on a noisy machine hits both alike. It prints per-run lines to stderr,
 // then the per-round numbers and the median ratio table (or --json).
 //
-// With cfg.SVG set it also writes the latency plot of the runs that
-// finished (see comparePlot) to that file.
+// With cfg.Plot set it also draws the latency plot of the runs that
+// finished (see comparePlot) to that file, SVG or PNG by its extension.
 func compare(ctx context.Context, cfg config, servers []benchServer, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "kvstore-bench: compare %s vs %s: %d rounds x %d workloads, %s each after preloading all %d keys; %d clients over %d connections, %s keys, %d-byte values\n",
 		servers[0].name, servers[1].name, cfg.Rounds, len(cfg.scenarios()), runLength(cfg), cfg.Keys, cfg.Clients, cfg.Conns, cfg.Dist, cfg.ValueSize)
@@ -102,7 +102,7 @@ func compare(ctx context.Context, cfg config, servers []benchServer, stdout, std
 		runErr error
 		lat    *mergedLatencies
 	)
-	if cfg.SVG != "" {
+	if cfg.Plot != "" {
 		lat = newMergedLatencies()
 	}
 rounds:
@@ -147,16 +147,15 @@ rounds:
 	default:
 		writeCompareTables(stdout, runs, summary, servers[0].name, servers[1].name)
 	}
-	var svgErr error
+	var plotErr error
 	if lat != nil && len(runs) > 0 {
-		plot := comparePlot(cfg, servers[0].name, servers[1].name, lat, summary, time.Now())
-		if svgErr = os.WriteFile(cfg.SVG, renderLatencyPlot(plot), 0o644); svgErr == nil {
-			fmt.Fprintf(stderr, "kvstore-bench: wrote the latency plot to %s\n", cfg.SVG)
+		if plotErr = writeLatencyPlot(cfg.Plot, comparePlot(cfg, servers[0].name, servers[1].name, lat, summary, time.Now())); plotErr == nil {
+			fmt.Fprintf(stderr, "kvstore-bench: wrote the latency plot to %s\n", cfg.Plot)
 		}
 	}
 	switch {
-	case svgErr != nil:
-		fmt.Fprintf(stderr, "kvstore-bench: --svg: %v\n", svgErr)
+	case plotErr != nil:
+		fmt.Fprintf(stderr, "kvstore-bench: --plot: %v\n", plotErr)
 		if runErr != nil {
 			fmt.Fprintf(stderr, "kvstore-bench: compare: %v\n", runErr)
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
@@ -111,46 +112,63 @@ func TestCompareAlternatesServersAndPrintsRatios(t *testing.T) {
 	}
 }
 
+// compareTitles are the titles of the plot's panels for scenarios.
+func compareTitles(scenarios []compareScenario) []string {
+	var titles []string
+	for _, sc := range scenarios {
+		titles = append(titles, sc.name+" (set:get:del "+sc.mix.String()+")")
+	}
+	return titles
+}
+
 func TestCompareWritesTheLatencyPlot(t *testing.T) {
 	servers := []benchServer{inProcessServer("kvstore"), inProcessServer("baseline")}
 	cfg := compareConfig()
 	cfg.Rounds = 2
-	cfg.SVG = filepath.Join(t.TempDir(), "compare.svg")
+	cfg.Plot = filepath.Join(t.TempDir(), "compare.svg")
 	var out, errOut bytes.Buffer
 	if code := compare(context.Background(), cfg, servers, &out, &errOut); code != exitOK {
 		t.Fatalf("exit %d, stderr %s", code, errOut.String())
 	}
-	if !strings.Contains(errOut.String(), "wrote the latency plot to "+cfg.SVG) {
+	if !strings.Contains(errOut.String(), "wrote the latency plot to "+cfg.Plot) {
 		t.Errorf("stderr does not name the plot: %s", errOut.String())
 	}
-	data, err := os.ReadFile(cfg.SVG)
+	data, err := os.ReadFile(cfg.Plot)
 	if err != nil {
 		t.Fatal(err)
 	}
-	svg := parseSVG(t, data)
-	if len(svg.panels) != len(compareScenarios) {
-		t.Fatalf("%d panels, want %d", len(svg.panels), len(compareScenarios))
-	}
-	for i, p := range svg.panels {
-		if !strings.HasPrefix(p.title, compareScenarios[i].name) {
-			t.Errorf("panel %d is %q, want %q", i, p.title, compareScenarios[i].name)
-		}
+	head, panels := splitAtPanels(t, svgTexts(t, data), compareTitles(compareScenarios))
+	for i, texts := range panels {
 		// Two rounds of 200 requests, merged.
 		for _, name := range []string{"kvstore", "baseline"} {
-			if len(p.series[name]) == 0 || !strings.Contains(p.legendOf(name), " 400 requests") {
-				t.Errorf("panel %q: series %s has %d points, legend %q", p.title, name, len(p.series[name]), p.legendOf(name))
+			if l := legendOf(texts, name); !strings.Contains(l, " 400 requests") {
+				t.Errorf("panel %d: legend of %s %q", i, name, l)
 			}
 		}
 	}
-	if !strings.Contains(strings.Join(svg.subtitle, "\n"), "all 2 rounds") {
-		t.Errorf("subtitle %q does not say which rounds the curves merge", svg.subtitle)
+	if !strings.Contains(strings.Join(head, "\n"), "all 2 rounds") {
+		t.Errorf("subtitle %q does not say which rounds the curves merge", head)
 	}
 
-	cfg.SVG = filepath.Join(t.TempDir(), "missing", "compare.svg")
+	// By the extension: a PNG.
+	cfg.Plot = filepath.Join(t.TempDir(), "compare.png")
 	cfg.Rounds = 1
+	if code := compare(context.Background(), cfg, servers, &out, &errOut); code != exitOK {
+		t.Fatalf("exit %d, stderr %s", code, errOut.String())
+	}
+	f, err := os.Open(cfg.Plot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if img, err := png.DecodeConfig(f); err != nil || img.Width != 900 {
+		t.Errorf("%s: %+v, %v; want a PNG 900 pixels wide", cfg.Plot, img, err)
+	}
+
+	cfg.Plot = filepath.Join(t.TempDir(), "missing", "compare.svg")
 	errOut.Reset()
-	if code := compare(context.Background(), cfg, servers, &out, &errOut); code != exitFailed || !strings.Contains(errOut.String(), "--svg: ") {
-		t.Errorf("unwritable --svg: exit %d, stderr %s", code, errOut.String())
+	if code := compare(context.Background(), cfg, servers, &out, &errOut); code != exitFailed || !strings.Contains(errOut.String(), "--plot: ") {
+		t.Errorf("unwritable --plot: exit %d, stderr %s", code, errOut.String())
 	}
 }
 
@@ -177,7 +195,7 @@ func TestCompareRunsTheWorkloadsPicked(t *testing.T) {
 	servers := []benchServer{inProcessServer("kvstore"), inProcessServer("baseline")}
 	c := compareConfig()
 	c.Workloads, c.Rounds = cfg.Workloads, 2
-	c.SVG = filepath.Join(t.TempDir(), "compare.svg")
+	c.Plot = filepath.Join(t.TempDir(), "compare.svg")
 	got, stderr := compareJSON(t, c, servers)
 	if !strings.Contains(stderr, "2 rounds x 2 workloads") {
 		t.Errorf("stderr does not announce 2 workloads: %s", stderr)
@@ -192,16 +210,24 @@ func TestCompareRunsTheWorkloadsPicked(t *testing.T) {
 	if len(got.Summary) != 2 || got.Summary[0].Workload != "set only" || got.Summary[1].Workload != "get only" {
 		t.Errorf("summary %+v", got.Summary)
 	}
-	data, err := os.ReadFile(c.SVG)
+	data, err := os.ReadFile(c.Plot)
 	if err != nil {
 		t.Fatal(err)
 	}
-	svg := parseSVG(t, data)
-	if len(svg.panels) != 2 || !strings.HasPrefix(svg.panels[0].title, "set only") || !strings.HasPrefix(svg.panels[1].title, "get only") {
-		t.Errorf("%d panels, want set only and get only", len(svg.panels))
+	// Two panels, set only and get only; both rounds finished, and the
+	// subtitle says so, not "the rounds that finished".
+	texts := svgTexts(t, data)
+	head, _ := splitAtPanels(t, texts, compareTitles(cfg.scenarios()))
+	var titles []string
+	for _, s := range texts {
+		if strings.Contains(s, "(set:get:del ") {
+			titles = append(titles, s)
+		}
 	}
-	// Both rounds finished: the legend says so, not "the rounds that finished".
-	if sub := strings.Join(svg.subtitle, "\n"); !strings.Contains(sub, "all 2 rounds") {
+	if len(titles) != 2 {
+		t.Errorf("panels %q, want set only and get only", titles)
+	}
+	if sub := strings.Join(head, "\n"); !strings.Contains(sub, "all 2 rounds") {
 		t.Errorf("subtitle %q: the plot thinks rounds are missing", sub)
 	}
 }

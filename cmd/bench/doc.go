@@ -24,7 +24,7 @@
 //	                       50:50, set only, get only; --workloads picks
 //	                       some), each run on a fresh
 //	                       server preloaded with every key (not counted),
-//	                       and print the median ratios; --svg FILE also
+//	                       and print the median ratios; --plot FILE also
 //	                       draws both servers' latency percentile curves,
 //	                       one panel per workload (plot.go)
 //

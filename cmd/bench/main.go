@@ -67,7 +67,8 @@ type config struct {
 	Workloads  []string
 	ServerBin  string
 	ServerArgs string
-	SVG        string
+	// Plot is the --plot file, its format by extension (plotFormatOf).
+	Plot string
 }
 
 // workloadsFlag is --workloads: a comma-separated list of
@@ -161,8 +162,9 @@ Modes:
                          those picked by --workloads), each run on a fresh
                          server preloaded with all --keys keys (not counted),
                          and print the median kvstore/baseline
-                         ratios; --svg FILE also draws the latency percentile
-                         distributions of both servers as an SVG picture
+                         ratios; --plot FILE also draws the latency percentile
+                         distributions of both servers, as SVG or PNG by the
+                         name's extension (--svg FILE is its old name)
 
 Closed loop by default: every client sends its next request when the last one
 returns. --rate N runs open loop: requests are due at N per second whether or
@@ -218,7 +220,8 @@ func parseFlags(args []string, stdout io.Writer) (config, error) {
 	fs.Var(workloadsFlag{&c.Workloads}, "workloads", "--compare: the workloads to run, a comma-separated `list` of mixed (set:get 50:50),\nset (set only) and get (get only); all three by default")
 	fs.StringVar(&c.ServerBin, "server-bin", "", "--compare: kvstore-server `binary`; empty builds ./cmd/server with go build")
 	fs.StringVar(&c.ServerArgs, "server-args", "", "--compare: extra kvstore-server `flags`, split on spaces, e.g. \"--fsync everysec\"")
-	fs.StringVar(&c.SVG, "svg", "", "--compare: also write the latency percentile plot of both servers, one panel\nper workload, to this SVG `file`")
+	fs.StringVar(&c.Plot, "plot", "", "--compare: also draw the latency percentile plot of both servers, one panel\nper workload, to this `file`: .svg or .png")
+	fs.StringVar(&c.Plot, "svg", "", "--compare: the old name of --plot `file`")
 
 	fs.VisitAll(func(f *flag.Flag) { f.Usage += " (env " + envName(f.Name) + ")" })
 	// Help goes to stdout on request only; a parse error gets one line on
@@ -250,11 +253,16 @@ func (c *config) validate() error {
 			modes++
 		}
 	}
+	if c.Plot != "" {
+		if _, err := plotFormatOf(c.Plot); err != nil {
+			return fmt.Errorf("--plot %v", err)
+		}
+	}
 	switch {
 	case modes > 1:
 		return errors.New("--inproc, --compare and --serve-baseline exclude each other")
-	case c.SVG != "" && !c.Compare:
-		return errors.New("--svg draws the --compare runs: use it with --compare")
+	case c.Plot != "" && !c.Compare:
+		return errors.New("--plot draws the --compare runs: use it with --compare")
 	case len(c.Workloads) > 0 && !c.Compare:
 		return errors.New("--workloads picks the --compare runs: use it with --compare; --mix sets the workload otherwise")
 	case c.ServeBaseline != "":
@@ -336,10 +344,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case cfg.ServeBaseline != "":
 		return serveBaseline(ctx, cfg.ServeBaseline, stdout, stderr)
 	case cfg.Compare:
-		// Find a mistyped --svg directory now, not after minutes of runs.
-		if cfg.SVG != "" {
-			if err := checkDirOf(cfg.SVG); err != nil {
-				fmt.Fprintf(stderr, "kvstore-bench: --svg: %v\n", err)
+		// Find a mistyped --plot directory now, not after minutes of runs.
+		if cfg.Plot != "" {
+			if err := checkDirOf(cfg.Plot); err != nil {
+				fmt.Fprintf(stderr, "kvstore-bench: --plot: %v\n", err)
 				return exitFailed
 			}
 		}

@@ -67,8 +67,11 @@ func TestBadFlagsExit2WithReason(t *testing.T) {
 		{[]string{"--rounds", "0", "--compare"}, "--rounds must be at least 1"},
 		{[]string{"--addr", ""}, "--addr must not be empty"},
 		{[]string{"--inproc", "--compare"}, "exclude each other"},
+		{[]string{"--plot", "x.svg"}, "use it with --compare"},
+		{[]string{"--inproc", "--plot", "x.png"}, "use it with --compare"},
 		{[]string{"--svg", "x.svg"}, "use it with --compare"},
-		{[]string{"--inproc", "--svg", "x.svg"}, "use it with --compare"},
+		{[]string{"--compare", "--plot", "x.pdf"}, "x.pdf: want a file name ending in .svg or .png"},
+		{[]string{"--compare", "--svg", "latency"}, "want a file name ending in .svg or .png"},
 		{[]string{"--workloads", "set"}, "use it with --compare"},
 		{[]string{"--compare", "--workloads", "set,puts"}, `unknown workload "puts"`},
 		{[]string{"--compare", "--workloads", ""}, `unknown workload ""`},
@@ -133,7 +136,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 	}
 	for _, name := range []string{"addr", "clients", "conns", "duration", "requests", "keys", "value-size", "mix",
 		"ttl", "ttl-fraction", "dist", "zipf-s", "preload", "rate", "timeout", "seed", "progress", "json", "inproc",
-		"serve-baseline", "compare", "rounds", "server-bin", "server-args", "svg"} {
+		"serve-baseline", "compare", "rounds", "server-bin", "server-args", "plot", "svg"} {
 		if !strings.Contains(out, "  -"+name+" ") && !strings.Contains(out, "  -"+name+"\n") {
 			t.Errorf("--help does not document --%s", name)
 		}
@@ -148,12 +151,23 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 	}
 }
 
-// A mistyped --svg directory stops --compare before it starts a server.
-func TestCompareChecksTheSVGDirectoryFirst(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "no-such-dir", "compare.svg")
-	code, out, errOut := runBench(t, "--compare", "--server-bin", "/nonexistent/kvstore-server", "--svg", file)
-	if code != exitFailed || out != "" || !strings.Contains(errOut, "--svg: ") || strings.Contains(errOut, "kvstore-server") {
-		t.Errorf("exit %d, stdout %q, stderr %q; want exit 1 on --svg alone", code, out, errOut)
+// A mistyped --plot directory stops --compare before it starts a server.
+func TestCompareChecksThePlotDirectoryFirst(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "no-such-dir", "compare.png")
+	code, out, errOut := runBench(t, "--compare", "--server-bin", "/nonexistent/kvstore-server", "--plot", file)
+	if code != exitFailed || out != "" || !strings.Contains(errOut, "--plot: ") || strings.Contains(errOut, "kvstore-server") {
+		t.Errorf("exit %d, stdout %q, stderr %q; want exit 1 on --plot alone", code, out, errOut)
+	}
+}
+
+// --svg, the old name of --plot, still sets the plot file (make
+// bench-compare uses it), of either format.
+func TestSVGFlagIsTheOldNameOfPlot(t *testing.T) {
+	for _, file := range []string{"docs/latency.svg", "docs/latency.png"} {
+		cfg, err := parseFlags([]string{"--compare", "--svg", file}, &bytes.Buffer{})
+		if err != nil || cfg.Plot != file {
+			t.Errorf("--svg %s: plot %q, %v", file, cfg.Plot, err)
+		}
 	}
 }
 

@@ -1,23 +1,38 @@
 package main
 
 import (
-	"encoding/xml"
+	"bytes"
 	"fmt"
+	"image/color"
 	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+	xfont "golang.org/x/image/font"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/font"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/text"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+	"gonum.org/v1/plot/vg/vgsvg"
 )
 
-// The latency plot of --compare --svg: one panel per workload, one curve
+// The latency plot of --compare --plot: one panel per workload, one curve
 // per server, latency (linear, ms) over percentile on the HDR scale, where
 // x = log10(1/(1-p)) gives each further nine (90%, 99%, 99.9%) the same
 // width, so the tail is as visible as the median.
 //
 // comparePlot turns the merged histograms into plain data (latencyPlot);
-// renderLatencyPlot turns that into SVG 1.1 text and does nothing else, so
-// tests can check the picture without a run.
+// newPanelFigure turns a panel into a gonum/plot plot and legend, and
+// renderLatencyPlot stacks those under the title as SVG or PNG, so tests
+// can check the picture without a run.
 
 // latencyPlot is what renderLatencyPlot draws.
 type latencyPlot struct {
@@ -56,7 +71,7 @@ const (
 type runKey struct{ workload, server string }
 
 // mergedLatencies sums each server's histograms per workload over the
-// rounds, for --svg.
+// rounds, for --plot.
 type mergedLatencies struct {
 	hists  map[runKey]*hdrhistogram.Histogram
 	rounds map[runKey]int
@@ -169,119 +184,237 @@ func comparePlot(cfg config, kv, base string, lat *mergedLatencies, summary []co
 	return p
 }
 
-// Layout of the picture, in pixels. The width suits a page or a README;
-// the height grows with the panels.
+// Layout of the picture, in points (1/72 inch): 675pt is 900 pixels at
+// the 96 DPI of the PNG, and of a browser showing the SVG. The height
+// grows with the panels.
 const (
-	svgWidth      = 900
-	svgLeft       = 76 // y tick labels and the y axis title
-	svgRight      = 32
-	svgTitleY     = 30
-	svgSubtitleY  = 54 // first subtitle line
-	svgLineHeight = 17
-	panelHeadH    = 62  // panel title and a legend line per series
-	panelPlotH    = 240 // the plot area
-	panelFootH    = 48  // x tick labels and the x axis title
-	panelGap      = 18
-	legendLineH   = 17
+	plotWidth     vg.Length = 675
+	plotDPI                 = 96
+	marginX       vg.Length = 15 // left of the title; left and right of the panels
+	titleBottom   vg.Length = 26 // from the top
+	subtitleFirst vg.Length = 44 // bottom of the first subtitle line, from the top
+	lineHeight    vg.Length = 13
+	panelTitleH   vg.Length = 17 // above the legend
+	panelH        vg.Length = 216
+	panelGap      vg.Length = 14
+	marginBottom  vg.Length = 6
+)
+
+// Fonts and colours. gonum/plot embeds the Liberation fonts, so the PNG
+// looks the same everywhere; the SVG only names the family (embedding it
+// would add ~400 KB per face), and a viewer without it uses its default.
+var (
+	sansFont   = font.Font{Typeface: "Liberation", Variant: "Sans"}
+	boldFont   = font.Font{Typeface: "Liberation", Variant: "Sans", Weight: xfont.WeightBold}
+	inkColour  = color.RGBA{0x11, 0x11, 0x11, 0xff}
+	noteColour = color.RGBA{0x44, 0x44, 0x44, 0xff}
+	axisColour = color.RGBA{0x33, 0x33, 0x33, 0xff}
+	gridColour = color.RGBA{0xdd, 0xdd, 0xdd, 0xff}
 )
 
 // Series styles by position: colour-blind-safe blue and orange, the
 // second also dashed so that it survives a grey-scale print.
-var seriesStyles = []struct{ colour, dash string }{
-	{"#1f5fa8", ""},
-	{"#e07000", "7 4"},
-	{"#2a9d3a", "2 3"},
-	{"#8e44ad", "10 3 2 3"},
+var seriesStyles = []draw.LineStyle{
+	{Color: color.RGBA{0x1f, 0x5f, 0xa8, 0xff}, Width: 1.5},
+	{Color: color.RGBA{0xe0, 0x70, 0x00, 0xff}, Width: 1.5, Dashes: []vg.Length{5, 3}},
+	{Color: color.RGBA{0x2a, 0x9d, 0x3a, 0xff}, Width: 1.5, Dashes: []vg.Length{1.5, 2.25}},
+	{Color: color.RGBA{0x8e, 0x44, 0xad, 0xff}, Width: 1.5, Dashes: []vg.Length{7.5, 2.25, 1.5, 2.25}},
 }
 
-// renderLatencyPlot draws p as a self-contained SVG 1.1 document: no
-// scripts, no external fonts or images. The latency scale of each panel
-// starts at 0 and ends at the first tick at or above its highest point.
-func renderLatencyPlot(p latencyPlot) []byte {
-	plotW := float64(svgWidth - svgLeft - svgRight)
-	panelTop := svgSubtitleY + svgLineHeight*len(p.Subtitle) + 6
-	panelH := panelHeadH + panelPlotH + panelFootH + panelGap
-	height := panelTop + panelH*len(p.Panels)
+func textStyle(f font.Font, size vg.Length, c color.Color) text.Style {
+	return text.Style{Color: c, Font: font.From(f, size), Handler: plot.DefaultTextHandler}
+}
 
-	var b strings.Builder
-	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n")
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="%d" height="%d" viewBox="0 0 %d %d" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="12">`+"\n",
-		svgWidth, height, svgWidth, height)
-	fmt.Fprintf(&b, "<title>%s</title>\n", esc(p.Title))
-	fmt.Fprintf(&b, `<rect x="0" y="0" width="%d" height="%d" fill="#ffffff"/>`+"\n", svgWidth, height)
-	fmt.Fprintf(&b, `<text class="title" x="%d" y="%d" font-size="17" font-weight="bold" fill="#111111">%s</text>`+"\n", svgLeft-56, svgTitleY, esc(p.Title))
-	for i, line := range p.Subtitle {
-		fmt.Fprintf(&b, `<text class="subtitle" x="%d" y="%d" fill="#444444">%s</text>`+"\n", svgLeft-56, svgSubtitleY+svgLineHeight*i, esc(line))
+// hdrScale is the percentile axis: x = log10(1/(1-p)), so that each
+// further nine has the same width. Percentiles past max are drawn at max.
+type hdrScale struct{}
+
+// Normalize implements plot.Normalizer.
+func (hdrScale) Normalize(min, max, x float64) float64 {
+	lo, hi := ninesOf(min), ninesOf(max)
+	return (ninesOf(math.Min(x, max)) - lo) / (hi - lo)
+}
+
+// panelFigure is a panel as gonum/plot draws it: the axes and curves,
+// and the legend that goes above them.
+type panelFigure struct {
+	plot   *plot.Plot
+	legend plot.Legend
+	curves []plotter.XYs // by series, in ms over percentile; nil without points
+}
+
+// newPanelFigure builds the plot of one panel. The latency scale starts
+// at 0 and ends at the first tick at or above the panel's highest point.
+func newPanelFigure(panel latencyPanel) panelFigure {
+	p := plot.New()
+	p.X.Label.Text = "percentile (log scale of 1/(1-p))"
+	p.Y.Label.Text = "latency (ms)"
+	for _, ax := range []*plot.Axis{&p.X, &p.Y} {
+		ax.Label.TextStyle.Font = font.From(sansFont, 9)
+		ax.Label.TextStyle.Color = axisColour
+		ax.Tick.Label.Font = font.From(sansFont, 9)
+		ax.Tick.Label.Color = axisColour
+		ax.Color, ax.Tick.Color = axisColour, axisColour
 	}
+	grid := plotter.NewGrid()
+	grid.Vertical = draw.LineStyle{Color: gridColour, Width: 0.75}
+	grid.Horizontal = grid.Vertical
+	p.Add(grid)
 
-	for i, panel := range p.Panels {
-		top := float64(panelTop + panelH*i)
-		plotTop := top + panelHeadH
-		plotBottom := plotTop + panelPlotH
-		fmt.Fprintf(&b, "<g class=\"panel\">\n")
-		fmt.Fprintf(&b, `<text class="panel-title" x="%d" y="%.0f" font-size="14" font-weight="bold" fill="#111111">%s</text>`+"\n", svgLeft, top+16, esc(panel.Title))
-
-		var maxNs int64
-		for _, s := range panel.Series {
-			for _, pt := range s.Points {
-				maxNs = max(maxNs, pt.Latency)
-			}
-		}
-		step, ticks := niceScale(float64(maxNs)/1e6, 5)
-		yTop := step * float64(ticks)
-		xOf := func(percentile float64) float64 { return svgLeft + plotW*min(ninesOf(percentile), plotNines)/plotNines }
-		yOf := func(ns int64) float64 { return plotBottom - panelPlotH*(float64(ns)/1e6)/yTop }
-
-		// Grid, ticks and labels.
-		fmt.Fprintf(&b, `<rect class="frame" x="%d" y="%.0f" width="%.0f" height="%d" fill="#fafafa" stroke="#888888" stroke-width="1"/>`+"\n",
-			svgLeft, plotTop, plotW, panelPlotH)
-		decimals := max(0, -int(math.Floor(math.Log10(step))))
-		for t := 0; t <= ticks; t++ {
-			y := plotBottom - panelPlotH*float64(t)/float64(ticks)
-			if t > 0 {
-				fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%.0f" y2="%.1f" stroke="#dddddd" stroke-width="1"/>`+"\n", svgLeft, y, svgLeft+plotW, y)
-			}
-			fmt.Fprintf(&b, `<text class="ytick" x="%d" y="%.1f" text-anchor="end" fill="#333333">%.*f</text>`+"\n", svgLeft-6, y+4, decimals, step*float64(t))
-		}
-		for n := 0; n <= plotNines; n++ {
-			x := svgLeft + plotW*float64(n)/plotNines
-			if n > 0 && n < plotNines {
-				fmt.Fprintf(&b, `<line x1="%.1f" y1="%.0f" x2="%.1f" y2="%.0f" stroke="#dddddd" stroke-width="1"/>`+"\n", x, plotTop, x, plotBottom)
-			}
-			fmt.Fprintf(&b, `<text class="xtick" x="%.1f" y="%.0f" text-anchor="middle" fill="#333333">%s</text>`+"\n", x, plotBottom+17, ninesLabel(n))
-		}
-		fmt.Fprintf(&b, `<text class="xlabel" x="%.0f" y="%.0f" text-anchor="middle" fill="#333333">percentile (log scale of 1/(1-p))</text>`+"\n", svgLeft+plotW/2, plotBottom+37)
-		yMid := plotTop + panelPlotH/2
-		fmt.Fprintf(&b, `<text class="ylabel" x="22" y="%.0f" text-anchor="middle" fill="#333333" transform="rotate(-90 22 %.0f)">latency (ms)</text>`+"\n", yMid, yMid)
-
-		// Curves, then the legend above the plot area.
-		for j, s := range panel.Series {
-			st := seriesStyles[j%len(seriesStyles)]
-			ly := top + 16 + legendLineH*float64(j+1)
-			dash := ""
-			if st.dash != "" {
-				dash = fmt.Sprintf(` stroke-dasharray="%s"`, st.dash)
-			}
-			fmt.Fprintf(&b, `<g class="legend"><line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="%s" stroke-width="2.5"%s/>`,
-				svgLeft, ly-4, svgLeft+28, ly-4, st.colour, dash)
-			fmt.Fprintf(&b, `<text x="%d" y="%.1f" fill="#111111"><tspan font-weight="bold">%s</tspan> · %s</text></g>`+"\n",
-				svgLeft+36, ly, esc(s.Name), esc(s.Note))
-			if len(s.Points) == 0 {
-				continue
-			}
-			fmt.Fprintf(&b, `<polyline class="series" fill="none" stroke="%s" stroke-width="2" stroke-linejoin="round"%s points="`, st.colour, dash)
+	legend := plot.NewLegend()
+	legend.Top, legend.Left = true, true
+	legend.TextStyle = textStyle(sansFont, 9, inkColour)
+	legend.Padding = 3
+	legend.ThumbnailWidth = 21
+	fig := panelFigure{plot: p}
+	var maxMs float64
+	for j, s := range panel.Series {
+		line := &plotter.Line{LineStyle: seriesStyles[j%len(seriesStyles)]}
+		if len(s.Points) > 0 {
+			line.XYs = make(plotter.XYs, len(s.Points))
 			for k, pt := range s.Points {
-				if k > 0 {
-					b.WriteByte(' ')
-				}
-				fmt.Fprintf(&b, "%.1f,%.1f", xOf(pt.Percentile), yOf(pt.Latency))
+				line.XYs[k] = plotter.XY{X: pt.Percentile, Y: float64(pt.Latency) / 1e6}
+				maxMs = math.Max(maxMs, line.XYs[k].Y)
 			}
-			fmt.Fprintf(&b, "\"><title>%s</title></polyline>\n", esc(s.Name))
+			p.Add(line)
 		}
-		b.WriteString("</g>\n")
+		fig.curves = append(fig.curves, line.XYs)
+		entry := s.Name
+		if s.Note != "" {
+			entry += " · " + s.Note
+		}
+		legend.Add(entry, line)
 	}
-	b.WriteString("</svg>\n")
-	return []byte(b.String())
+	fig.legend = legend
+
+	p.X.Scale = hdrScale{}
+	p.X.Min, p.X.Max = 0, percentileAt(plotNines)
+	var xticks []plot.Tick
+	for n := range plotNines + 1 {
+		xticks = append(xticks, plot.Tick{Value: percentileAt(float64(n)), Label: ninesLabel(n)})
+	}
+	p.X.Tick.Marker = plot.ConstantTicks(xticks)
+
+	step, steps := niceScale(maxMs, 5)
+	decimals := max(0, -int(math.Floor(math.Log10(step))))
+	p.Y.Min, p.Y.Max = 0, step*float64(steps)
+	var yticks []plot.Tick
+	for t := range steps + 1 {
+		v := step * float64(t)
+		yticks = append(yticks, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'f', decimals, 64)})
+	}
+	p.Y.Tick.Marker = plot.ConstantTicks(yticks)
+	return fig
+}
+
+// plotLayout places the parts of a picture.
+type plotLayout struct {
+	width, height vg.Length
+	panelTop      vg.Length // from the top: where the first panel's head starts
+	headH         vg.Length // a panel's title and legend
+	tiles         draw.Tiles
+}
+
+func layoutOf(p latencyPlot, figs []panelFigure) plotLayout {
+	l := plotLayout{width: plotWidth, panelTop: subtitleFirst + lineHeight*vg.Length(len(p.Subtitle)-1) + 8}
+	var legendH vg.Length
+	for _, f := range figs {
+		legendH = max(legendH, f.legend.Rectangle(draw.Canvas{}).Size().Y)
+	}
+	l.headH = panelTitleH + legendH + 6
+	h := l.panelTop + marginBottom
+	if n := vg.Length(len(figs)); n > 0 {
+		h += l.headH + n*panelH + (n-1)*(panelGap+l.headH)
+	}
+	// A whole number of pixels.
+	px := vg.Inch / plotDPI
+	l.height = vg.Length(math.Ceil(float64(h/px))) * px
+	l.tiles = draw.Tiles{Rows: len(figs), Cols: 1, PadLeft: marginX, PadRight: marginX,
+		PadTop: l.panelTop + l.headH, PadY: panelGap + l.headH, PadBottom: marginBottom + l.height - h}
+	return l
+}
+
+// Plot formats renderLatencyPlot draws, by file name extension.
+var plotFormats = []string{".svg", ".png"}
+
+// plotFormatOf is the format of a plot file by its extension: ".svg" or
+// ".png", or an error naming those.
+func plotFormatOf(file string) (string, error) {
+	ext := strings.ToLower(filepath.Ext(file))
+	if !slices.Contains(plotFormats, ext) {
+		return "", fmt.Errorf("%s: want a file name ending in %s", file, strings.Join(plotFormats, " or "))
+	}
+	return ext, nil
+}
+
+// renderLatencyPlot draws p as an SVG document (format ".svg", no scripts,
+// no external images) or a PNG image (".png", plotDPI). Panels stack from
+// the top, their plot areas aligned.
+func renderLatencyPlot(p latencyPlot, format string) ([]byte, error) {
+	figs := make([]panelFigure, len(p.Panels))
+	for i, panel := range p.Panels {
+		figs[i] = newPanelFigure(panel)
+	}
+	l := layoutOf(p, figs)
+	var c vg.CanvasWriterTo
+	switch format {
+	case ".svg":
+		c = vgsvg.New(l.width, l.height)
+	case ".png":
+		c = vgimg.PngCanvas{Canvas: vgimg.NewWith(vgimg.UseWH(l.width, l.height), vgimg.UseDPI(plotDPI))}
+	default:
+		return nil, fmt.Errorf("plot format %q: want one of %s", format, strings.Join(plotFormats, ", "))
+	}
+	drawLatencyPlot(draw.New(c), p, figs, l)
+	var b bytes.Buffer
+	if _, err := c.WriteTo(&b); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// writeLatencyPlot draws p to file, in the format of its extension.
+func writeLatencyPlot(file string, p latencyPlot) error {
+	format, err := plotFormatOf(file)
+	if err != nil {
+		return err
+	}
+	data, err := renderLatencyPlot(p, format)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, data, 0o644)
+}
+
+func drawLatencyPlot(c draw.Canvas, p latencyPlot, figs []panelFigure, l plotLayout) {
+	c.FillPolygon(color.White, []vg.Point{c.Min, {X: c.Max.X, Y: c.Min.Y}, c.Max, {X: c.Min.X, Y: c.Max.Y}})
+	fromTop := func(d vg.Length) vg.Length { return l.height - d }
+	c.FillText(textStyle(boldFont, 13, inkColour), vg.Point{X: marginX, Y: fromTop(titleBottom)}, p.Title)
+	sub := textStyle(sansFont, 9, noteColour)
+	for i, line := range p.Subtitle {
+		c.FillText(sub, vg.Point{X: marginX, Y: fromTop(subtitleFirst + lineHeight*vg.Length(i))}, line)
+	}
+	if len(figs) == 0 {
+		return
+	}
+	plots := make([][]*plot.Plot, len(figs))
+	for i, f := range figs {
+		plots[i] = []*plot.Plot{f.plot}
+	}
+	canvases := plot.Align(plots, l.tiles, c)
+	title := textStyle(boldFont, 10.5, inkColour)
+	for i, f := range figs {
+		// The head first, then the plot: a reader of the SVG meets each
+		// panel's texts together.
+		area := f.plot.DataCanvas(canvases[i][0])
+		headTop := l.tiles.At(c, 0, i).Max.Y + l.headH
+		c.FillText(title, vg.Point{X: area.Min.X, Y: headTop - panelTitleH + 4}, p.Panels[i].Title)
+		f.legend.Draw(draw.Canvas{Canvas: c.Canvas, Rectangle: vg.Rectangle{
+			Min: vg.Point{X: area.Min.X, Y: headTop - l.headH},
+			Max: vg.Point{X: area.Max.X, Y: headTop - panelTitleH},
+		}})
+		f.plot.Draw(canvases[i][0])
+	}
 }
 
 // ninesLabel names the percentile at n nines: 0%, 90%, 99%, 99.9%, ...
@@ -316,11 +449,4 @@ func niceScale(maxValue float64, target int) (step float64, steps int) {
 		steps++
 	}
 	return step, steps
-}
-
-// esc escapes s for XML text and attribute values.
-func esc(s string) string {
-	var b strings.Builder
-	xml.EscapeText(&b, []byte(s))
-	return b.String()
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/xml"
 	"errors"
+	"image"
+	"image/png"
 	"io"
 	"math"
 	"slices"
@@ -13,63 +15,17 @@ import (
 	"time"
 )
 
-// svgDoc is what parseSVG reads back from renderLatencyPlot's output.
-type svgDoc struct {
-	root     xml.StartElement
-	title    string // the visible title
-	subtitle []string
-	panels   []*svgPanel
-}
-
-type svgPanel struct {
-	title          string
-	frame          struct{ x, y, w, h float64 }
-	yticks         []float64
-	xticks         []string
-	xlabel, ylabel string
-	legend         []string
-	series         map[string][][2]float64 // name (the polyline's title) -> points, in pixels
-	seriesOrder    []string
-}
-
-func (p *svgPanel) legendOf(name string) string {
-	for _, l := range p.legend {
-		if strings.HasPrefix(l, name+" ") {
-			return l
-		}
-	}
-	return ""
-}
-
-// parseSVG decodes data token by token, failing the test on anything that
-// is not well-formed XML, and collects the parts of the plot by class.
-func parseSVG(t *testing.T, data []byte) svgDoc {
+// svgTexts reads back an SVG picture: it fails the test on anything that
+// is not well-formed XML or not a self-contained SVG document (no
+// scripts, no images, no links), and returns the content of its <text>
+// elements in document order.
+func svgTexts(t *testing.T, data []byte) []string {
 	t.Helper()
 	var (
-		doc        svgDoc
-		depth      int
-		panel      *svgPanel
-		text       *strings.Builder // the <text> being read, with its tspans
-		class      string           // of that <text>
-		legend     bool             // inside a legend group
-		polyPoints [][2]float64     // of the polyline being read
-		polyTitle  *strings.Builder // its <title>, while being read
+		texts []string
+		text  *strings.Builder
+		depth int
 	)
-	attr := func(e xml.StartElement, name string) string {
-		for _, a := range e.Attr {
-			if a.Name.Local == name {
-				return a.Value
-			}
-		}
-		return ""
-	}
-	num := func(s string) float64 {
-		f, err := strconv.ParseFloat(s, 64)
-		if err != nil {
-			t.Fatalf("not a number: %q", s)
-		}
-		return f
-	}
 	dec := xml.NewDecoder(bytes.NewReader(data))
 	for {
 		tok, err := dec.Token()
@@ -77,95 +33,83 @@ func parseSVG(t *testing.T, data []byte) svgDoc {
 			break
 		}
 		if err != nil {
-			t.Fatalf("not well-formed XML: %v\n%s", err, data)
+			t.Fatalf("not well-formed XML: %v", err)
 		}
 		switch tok := tok.(type) {
 		case xml.StartElement:
 			depth++
-			if depth == 1 {
-				doc.root = tok.Copy()
+			if depth == 1 && (tok.Name.Local != "svg" || tok.Name.Space != "http://www.w3.org/2000/svg") {
+				t.Fatalf("root element %v, want svg in the SVG namespace", tok.Name)
 			}
 			switch tok.Name.Local {
-			case "g":
-				switch attr(tok, "class") {
-				case "panel":
-					panel = &svgPanel{series: map[string][][2]float64{}}
-					doc.panels = append(doc.panels, panel)
-				case "legend":
-					legend = true
-				}
-			case "rect":
-				if attr(tok, "class") == "frame" {
-					panel.frame.x, panel.frame.y = num(attr(tok, "x")), num(attr(tok, "y"))
-					panel.frame.w, panel.frame.h = num(attr(tok, "width")), num(attr(tok, "height"))
-				}
+			case "script", "image", "a", "use", "foreignObject":
+				t.Errorf("the picture has a <%s> element", tok.Name.Local)
 			case "text":
-				text, class = &strings.Builder{}, attr(tok, "class")
-			case "polyline":
-				polyPoints = nil
-				for _, xy := range strings.Fields(attr(tok, "points")) {
-					x, y, ok := strings.Cut(xy, ",")
-					if !ok {
-						t.Fatalf("bad point %q", xy)
-					}
-					polyPoints = append(polyPoints, [2]float64{num(x), num(y)})
-				}
-			case "title":
-				if polyPoints != nil {
-					polyTitle = &strings.Builder{}
-				}
+				text = &strings.Builder{}
 			}
 		case xml.CharData:
-			switch {
-			case text != nil:
+			if text != nil {
 				text.Write(tok)
-			case polyTitle != nil:
-				polyTitle.Write(tok)
 			}
 		case xml.EndElement:
 			depth--
-			switch tok.Name.Local {
-			case "g":
-				legend = false
-			case "title":
-				if polyTitle != nil {
-					name := polyTitle.String()
-					panel.series[name] = polyPoints
-					panel.seriesOrder = append(panel.seriesOrder, name)
-					polyTitle = nil
-				}
-			case "polyline":
-				polyPoints = nil
-			case "text":
-				s := text.String()
-				switch {
-				case class == "title":
-					doc.title = s
-				case class == "subtitle":
-					doc.subtitle = append(doc.subtitle, s)
-				case class == "panel-title":
-					panel.title = s
-				case class == "ytick":
-					panel.yticks = append(panel.yticks, num(s))
-				case class == "xtick":
-					panel.xticks = append(panel.xticks, s)
-				case class == "xlabel":
-					panel.xlabel = s
-				case class == "ylabel":
-					panel.ylabel = s
-				case legend:
-					panel.legend = append(panel.legend, s)
-				}
+			if tok.Name.Local == "text" {
+				texts = append(texts, text.String())
 				text = nil
 			}
 		}
 	}
-	return doc
+	if depth != 0 || len(texts) == 0 {
+		t.Fatalf("SVG ends at depth %d with %d texts", depth, len(texts))
+	}
+	return texts
+}
+
+// splitAtPanels splits the texts of a picture at the panel titles, which
+// must all appear, in this order: head is what comes before the first,
+// panels[i] what follows titles[i] up to the next title.
+func splitAtPanels(t *testing.T, texts, titles []string) (head []string, panels [][]string) {
+	t.Helper()
+	i := -1
+	for _, s := range texts {
+		switch {
+		case i+1 < len(titles) && s == titles[i+1]:
+			i++
+			panels = append(panels, nil)
+		case i < 0:
+			head = append(head, s)
+		default:
+			panels[i] = append(panels[i], s)
+		}
+	}
+	if len(panels) != len(titles) {
+		t.Fatalf("found %d of the panel titles %q in %q", len(panels), titles, texts)
+	}
+	return head, panels
+}
+
+// legendOf is the legend entry of series name among texts: the name,
+// then " · " and its note.
+func legendOf(texts []string, name string) string {
+	for _, s := range texts {
+		if s == name || strings.HasPrefix(s, name+" · ") {
+			return s
+		}
+	}
+	return ""
+}
+
+func panelTitles(p latencyPlot) []string {
+	var titles []string
+	for _, panel := range p.Panels {
+		titles = append(titles, panel.Title)
+	}
+	return titles
 }
 
 // testPlot is comparePlot over made-up latencies: kvstore from 1ms to 3ms
 // with a tail to 40ms, the baseline from 0.5 to 1.5ms.
-func testPlot(t *testing.T) (latencyPlot, config) {
+func testPlot(t testing.TB) (latencyPlot, config) {
 	t.Helper()
 	cfg := config{Clients: 50, Conns: 4, Keys: 1000, ValueSize: 16, Dist: distUniform, Duration: 2 * time.Second,
 		Rounds: 2, ServerArgs: "--fsync everysec  --log-level warn"}
@@ -186,28 +130,23 @@ func testPlot(t *testing.T) (latencyPlot, config) {
 	return comparePlot(cfg, "kvstore", "baseline", lat, summary, time.Date(2025, 11, 25, 18, 40, 0, 0, time.UTC)), cfg
 }
 
-func TestLatencyPlotIsWellFormedSVGWithBothSeriesPerPanel(t *testing.T) {
+func TestLatencyPlotSVGHasTheTitlesLegendsAndAxes(t *testing.T) {
 	p, _ := testPlot(t)
-	svg := parseSVG(t, renderLatencyPlot(p))
+	svg, err := renderLatencyPlot(p, ".svg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, panels := splitAtPanels(t, svgTexts(t, svg), panelTitles(p))
 
-	if svg.root.Name.Local != "svg" || svg.root.Name.Space != "http://www.w3.org/2000/svg" {
-		t.Errorf("root element %v, want svg in the SVG namespace", svg.root.Name)
-	}
-	version := ""
-	for _, a := range svg.root.Attr {
-		if a.Name.Local == "version" {
-			version = a.Value
-		}
-	}
-	if version != "1.1" {
-		t.Errorf("svg version %q, want 1.1", version)
+	if len(head) != 1+len(p.Subtitle) || head[0] != p.Title || !slices.Equal(head[1:], p.Subtitle) {
+		t.Errorf("above the panels: %q, want the title %q and the subtitle %q", head, p.Title, p.Subtitle)
 	}
 	for _, want := range []string{"kvstore vs baseline", "2025-11-25 18:40 UTC"} {
-		if !strings.Contains(svg.title, want) {
-			t.Errorf("title %q lacks %q", svg.title, want)
+		if !strings.Contains(p.Title, want) {
+			t.Errorf("title %q lacks %q", p.Title, want)
 		}
 	}
-	sub := strings.Join(svg.subtitle, "\n")
+	sub := strings.Join(p.Subtitle, "\n")
 	for _, want := range []string{"50 clients", "4 connections", "16-byte values", "1000 keys", "uniform", "preloaded",
 		"2s per run", "--fsync everysec --log-level warn", "all 2 rounds", "merged"} {
 		if !strings.Contains(sub, want) {
@@ -215,74 +154,170 @@ func TestLatencyPlotIsWellFormedSVGWithBothSeriesPerPanel(t *testing.T) {
 		}
 	}
 
-	if len(svg.panels) != len(compareScenarios) {
-		t.Fatalf("%d panels, want one per workload (%d)", len(svg.panels), len(compareScenarios))
+	if len(panels) != len(compareScenarios) {
+		t.Fatalf("%d panels, want one per workload (%d)", len(panels), len(compareScenarios))
 	}
-	for i, panel := range svg.panels {
+	for i, texts := range panels {
 		sc := compareScenarios[i]
-		if want := sc.name + " (set:get:del " + sc.mix.String() + ")"; panel.title != want {
-			t.Errorf("panel %d title %q, want %q", i, panel.title, want)
+		title := p.Panels[i].Title
+		if want := sc.name + " (set:get:del " + sc.mix.String() + ")"; title != want {
+			t.Errorf("panel %d title %q, want %q", i, title, want)
 		}
-		if !slices.Equal(panel.seriesOrder, []string{"kvstore", "baseline"}) {
-			t.Errorf("panel %q: series %v, want kvstore and baseline", panel.title, panel.seriesOrder)
+		// The legend: kvstore first, then the baseline.
+		kv, base := slices.Index(texts, legendOf(texts, "kvstore")), slices.Index(texts, legendOf(texts, "baseline"))
+		if kv < 0 || base < 0 || kv > base {
+			t.Errorf("panel %q: legend entries at %d and %d in %q, want kvstore then baseline", title, kv, base, texts)
+			continue
 		}
-		for _, name := range []string{"kvstore", "baseline"} {
-			if n := len(panel.series[name]); n != plotSamples+1 {
-				t.Errorf("panel %q: %s has %d points, want %d", panel.title, name, n, plotSamples+1)
-			}
-			if l := panel.legendOf(name); !strings.Contains(l, "p99 ") || !strings.Contains(l, "max ") || !strings.Contains(l, " requests") {
-				t.Errorf("panel %q: legend of %s is %q", panel.title, name, l)
+		for _, l := range []string{texts[kv], texts[base]} {
+			if !strings.Contains(l, "p99 ") || !strings.Contains(l, "max ") || !strings.Contains(l, " requests") {
+				t.Errorf("panel %q: legend entry %q", title, l)
 			}
 		}
 		// Both rounds merged: 2 x 10,001 requests, the slowest 40ms.
-		if l := panel.legendOf("kvstore"); !strings.Contains(l, "max 40.0ms") || !strings.Contains(l, " 20002 requests") {
-			t.Errorf("panel %q: kvstore legend %q, want the merged count and max", panel.title, l)
+		if !strings.Contains(texts[kv], "max 40.0ms") || !strings.Contains(texts[kv], " 20002 requests") {
+			t.Errorf("panel %q: kvstore legend %q, want the merged count and max", title, texts[kv])
 		}
-		if want := []string{"0%", "90%", "99%", "99.9%", "99.99%"}; !slices.Equal(panel.xticks, want) {
-			t.Errorf("panel %q: x ticks %q, want %q", panel.title, panel.xticks, want)
+		// The ticks of the percentile axis, in order, and both axis titles.
+		var xticks []string
+		for _, s := range texts {
+			if strings.HasSuffix(s, "%") {
+				xticks = append(xticks, s)
+			}
 		}
-		if !strings.HasPrefix(panel.xlabel, "percentile") || panel.ylabel != "latency (ms)" {
-			t.Errorf("panel %q: axis titles %q and %q", panel.title, panel.xlabel, panel.ylabel)
+		if want := []string{"0%", "90%", "99%", "99.9%", "99.99%"}; !slices.Equal(xticks, want) {
+			t.Errorf("panel %q: x ticks %q, want %q", title, xticks, want)
+		}
+		for _, want := range []string{"percentile (log scale of 1/(1-p))", "latency (ms)"} {
+			if !slices.Contains(texts, want) {
+				t.Errorf("panel %q lacks the axis title %q", title, want)
+			}
+		}
+		// The latency ticks: 0 to 4 ms by 1, over curves that end at
+		// 99.99%, 3 ms (the 40 ms max is one request in 20002).
+		for _, want := range []string{"0", "1", "4"} {
+			if !slices.Contains(texts, want) {
+				t.Errorf("panel %q lacks the latency tick %q: %q", title, want, texts)
+			}
 		}
 	}
-	if l := svg.panels[1].legendOf("baseline"); !strings.Contains(l, "median 5678 ops/s") {
+	if l := legendOf(panels[1], "baseline"); !strings.Contains(l, "median 5678 ops/s") {
 		t.Errorf("set-only legend %q lacks the median throughput", l)
 	}
 }
 
 // The latency scale covers the highest point: the top tick is at or above
-// it, and every point of every curve lies inside the plot area.
-func TestLatencyPlotScaleCoversTheHighestPoint(t *testing.T) {
+// it, and every point of every curve lies inside both axes' ranges. The
+// percentile axis gives each nine the same width.
+func TestLatencyPanelScaleCoversTheHighestPoint(t *testing.T) {
 	p, _ := testPlot(t)
 	// One panel whose tail sits exactly on a tick and one whose tail is
 	// just above a round number.
 	p.Panels = append(p.Panels,
 		latencyPanel{Title: "on a tick", Series: []latencySeries{{Name: "a", Points: []percentilePoint{{0, 1e6}, {99.99, 5e6}}}}},
 		latencyPanel{Title: "just above", Series: []latencySeries{{Name: "a", Points: []percentilePoint{{0, 1e5}, {99, 2_000_001}}}}})
-	svg := parseSVG(t, renderLatencyPlot(p))
-	for i, panel := range svg.panels {
+	for _, panel := range p.Panels {
+		fig := newPanelFigure(panel)
 		var maxMs float64
-		for _, s := range p.Panels[i].Series {
+		for _, s := range panel.Series {
 			for _, pt := range s.Points {
 				maxMs = math.Max(maxMs, float64(pt.Latency)/1e6)
 			}
 		}
-		if len(panel.yticks) < 2 || panel.yticks[0] != 0 || !slices.IsSorted(panel.yticks) {
-			t.Errorf("panel %q: y ticks %v, want ascending from 0", panel.title, panel.yticks)
+		y := fig.plot.Y
+		ticks := y.Tick.Marker.Ticks(y.Min, y.Max)
+		var values []float64
+		for _, tk := range ticks {
+			v, err := strconv.ParseFloat(tk.Label, 64)
+			if err != nil || math.Abs(v-tk.Value) > 1e-9 {
+				t.Errorf("panel %q: tick %+v is labelled with another value", panel.Title, tk)
+			}
+			values = append(values, tk.Value)
+		}
+		if len(values) < 2 || values[0] != 0 || !slices.IsSorted(values) || y.Min != 0 || y.Max != values[len(values)-1] {
+			t.Errorf("panel %q: y ticks %v over %v..%v, want ascending from 0 to the top", panel.Title, values, y.Min, y.Max)
 			continue
 		}
-		if top := panel.yticks[len(panel.yticks)-1]; top < maxMs || top > 2*maxMs+1e-9 {
-			t.Errorf("panel %q: top tick %v for a highest point of %vms", panel.title, top, maxMs)
+		if y.Max < maxMs || y.Max > 2*maxMs+1e-9 {
+			t.Errorf("panel %q: top tick %v for a highest point of %vms", panel.Title, y.Max, maxMs)
 		}
-		f := panel.frame
-		for name, pts := range panel.series {
-			for _, pt := range pts {
-				if pt[0] < f.x || pt[0] > f.x+f.w || pt[1] < f.y || pt[1] > f.y+f.h {
-					t.Errorf("panel %q: %s point %v outside the plot area %+v", panel.title, name, pt, f)
+		x := fig.plot.X
+		if x.Min != 0 || math.Abs(x.Max-99.99) > 1e-9 {
+			t.Errorf("panel %q: percentiles %v..%v, want 0..99.99", panel.Title, x.Min, x.Max)
+		}
+		for n := range plotNines + 1 {
+			if got := x.Norm(percentileAt(float64(n))); math.Abs(got-float64(n)/plotNines) > 1e-9 {
+				t.Errorf("panel %q: %v%% at %v of the axis, want %v", panel.Title, percentileAt(float64(n)), got, float64(n)/plotNines)
+			}
+		}
+		if len(fig.curves) != len(panel.Series) {
+			t.Fatalf("panel %q: %d curves for %d series", panel.Title, len(fig.curves), len(panel.Series))
+		}
+		for j, c := range fig.curves {
+			if len(c) != len(panel.Series[j].Points) {
+				t.Errorf("panel %q: %s has %d points, want %d", panel.Title, panel.Series[j].Name, len(c), len(panel.Series[j].Points))
+			}
+			for _, pt := range c {
+				if pt.X < x.Min || pt.X > x.Max || pt.Y < y.Min || pt.Y > y.Max {
+					t.Errorf("panel %q: %s point %v outside %v..%v x %v..%v", panel.Title, panel.Series[j].Name, pt, x.Min, x.Max, y.Min, y.Max)
 					break
 				}
 			}
 		}
+	}
+}
+
+// The PNG is 900 pixels wide, grows with the panels, and shows both
+// servers' curves in their colours.
+func TestLatencyPlotPNG(t *testing.T) {
+	p, _ := testPlot(t)
+	decode := func(p latencyPlot) image.Image {
+		t.Helper()
+		data, err := renderLatencyPlot(p, ".png")
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(bytes.NewReader(data))
+		if err != nil {
+			t.Fatalf("not a PNG: %v", err)
+		}
+		return img
+	}
+	img := decode(p)
+	if w := img.Bounds().Dx(); w != 900 {
+		t.Errorf("%d pixels wide, want 900", w)
+	}
+	one := p
+	one.Panels = one.Panels[:1]
+	if h, h1 := img.Bounds().Dy(), decode(one).Bounds().Dy(); h1 < 300 || h < h1+2*300 {
+		t.Errorf("%d pixels high with %d panels, %d with one: want about 300 more per panel", h, len(p.Panels), h1)
+	}
+	near := func(c, want [3]uint32) bool {
+		for i := range c {
+			if d := int(c[i]) - int(want[i]); d < -8 || d > 8 {
+				return false
+			}
+		}
+		return true
+	}
+	blue, orange := [3]uint32{0x1f, 0x5f, 0xa8}, [3]uint32{0xe0, 0x70, 0x00}
+	var blues, oranges int
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			c := [3]uint32{r >> 8, g >> 8, bl >> 8}
+			switch {
+			case near(c, blue):
+				blues++
+			case near(c, orange):
+				oranges++
+			}
+		}
+	}
+	// Three panels of two curves, each curve several hundred pixels long.
+	if blues < 3*300 || oranges < 3*150 {
+		t.Errorf("%d kvstore-blue and %d baseline-orange pixels: the curves are missing", blues, oranges)
 	}
 }
 
@@ -293,24 +328,77 @@ func TestLatencyPlotWithoutDataAndWithMarkupInLabels(t *testing.T) {
 		Panels: []latencyPanel{{Title: "empty & co", Series: []latencySeries{
 			{Name: "kvstore", Note: "no successful requests"},
 			{Name: "base<line>", Points: []percentilePoint{{0, 2000}, {90, 3000}}},
+			{Name: "one point", Points: []percentilePoint{{50, 1500}}},
 		}}},
 	}
-	svg := parseSVG(t, renderLatencyPlot(p))
-	if svg.title != p.Title || svg.subtitle[0] != p.Subtitle[0] || svg.panels[0].title != "empty & co" {
-		t.Errorf("labels did not survive escaping: %q, %q, %q", svg.title, svg.subtitle, svg.panels[0].title)
+	svg, err := renderLatencyPlot(p, ".svg")
+	if err != nil {
+		t.Fatal(err)
 	}
-	panel := svg.panels[0]
-	if len(panel.series) != 1 || len(panel.series["base<line>"]) != 2 {
-		t.Errorf("series %v, want only base<line>'s curve", panel.series)
+	head, panels := splitAtPanels(t, svgTexts(t, svg), []string{"empty & co"})
+	if !slices.Equal(head, []string{p.Title, p.Subtitle[0]}) {
+		t.Errorf("labels did not survive escaping: %q", head)
 	}
-	if l := panel.legendOf("kvstore"); !strings.Contains(l, "no successful requests") {
-		t.Errorf("legend %q", panel.legend)
+	for _, want := range []string{"kvstore · no successful requests", "base<line>", "one point"} {
+		if !slices.Contains(panels[0], want) {
+			t.Errorf("legend lacks %q: %q", want, panels[0])
+		}
+	}
+	fig := newPanelFigure(p.Panels[0])
+	if len(fig.curves) != 3 || fig.curves[0] != nil || len(fig.curves[1]) != 2 || len(fig.curves[2]) != 1 {
+		t.Errorf("curves %v, want none for kvstore, two points and one", fig.curves)
 	}
 
-	// All panels empty: a 0..1ms scale, still well-formed.
-	svg = parseSVG(t, renderLatencyPlot(latencyPlot{Panels: []latencyPanel{{Title: "nothing"}}}))
-	if !slices.Equal(svg.panels[0].yticks, []float64{0, 1}) {
-		t.Errorf("empty panel y ticks %v, want 0 and 1", svg.panels[0].yticks)
+	// Panels without series, without data, and no panels at all: a 0..1ms
+	// scale, still a picture in both formats.
+	for _, p := range []latencyPlot{
+		{Panels: []latencyPanel{{Title: "nothing"}}},
+		{Panels: []latencyPanel{{Title: "no data", Series: []latencySeries{{Name: "a"}}}}},
+		{Title: "no panels"},
+		{},
+	} {
+		for _, format := range plotFormats {
+			data, err := renderLatencyPlot(p, format)
+			if err != nil || len(data) == 0 {
+				t.Errorf("%+v as %s: %d bytes, %v", p, format, len(data), err)
+			}
+		}
+		for _, panel := range p.Panels {
+			y := newPanelFigure(panel).plot.Y
+			if y.Min != 0 || y.Max != 1 {
+				t.Errorf("panel %q: latency scale %v..%v, want 0..1", panel.Title, y.Min, y.Max)
+			}
+		}
+	}
+	if _, err := renderLatencyPlot(p, ".pdf"); err == nil {
+		t.Error("rendered a .pdf")
+	}
+}
+
+func TestPlotFormatByExtension(t *testing.T) {
+	for file, want := range map[string]string{"a.svg": ".svg", "docs/latency.png": ".png", "A.PNG": ".png", "x.y.Svg": ".svg"} {
+		if got, err := plotFormatOf(file); got != want || err != nil {
+			t.Errorf("plotFormatOf(%q) = %q, %v; want %q", file, got, err, want)
+		}
+	}
+	for _, file := range []string{"a.pdf", "svg", "a.svg.txt", ""} {
+		if _, err := plotFormatOf(file); err == nil || !strings.Contains(err.Error(), ".svg or .png") {
+			t.Errorf("plotFormatOf(%q): %v, want an error naming .svg and .png", file, err)
+		}
+	}
+}
+
+// BenchmarkRenderLatencyPlot draws a --compare plot of three panels.
+func BenchmarkRenderLatencyPlot(b *testing.B) {
+	p, _ := testPlot(b)
+	for _, format := range plotFormats {
+		b.Run(format[1:], func(b *testing.B) {
+			for b.Loop() {
+				if _, err := renderLatencyPlot(p, format); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
