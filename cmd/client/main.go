@@ -2,8 +2,10 @@
 //
 //	kvstore-client                       run the demo (set, get, delete)
 //	kvstore-client set KEY VALUE [--ttl 30s]
+//	kvstore-client set KEY -             the value from stdin
+//	kvstore-client set KEY --file F      the value from file F
 //	kvstore-client get KEY               print the value; exit 1 if missing
-//	kvstore-client del KEY
+//	kvstore-client del KEY               exit 1 if there was no such key
 //
 // Every flag can also be set by a KVSTORE_* environment variable, the flag
 // name in upper snake case (--addr is KVSTORE_ADDR); a flag on the command
@@ -31,12 +33,12 @@ import (
 // Exit codes.
 const (
 	exitOK      = 0
-	exitMissing = 1 // get of a key that does not exist
+	exitMissing = 1 // get or del of a key that does not exist
 	exitError   = 2 // bad usage or a failed request
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
 // envPrefix starts the environment variable of every flag: --addr is
@@ -52,7 +54,7 @@ func envName(flagName string) string {
 // usageError is bad command-line usage, as opposed to a failed request.
 type usageError struct{ error }
 
-func run(args []string, stdout, stderr io.Writer) int {
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("kvstore-client", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var (
@@ -66,6 +68,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&co.TLS.ServerName, "tls-server-name", "", "`name` to verify the server certificate against (default: the host of --addr)")
 	fs.StringVar(&co.Token, "token", "", "bearer `token` for servers started with --auth-file")
 	timeout := fs.Duration("timeout", 5*time.Second, "deadline for each request")
+	file := fs.String("file", "", "with set: read the value from this `file` (set KEY --file F); set KEY - reads it from stdin")
 	ttl := fs.Duration("ttl", 0, "with set: expire the key after this long (whole seconds, e.g. 30s); get and del refuse the flag but ignore the variable")
 	fs.VisitAll(func(f *flag.Flag) { f.Usage += " (env " + envName(f.Name) + ")" })
 
@@ -121,8 +124,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return fail(stderr, usageError{fmt.Errorf("unknown command %q (want set, get or del)", cmd)})
 	}
+	if cmd == "set" && *file != "" {
+		n = 1 // the value is the file's
+	}
 	if len(rest) != n {
 		return fail(stderr, usageError{fmt.Errorf("%s takes %d argument(s), got %d", cmd, n, len(rest))})
+	}
+	if *file != "" && cmd != "set" {
+		return fail(stderr, usageError{errors.New("--file applies to set only")})
 	}
 	// KVSTORE_TTL is a default for the sets of a session; a get or del
 	// there has no TTL to take, so only the flag is a mistake.
@@ -131,7 +140,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch cmd {
 	case "set":
-		err = c.set(rest[0], rest[1], int64(*ttl/time.Second))
+		var value string
+		if value, err = readValue(rest[1:], *file, stdin); err != nil {
+			return fail(stderr, err)
+		}
+		err = c.set(rest[0], value, int64(*ttl/time.Second))
 	case "get":
 		var found bool
 		if found, err = c.get(rest[0]); err == nil && !found {
@@ -139,7 +152,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return exitMissing
 		}
 	case "del":
-		err = c.del(rest[0])
+		var found bool
+		if found, err = c.del(rest[0]); err == nil {
+			if !found {
+				fmt.Fprintf(stderr, "key %q not found\n", rest[0])
+				return exitMissing
+			}
+			fmt.Fprintf(stdout, "deleted %q\n", rest[0])
+		}
 	}
 	if err != nil {
 		return fail(stderr, err)
@@ -147,12 +167,50 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+// readValue is the value of a set: the argument, stdin for "-", or the
+// contents of file. Reading it in full is what lets a value be larger than
+// the ~128 KiB the kernel allows a single argument.
+func readValue(arg []string, file string, stdin io.Reader) (string, error) {
+	var (
+		b   []byte
+		err error
+	)
+	switch {
+	case file != "":
+		if b, err = os.ReadFile(file); err != nil {
+			return "", fmt.Errorf("--file: %w", err)
+		}
+	case arg[0] == "-":
+		if b, err = io.ReadAll(stdin); err != nil {
+			return "", fmt.Errorf("read the value from stdin: %w", err)
+		}
+	default:
+		return arg[0], nil
+	}
+	return string(b), nil
+}
+
+// isTerminal reports whether w is a terminal (a character device).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(interface{ Stat() (os.FileInfo, error) })
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
 func printUsage(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprint(w, `Usage:
   kvstore-client [flags]                      run the demo
   kvstore-client [flags] set KEY VALUE [--ttl 30s]
+  kvstore-client [flags] set KEY -            the value from stdin
+  kvstore-client [flags] set KEY --file F     the value from file F
   kvstore-client [flags] get KEY              prints the value; exit 1 if missing
-  kvstore-client [flags] del KEY
+  kvstore-client [flags] del KEY              exit 1 if there was no such key
+
+get writes the value as it is, with no newline added, unless stdout is a
+terminal.
 
 Every flag has an environment variable (--addr is KVSTORE_ADDR); a flag on
 the command line wins.
@@ -202,15 +260,22 @@ func (c *client) get(key string) (bool, error) {
 	if err != nil || !resp.GetFound() {
 		return false, err
 	}
-	fmt.Fprintln(c.out, resp.GetValue())
+	// Raw, so that get > file gives back exactly what set --file sent; a
+	// newline only for a person at a terminal.
+	if isTerminal(c.out) {
+		fmt.Fprintln(c.out, resp.GetValue())
+	} else {
+		io.WriteString(c.out, resp.GetValue())
+	}
 	return true, nil
 }
 
-func (c *client) del(key string) error {
+// del deletes key and reports whether it existed.
+func (c *client) del(key string) (bool, error) {
 	ctx, cancel := c.ctx()
 	defer cancel()
-	_, err := c.kv.Delete(ctx, &kvstorepb.DeleteRequest{Key: key})
-	return err
+	resp, err := c.kv.Delete(ctx, &kvstorepb.DeleteRequest{Key: key})
+	return resp.GetDeleted(), err
 }
 
 // demo runs the original client's walk through the API and prints its

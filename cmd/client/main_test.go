@@ -69,8 +69,14 @@ func runClient(t *testing.T, addr string, args ...string) (code int, stdout, std
 // runClientArgs is runClient without the --addr flag.
 func runClientArgs(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	return runClientIn(t, "", args...)
+}
+
+// runClientIn is runClientArgs with stdin.
+func runClientIn(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
 	var out, errOut bytes.Buffer
-	code = run(args, &out, &errOut)
+	code = run(args, strings.NewReader(stdin), &out, &errOut)
 	return code, out.String(), errOut.String()
 }
 
@@ -108,13 +114,13 @@ func TestSubcommands(t *testing.T) {
 		wantErrSub string
 	}{
 		{args: []string{"set", "k", "v"}, wantCode: 0},
-		{args: []string{"get", "k"}, wantCode: 0, wantOut: "v\n"},
+		{args: []string{"get", "k"}, wantCode: 0, wantOut: "v"},
 		{args: []string{"set", "t", "1", "--ttl", "30s"}, wantCode: 0},
 		{args: []string{"--ttl", "30s", "set", "t", "2"}, wantCode: 0},
-		{args: []string{"get", "t"}, wantCode: 0, wantOut: "2\n"},
-		{args: []string{"del", "k"}, wantCode: 0},
+		{args: []string{"get", "t"}, wantCode: 0, wantOut: "2"},
+		{args: []string{"del", "k"}, wantCode: 0, wantOut: "deleted \"k\"\n"},
 		{args: []string{"get", "k"}, wantCode: 1, wantErrSub: `key "k" not found`},
-		{args: []string{"del", "k"}, wantCode: 0},
+		{args: []string{"del", "k"}, wantCode: 1, wantErrSub: `key "k" not found`},
 		{args: []string{"set", "", "v"}, wantCode: 2, wantErrSub: "error: InvalidArgument: key must not be empty"},
 		{args: []string{"set", "k"}, wantCode: 2, wantErrSub: "set takes 2 argument(s), got 1"},
 		{args: []string{"frob"}, wantCode: 2, wantErrSub: `unknown command "frob"`},
@@ -140,7 +146,7 @@ func TestGetLargeValue(t *testing.T) {
 		t.Fatalf("set: exit %d, %q", code, errOut)
 	}
 	code, out, errOut := runClient(t, addr, "get", "big")
-	if code != 0 || out != value+"\n" {
+	if code != 0 || out != value {
 		t.Fatalf("get: exit %d, stderr %q, %d bytes out; want 0 and the %d-byte value", code, errOut, len(out), len(value))
 	}
 }
@@ -175,7 +181,7 @@ func TestTokenFlag(t *testing.T) {
 		t.Fatalf("with --token: exit %d, %q", code, errOut)
 	}
 	t.Setenv("KVSTORE_TOKEN", token)
-	if code, out, errOut := runClient(t, addr, "get", "k"); code != 0 || out != "v\n" {
+	if code, out, errOut := runClient(t, addr, "get", "k"); code != 0 || out != "v" {
 		t.Fatalf("with KVSTORE_TOKEN: exit %d, %q %q", code, out, errOut)
 	}
 	if code, _, errOut := runClient(t, addr, "--tls-ca", "/nonexistent.pem", "get", "k"); code != 2 || !strings.Contains(errOut, "nonexistent.pem") {
@@ -204,11 +210,11 @@ func TestEnvironmentSetsFlagsAndFlagsWin(t *testing.T) {
 	// A get: were the variable ignored, it would go to a server of the
 	// developer's on the default address, which it must not change.
 	t.Setenv("KVSTORE_ADDR", addr)
-	if code, out, errOut := runClientArgs(t, "get", "k"); code != 0 || out != "v\n" {
+	if code, out, errOut := runClientArgs(t, "get", "k"); code != 0 || out != "v" {
 		t.Fatalf("with KVSTORE_ADDR: exit %d, %q %q", code, out, errOut)
 	}
 	t.Setenv("KVSTORE_ADDR", deadAddr(t))
-	if code, out, errOut := runClientArgs(t, "get", "k", "--addr", addr); code != 0 || out != "v\n" {
+	if code, out, errOut := runClientArgs(t, "get", "k", "--addr", addr); code != 0 || out != "v" {
 		t.Fatalf("--addr over KVSTORE_ADDR: exit %d, %q %q; want the flag to win", code, out, errOut)
 	}
 	if code, _, errOut := runClientArgs(t, "get", "k"); code != 2 || !strings.Contains(errOut, "Unavailable") {
@@ -256,7 +262,7 @@ func TestEnvironmentTTL(t *testing.T) {
 			t.Errorf("%q with KVSTORE_TTL=30s: exit %d, %q, server saw TTL %d; want 0 and %d", s.args, code, errOut, lastTTL.Load(), s.wantTTL)
 		}
 	}
-	if code, out, errOut := runClient(t, addr, "get", "k"); code != 0 || out != "v\n" {
+	if code, out, errOut := runClient(t, addr, "get", "k"); code != 0 || out != "v" {
 		t.Errorf("get with KVSTORE_TTL=30s: exit %d, %q %q; want the variable ignored", code, out, errOut)
 	}
 	if code, _, errOut := runClient(t, addr, "get", "k", "--ttl", "5s"); code != 2 || !strings.Contains(errOut, "--ttl applies to set only") {
@@ -277,5 +283,67 @@ func TestHelpNamesEveryVariable(t *testing.T) {
 		if !strings.Contains(out, "  -"+name+" ") || !strings.Contains(out, "(env "+envName(name)+")") {
 			t.Errorf("--help does not document --%s and %s", name, envName(name))
 		}
+	}
+}
+
+// TestSetFromStdinAndFile is the regression test for values that could
+// only come from argv, which the kernel caps near 128 KiB: set KEY - reads
+// stdin, --file reads a file, and get gives back the same bytes.
+func TestSetFromStdinAndFile(t *testing.T) {
+	addr := startServerLimits(t, rpc.Options{MaxValueBytes: 1 << 20}, rpc.ServerOptions{})
+	big := strings.Repeat("0123456789abcdef", 32<<10) // 512 KiB, past ARG_MAX
+	if code, _, errOut := runClientIn(t, big, "--addr", addr, "set", "in", "-"); code != 0 {
+		t.Fatalf("set in -: exit %d, %q", code, errOut)
+	}
+	if code, out, errOut := runClient(t, addr, "get", "in"); code != 0 || out != big {
+		t.Fatalf("get in: exit %d, %q, %d bytes; want the %d bytes from stdin", code, errOut, len(out), len(big))
+	}
+
+	path := filepath.Join(t.TempDir(), "value")
+	value := "line one\nline two\n" // a trailing newline is part of the value
+	if err := os.WriteFile(path, []byte(value), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := runClient(t, addr, "set", "f", "--file", path, "--ttl", "60s"); code != 0 {
+		t.Fatalf("set --file: exit %d, %q", code, errOut)
+	}
+	if code, out, errOut := runClient(t, addr, "get", "f"); code != 0 || out != value {
+		t.Fatalf("get f: exit %d, %q, %q; want %q", code, errOut, out, value)
+	}
+
+	for _, s := range []struct {
+		args    []string
+		wantErr string
+	}{
+		{[]string{"set", "f", "v", "--file", path}, "set takes 1 argument(s), got 2"},
+		{[]string{"get", "f", "--file", path}, "--file applies to set only"},
+		{[]string{"set", "f", "--file", path + ".missing"}, "value.missing"},
+	} {
+		if code, _, errOut := runClient(t, addr, s.args...); code != 2 || !strings.Contains(errOut, s.wantErr) {
+			t.Errorf("%q: exit %d, %q; want 2 and %q", s.args, code, errOut, s.wantErr)
+		}
+	}
+}
+
+// ttyBuffer is a buffer that says it is a terminal.
+type ttyBuffer struct{ bytes.Buffer }
+
+func (*ttyBuffer) Stat() (os.FileInfo, error) { return charDevice{}, nil }
+
+type charDevice struct{ os.FileInfo }
+
+func (charDevice) Mode() os.FileMode { return os.ModeDevice | os.ModeCharDevice | 0o620 }
+
+// A person at a terminal gets a newline after the value; a pipe or file
+// gets the value alone (TestSubcommands).
+func TestGetAddsNewlineOnTerminal(t *testing.T) {
+	addr := startServer(t)
+	if code, _, errOut := runClient(t, addr, "set", "k", "v"); code != 0 {
+		t.Fatalf("set: exit %d, %q", code, errOut)
+	}
+	var out ttyBuffer
+	var errOut bytes.Buffer
+	if code := run([]string{"--addr", addr, "get", "k"}, strings.NewReader(""), &out, &errOut); code != 0 || out.String() != "v\n" {
+		t.Fatalf("get to a terminal: exit %d, %q, stdout %q; want \"v\\n\"", code, errOut.String(), out.String())
 	}
 }
