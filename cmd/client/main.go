@@ -21,6 +21,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/peterbourgon/ff/v3"
 	"google.golang.org/grpc"
@@ -138,11 +139,20 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if *ttl != 0 && cmd != "set" && onCommandLine["ttl"] {
 		return fail(stderr, usageError{errors.New("--ttl applies to set only")})
 	}
+	// gRPC would refuse these itself, but as an Internal error from the
+	// client library ("string field contains invalid UTF-8"), which says
+	// nothing about what to fix.
+	if !utf8.ValidString(rest[0]) {
+		return fail(stderr, errNotUTF8("key"))
+	}
 	switch cmd {
 	case "set":
 		var value string
 		if value, err = readValue(rest[1:], *file, stdin); err != nil {
 			return fail(stderr, err)
+		}
+		if !utf8.ValidString(value) {
+			return fail(stderr, errNotUTF8("value"))
 		}
 		err = c.set(rest[0], value, int64(*ttl/time.Second))
 	case "get":
@@ -165,6 +175,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return fail(stderr, err)
 	}
 	return exitOK
+}
+
+// errNotUTF8 is the error for a key or value that a proto3 string field
+// cannot carry.
+func errNotUTF8(what string) error {
+	return fmt.Errorf("%s is not valid UTF-8 (kvstore keys and values are UTF-8 strings)", what)
 }
 
 // readValue is the value of a set: the argument, stdin for "-", or the

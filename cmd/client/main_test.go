@@ -347,3 +347,42 @@ func TestGetAddsNewlineOnTerminal(t *testing.T) {
 		t.Fatalf("get to a terminal: exit %d, %q, stdout %q; want \"v\\n\"", code, errOut.String(), out.String())
 	}
 }
+
+// TestInvalidUTF8IsRefusedBeforeSending is the regression test for a key
+// or value that is not UTF-8: grpc failed it with Internal ("string field
+// contains invalid UTF-8"), which reads as a server bug. The client now
+// says what is wrong and sends nothing.
+func TestInvalidUTF8IsRefusedBeforeSending(t *testing.T) {
+	var calls atomic.Int64
+	addr := startServerWith(t, rpc.ServerOptions{
+		Unary: []grpc.UnaryServerInterceptor{func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			calls.Add(1)
+			return h(ctx, req)
+		}},
+	})
+	path := filepath.Join(t.TempDir(), "latin1")
+	if err := os.WriteFile(path, []byte("caf\xe9"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []struct {
+		stdin string
+		args  []string
+		what  string
+	}{
+		{"", []string{"set", "k", "caf\xe9"}, "value"},
+		{"caf\xe9", []string{"set", "k", "-"}, "value"},
+		{"", []string{"set", "k", "--file", path}, "value"},
+		{"", []string{"set", "\xff", "v"}, "key"},
+		{"", []string{"get", "\xff"}, "key"},
+		{"", []string{"del", "\xff"}, "key"},
+	} {
+		code, _, errOut := runClientIn(t, s.stdin, append([]string{"--addr", addr}, s.args...)...)
+		want := s.what + " is not valid UTF-8 (kvstore keys and values are UTF-8 strings)"
+		if code != 2 || !strings.Contains(errOut, want) {
+			t.Errorf("%q: exit %d, %q; want 2 and %q", s.args, code, errOut, want)
+		}
+	}
+	if n := calls.Load(); n != 0 {
+		t.Errorf("the server saw %d requests; want none sent", n)
+	}
+}
