@@ -9,7 +9,9 @@
 //
 // Every flag can also be set by a KVSTORE_* environment variable, the flag
 // name in upper snake case (--addr is KVSTORE_ADDR); a flag on the command
-// line wins. Errors print the gRPC status code and message and exit 2.
+// line wins. Errors print the gRPC status code and message and exit 2;
+// bad usage prints the error and a pointer to --help, exit 2. help, help
+// CMD, --help and CMD --help print help to stdout, exit 0.
 package main
 
 import (
@@ -68,10 +70,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&co.TLS.KeyFile, "tls-key", "", "PEM private key `file` of --tls-cert")
 	fs.StringVar(&co.TLS.ServerName, "tls-server-name", "", "`name` to verify the server certificate against (default: the host of --addr)")
 	fs.StringVar(&co.Token, "token", "", "bearer `token` for servers started with --auth-file")
-	timeout := fs.Duration("timeout", 5*time.Second, "deadline for each request")
+	timeout := durationVar(fs, "timeout", 5*time.Second, "deadline for each request, a `duration` such as 5s or 500ms")
 	file := fs.String("file", "", "with set: read the value from this `file` (set KEY --file F); set KEY - reads it from stdin")
-	ttl := fs.Duration("ttl", 0, "with set: expire the key after this long (whole seconds, e.g. 30s); get and del refuse the flag but ignore the variable")
-	fs.VisitAll(func(f *flag.Flag) { f.Usage += " (env " + envName(f.Name) + ")" })
+	ttl := durationVar(fs, "ttl", 0, "with set: expire the key after this `duration` (whole seconds, e.g. 30s or 1h); get and del refuse the flag but ignore the variable")
+	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name != "file" {
+			f.Usage += " (env " + envName(f.Name) + ")"
+		}
+	})
 
 	// Flags may come before or after the subcommand and its arguments, so
 	// the command line is parsed here, a piece at a time.
@@ -79,8 +85,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	for rest := args; ; {
 		if err := fs.Parse(rest); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				printUsage(stdout, fs)
-				return exitOK
+				// set --help is help on set.
+				topic := ""
+				if len(pos) > 0 {
+					topic = pos[0]
+				}
+				return help(stdout, stderr, fs, topic)
 			}
 			return fail(stderr, usageError{err})
 		}
@@ -90,12 +100,23 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		pos = append(pos, fs.Arg(0))
 		rest = fs.Args()[1:]
 	}
+	if len(pos) > 0 && pos[0] == "help" {
+		if len(pos) > 2 {
+			return fail(stderr, usageError{errors.New("help takes at most one command")})
+		}
+		return help(stdout, stderr, fs, strings.Join(pos[1:], ""))
+	}
 	onCommandLine := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { onCommandLine[f.Name] = true })
 	// Then the environment, for the flags the command line left unset: ff
 	// reads no variable for a flag already set, and no arguments are left.
 	if err := ff.Parse(fs, nil, ff.WithEnvVarPrefix(envPrefix)); err != nil {
-		return fail(stderr, usageError{err})
+		return fail(stderr, usageError{errors.Unwrap(err)})
+	}
+	// --file names the value of one set: as a variable it would turn
+	// every set of a session into a read of the same file.
+	if !onCommandLine["file"] {
+		*file = ""
 	}
 	ttlFrom := "--ttl"
 	if !onCommandLine["ttl"] {
@@ -216,6 +237,74 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
+// durationFlag is a time.Duration flag whose error says what to write:
+// the flag package's own says only "parse error", e.g. for --ttl 30.
+type durationFlag struct{ d *time.Duration }
+
+func (f durationFlag) String() string {
+	if f.d == nil {
+		return "0s"
+	}
+	return f.d.String()
+}
+
+func (f durationFlag) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("want a duration like 30s, got %q", s)
+	}
+	*f.d = d
+	return nil
+}
+
+// durationVar defines a durationFlag named name.
+func durationVar(fs *flag.FlagSet, name string, value time.Duration, usage string) *time.Duration {
+	d := value
+	fs.Var(durationFlag{&d}, name, usage)
+	return &d
+}
+
+// commandHelp is the help of each command, for help CMD and CMD --help.
+var commandHelp = map[string]string{
+	"set": `Usage:
+  kvstore-client [flags] set KEY VALUE [--ttl 30s]
+  kvstore-client [flags] set KEY - [--ttl 30s]         the value from stdin
+  kvstore-client [flags] set KEY --file F [--ttl 30s]  the value from file F
+
+Stores VALUE under KEY, replacing any value it had. --ttl expires the key
+after that many whole seconds. stdin and --file send values larger than a
+command-line argument can hold (~128 KiB). Key and value must be UTF-8.
+`,
+	"get": `Usage:
+  kvstore-client [flags] get KEY
+
+Prints the value of KEY: exactly as stored when stdout is a pipe or a file,
+with a newline added on a terminal. Exit 1 if there is no such key.
+`,
+	"del": `Usage:
+  kvstore-client [flags] del KEY
+
+Deletes KEY and prints deleted "KEY". Exit 1 if there was no such key.
+`,
+}
+
+// help prints the usage of topic ("" for the whole command) to stdout.
+func help(stdout, stderr io.Writer, fs *flag.FlagSet, topic string) int {
+	if topic == "" {
+		printUsage(stdout, fs)
+		return exitOK
+	}
+	text, ok := commandHelp[topic]
+	if !ok {
+		return fail(stderr, usageError{fmt.Errorf("no help for %q (want set, get or del)", topic)})
+	}
+	fmt.Fprint(stdout, text, "\nFlags:\n")
+	fs.SetOutput(stdout)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+	return exitOK
+}
+
 func printUsage(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprint(w, `Usage:
   kvstore-client [flags]                      run the demo
@@ -224,6 +313,7 @@ func printUsage(w io.Writer, fs *flag.FlagSet) {
   kvstore-client [flags] set KEY --file F     the value from file F
   kvstore-client [flags] get KEY              prints the value; exit 1 if missing
   kvstore-client [flags] del KEY              exit 1 if there was no such key
+  kvstore-client help [set|get|del]           this help, or a command's
 
 get writes the value as it is, with no newline added, unless stdout is a
 terminal.
@@ -242,10 +332,10 @@ Flags:
 // the exit code for it.
 func fail(w io.Writer, err error) int {
 	if s, ok := status.FromError(err); ok && s.Code() != 0 {
-		fmt.Fprintf(w, "error: %s: %s\n", s.Code(), s.Message())
+		fmt.Fprintf(w, "kvstore-client: %s: %s\n", s.Code(), s.Message())
 		return exitError
 	}
-	fmt.Fprintf(w, "error: %v\n", err)
+	fmt.Fprintf(w, "kvstore-client: %v\n", err)
 	if errors.As(err, new(usageError)) {
 		fmt.Fprintln(w, "Run 'kvstore-client --help' for usage.")
 	}

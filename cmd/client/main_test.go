@@ -121,7 +121,7 @@ func TestSubcommands(t *testing.T) {
 		{args: []string{"del", "k"}, wantCode: 0, wantOut: "deleted \"k\"\n"},
 		{args: []string{"get", "k"}, wantCode: 1, wantErrSub: `key "k" not found`},
 		{args: []string{"del", "k"}, wantCode: 1, wantErrSub: `key "k" not found`},
-		{args: []string{"set", "", "v"}, wantCode: 2, wantErrSub: "error: InvalidArgument: key must not be empty"},
+		{args: []string{"set", "", "v"}, wantCode: 2, wantErrSub: "kvstore-client: InvalidArgument: key must not be empty"},
 		{args: []string{"set", "k"}, wantCode: 2, wantErrSub: "set takes 2 argument(s), got 1"},
 		{args: []string{"frob"}, wantCode: 2, wantErrSub: `unknown command "frob"`},
 		{args: []string{"set", "k", "v", "--ttl", "1500ms"}, wantCode: 2, wantErrSub: "whole number of seconds"},
@@ -279,7 +279,7 @@ func TestHelpNamesEveryVariable(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("--help: exit %d", code)
 	}
-	for _, name := range []string{"addr", "timeout", "tls-ca", "tls-cert", "tls-key", "tls-server-name", "token", "ttl"} {
+	for _, name := range []string{"addr", "timeout", "tls-ca", "tls-cert", "tls-key", "tls-server-name", "token", "ttl"} { // not file
 		if !strings.Contains(out, "  -"+name+" ") || !strings.Contains(out, "(env "+envName(name)+")") {
 			t.Errorf("--help does not document --%s and %s", name, envName(name))
 		}
@@ -384,5 +384,73 @@ func TestInvalidUTF8IsRefusedBeforeSending(t *testing.T) {
 	}
 	if n := calls.Load(); n != 0 {
 		t.Errorf("the server saw %d requests; want none sent", n)
+	}
+}
+
+// TestHelpAndUsageErrors is the regression test for undiscoverable help:
+// help and help CMD were unknown commands. Help goes to stdout with exit
+// 0; a usage error is the error and one line pointing at --help, exit 2.
+func TestHelpAndUsageErrors(t *testing.T) {
+	for _, s := range []struct {
+		args    []string
+		wantOut string // a line of the help
+	}{
+		{[]string{"--help"}, "kvstore-client [flags] set KEY VALUE"},
+		{[]string{"-h"}, "kvstore-client [flags] get KEY"},
+		{[]string{"help"}, "kvstore-client help [set|get|del]"},
+		{[]string{"help", "set"}, "kvstore-client [flags] set KEY --file F"},
+		{[]string{"set", "--help"}, "kvstore-client [flags] set KEY - "},
+		{[]string{"help", "get"}, "with a newline added on a terminal"},
+		{[]string{"del", "k", "-h"}, "Exit 1 if there was no such key"},
+	} {
+		code, out, errOut := runClientArgs(t, s.args...)
+		if code != 0 || !strings.Contains(out, s.wantOut) || !strings.Contains(out, "-addr address") || errOut != "" {
+			t.Errorf("%q: exit %d, stderr %q, stdout:\n%s\nwant exit 0 and help containing %q", s.args, code, errOut, out, s.wantOut)
+		}
+	}
+	for _, s := range []struct {
+		args    []string
+		wantErr string
+	}{
+		{[]string{"--bogus"}, "kvstore-client: flag provided but not defined: -bogus"},
+		{[]string{"help", "frob"}, `kvstore-client: no help for "frob" (want set, get or del)`},
+		{[]string{"get"}, "kvstore-client: get takes 1 argument(s), got 0"},
+	} {
+		code, out, errOut := runClientArgs(t, s.args...)
+		want := s.wantErr + "\nRun 'kvstore-client --help' for usage.\n"
+		if code != 2 || out != "" || errOut != want {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 2, nothing on stdout, stderr %q", s.args, code, out, errOut, want)
+		}
+	}
+}
+
+// TestDurationFlagsSayWhatToWrite is the regression test for --ttl 30 and
+// --timeout 5, which failed with the flag package's bare "parse error".
+func TestDurationFlagsSayWhatToWrite(t *testing.T) {
+	for _, args := range [][]string{
+		{"set", "k", "v", "--ttl", "30"},
+		{"--timeout", "5", "get", "k"},
+	} {
+		code, _, errOut := runClientArgs(t, args...)
+		if code != 2 || !strings.Contains(errOut, `want a duration like 30s, got "`) {
+			t.Errorf("%q: exit %d, %q; want 2 and \"want a duration like 30s\"", args, code, errOut)
+		}
+	}
+	t.Setenv("KVSTORE_TTL", "30")
+	if code, _, errOut := runClientArgs(t, "set", "k", "v"); code != 2 || !strings.Contains(errOut, "KVSTORE_TTL") || !strings.Contains(errOut, "want a duration like 30s") {
+		t.Errorf("KVSTORE_TTL=30: exit %d, %q; want 2 naming the variable and the form", code, errOut)
+	}
+}
+
+// --file is one set's value: a KVSTORE_FILE in the environment must not
+// turn every command into a read of that file.
+func TestFileFlagHasNoVariable(t *testing.T) {
+	addr := startServer(t)
+	t.Setenv("KVSTORE_FILE", filepath.Join(t.TempDir(), "nonexistent"))
+	if code, _, errOut := runClient(t, addr, "set", "k", "v"); code != 0 {
+		t.Fatalf("set with KVSTORE_FILE: exit %d, %q", code, errOut)
+	}
+	if code, out, errOut := runClient(t, addr, "get", "k"); code != 0 || out != "v" {
+		t.Fatalf("get with KVSTORE_FILE: exit %d, %q %q", code, out, errOut)
 	}
 }
