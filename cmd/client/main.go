@@ -27,6 +27,7 @@ import (
 
 	"github.com/peterbourgon/ff/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	kvstorepb "kvstore/proto"
@@ -135,7 +136,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return fail(stderr, err)
 	}
 	defer conn.Close()
-	c := &client{kv: kvstorepb.NewKVStoreClient(conn), timeout: *timeout, out: stdout}
+	c := &client{kv: kvstorepb.NewKVStoreClient(conn), timeout: *timeout, out: stdout,
+		addr: addr, tls: co.TLS != (rpc.ClientTLSOptions{})}
 
 	if len(pos) == 0 {
 		return c.demo(stderr)
@@ -193,7 +195,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 	}
 	if err != nil {
-		return fail(stderr, err)
+		return c.fail(stderr, err)
 	}
 	return exitOK
 }
@@ -346,6 +348,20 @@ type client struct {
 	kv      kvstorepb.KVStoreClient
 	timeout time.Duration
 	out     io.Writer
+	addr    string
+	tls     bool // whether the client speaks TLS
+}
+
+// fail is fail for a request's error: a server that cannot be reached is
+// probed for a TLS mismatch, which gRPC's error does not name.
+func (c *client) fail(w io.Writer, err error) int {
+	if status.Code(err) == codes.Unavailable {
+		if m := rpc.ProbeTLSMismatch(context.Background(), c.addr, c.tls); m != nil {
+			fmt.Fprintf(w, "kvstore-client: %s: %v\n", c.addr, m)
+			return exitError
+		}
+	}
+	return fail(w, err)
 }
 
 func (c *client) ctx() (context.Context, context.CancelFunc) {
@@ -394,35 +410,35 @@ func (c *client) demo(stderr io.Writer) int {
 	p("Testing Set operation...\n")
 	set, err := c.kv.Set(ctx, &kvstorepb.SetRequest{Key: "test_key", Value: "test_value"})
 	if err != nil {
-		return fail(stderr, err)
+		return c.fail(stderr, err)
 	}
 	p("Set response: Success=%v, Error=%s\n\n", set.GetSuccess(), set.GetError())
 
 	p("Testing Get operation...\n")
 	get, err := c.kv.Get(ctx, &kvstorepb.GetRequest{Key: "test_key"})
 	if err != nil {
-		return fail(stderr, err)
+		return c.fail(stderr, err)
 	}
 	p("Get response: Found=%v, Value=%s, Error=%s\n\n", get.GetFound(), get.GetValue(), get.GetError())
 
 	p("Testing Get for non-existent key...\n")
 	get, err = c.kv.Get(ctx, &kvstorepb.GetRequest{Key: "non_existent_key"})
 	if err != nil {
-		return fail(stderr, err)
+		return c.fail(stderr, err)
 	}
 	p("Get response: Found=%v, Value=%s, Error=%s\n\n", get.GetFound(), get.GetValue(), get.GetError())
 
 	p("Testing Delete operation...\n")
 	del, err := c.kv.Delete(ctx, &kvstorepb.DeleteRequest{Key: "test_key"})
 	if err != nil {
-		return fail(stderr, err)
+		return c.fail(stderr, err)
 	}
 	p("Delete response: Success=%v, Error=%s\n\n", del.GetSuccess(), del.GetError())
 
 	p("Verifying deletion...\n")
 	get, err = c.kv.Get(ctx, &kvstorepb.GetRequest{Key: "test_key"})
 	if err != nil {
-		return fail(stderr, err)
+		return c.fail(stderr, err)
 	}
 	p("Get after delete: Found=%v, Value=%s, Error=%s\n\n", get.GetFound(), get.GetValue(), get.GetError())
 

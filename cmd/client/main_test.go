@@ -3,12 +3,21 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
@@ -452,5 +461,68 @@ func TestFileFlagHasNoVariable(t *testing.T) {
 	}
 	if code, out, errOut := runClient(t, addr, "get", "k"); code != 0 || out != "v" {
 		t.Fatalf("get with KVSTORE_FILE: exit %d, %q %q", code, out, errOut)
+	}
+}
+
+// selfSignedTLS is a server certificate for 127.0.0.1, its own CA, with
+// the CA written to a PEM file for --tls-ca.
+func selfSignedTLS(t *testing.T) (cfg *tls.Config, caFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "kvstore test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile = filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
+		MinVersion:   tls.VersionTLS12,
+	}, caFile
+}
+
+// TestTLSMismatchIsNamed is the regression test for a plaintext client at
+// a TLS port ("error reading server preface: connection reset by peer")
+// and a TLS client at a plaintext port (a handshake error): the client
+// now says which side speaks TLS and what to change.
+func TestTLSMismatchIsNamed(t *testing.T) {
+	cfg, caFile := selfSignedTLS(t)
+	tlsAddr := startServerWith(t, rpc.ServerOptions{TLS: cfg})
+	plainAddr := startServer(t)
+
+	if code, out, errOut := runClient(t, tlsAddr, "--tls-ca", caFile, "get", "k"); code != 1 || out != "" {
+		t.Fatalf("TLS to TLS: exit %d, %q %q; want 1 (not found)", code, out, errOut)
+	}
+	code, _, errOut := runClient(t, tlsAddr, "get", "k")
+	if want := "kvstore-client: " + tlsAddr + ": server speaks TLS; pass --tls-ca"; code != 2 || !strings.Contains(errOut, want) {
+		t.Errorf("plaintext to TLS: exit %d, %q; want 2 and %q", code, errOut, want)
+	}
+	code, _, errOut = runClient(t, plainAddr, "--tls-ca", caFile, "set", "k", "v")
+	if want := "kvstore-client: " + plainAddr + ": server does not speak TLS; drop --tls-ca"; code != 2 || !strings.Contains(errOut, want) {
+		t.Errorf("TLS to plaintext: exit %d, %q; want 2 and %q", code, errOut, want)
+	}
+	// The demo goes the same way.
+	if code, _, errOut := runClient(t, tlsAddr); code != 2 || !strings.Contains(errOut, "server speaks TLS") {
+		t.Errorf("demo, plaintext to TLS: exit %d, %q", code, errOut)
+	}
+	// Nothing listening is no mismatch: the gRPC error stands.
+	if code, _, errOut := runClient(t, deadAddr(t), "--tls-ca", caFile, "get", "k"); code != 2 || !strings.Contains(errOut, "Unavailable") {
+		t.Errorf("TLS to nothing: exit %d, %q; want the Unavailable error", code, errOut)
 	}
 }
