@@ -78,6 +78,10 @@ func TestBadFlagsExit2WithReason(t *testing.T) {
 		{[]string{"--inproc", "--serve-baseline", "127.0.0.1:0"}, "exclude each other"},
 		{[]string{"--clients", "x"}, "invalid value"},
 		{[]string{"--nope"}, "not defined"},
+		{[]string{"--duration", "10"}, `want a duration like 30s, got "10"`},
+		{[]string{"--timeout", "5"}, `want a duration like 30s, got "5"`},
+		{[]string{"--ttl", "30"}, `want a duration like 30s, got "30"`},
+		{[]string{"--progress", "1"}, `want a duration like 30s, got "1"`},
 		{[]string{"extra"}, `unexpected argument "extra"`},
 	} {
 		code, out, errOut := runBench(t, tc.args...)
@@ -126,6 +130,25 @@ func TestEnvironmentSetsFlagsAndFlagsWin(t *testing.T) {
 	t.Setenv("KVSTORE_BENCH_CLIENTS", "many")
 	if _, err := parseFlags([]string{"--clients", "3"}, &bytes.Buffer{}); err != nil {
 		t.Errorf("--clients 3 with KVSTORE_BENCH_CLIENTS=many: %v; want the flag to win", err)
+	}
+}
+
+// TestUsageErrorIsOneLineThenAPointer is the regression test for ff's
+// "error parsing commandline arguments: " before every flag error: the
+// error comes first, alone, then one line pointing at --help.
+func TestUsageErrorIsOneLineThenAPointer(t *testing.T) {
+	code, out, errOut := runBench(t, "--nope")
+	want := "kvstore-bench: flag provided but not defined: -nope\nRun 'kvstore-bench --help' for usage.\n"
+	if code != exitUsage || out != "" || errOut != want {
+		t.Errorf("exit %d, stdout %q, stderr %q; want 2 and %q", code, out, errOut, want)
+	}
+}
+
+// kvstore-bench help is --help, as for the other tools.
+func TestHelpCommand(t *testing.T) {
+	code, out, errOut := runBench(t, "help")
+	if code != exitOK || !strings.HasPrefix(out, "Usage: kvstore-bench") || errOut != "" {
+		t.Errorf("help: exit %d, stderr %q, stdout %.80q; want 0 and the usage", code, errOut, out)
 	}
 }
 
