@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -140,10 +141,11 @@ func (m *Main) ParseFlags(args []string) error {
 			usage()
 			return flag.ErrHelp
 		}
-		if m.ConfigFile != "" && !strings.HasPrefix(err.Error(), "error parsing commandline") {
+		if m.ConfigFile != "" && !strings.HasPrefix(err.Error(), "error parsing commandline") &&
+			!strings.HasPrefix(err.Error(), "error parsing environment") {
 			return fmt.Errorf("config file %s: %w", m.ConfigFile, err)
 		}
-		return err
+		return flagError(err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -170,6 +172,42 @@ func (m *Main) WriteConfig(w io.Writer) error {
 		fmt.Fprintf(&b, "%s = %s\n", f.Name, v)
 	})
 	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+var (
+	errCommandLine = regexp.MustCompile(`^error parsing commandline arguments: (.*)$`)
+	errEnv         = regexp.MustCompile(`^error parsing environment variables: error setting flag ".*" from environment variable "(.*)": (.*)$`)
+	errUndefined   = regexp.MustCompile(`^flag provided but not defined: -+(.*)$`)
+	errNeedsValue  = regexp.MustCompile(`^flag needs an argument: -+(.*)$`)
+	errBadValue    = regexp.MustCompile(`^invalid (?:boolean )?value ".*" for (?:flag )?-+([^:]*): (.*)$`)
+)
+
+// flagError says what ff and package flag report about a bad flag or
+// environment variable in one clause that starts with the setting as the
+// user writes it: "--snapshot-interval: ...", "KVSTORE_LISTEN: ...",
+// "unknown flag --bogus". Package flag names a flag "-name" and ff
+// prefixes where it looked; neither helps a person fix the command.
+func flagError(err error) error {
+	msg := err.Error()
+	if m := errEnv.FindStringSubmatch(msg); m != nil {
+		return fmt.Errorf("%s: %s", m[1], m[2])
+	}
+	if m := errCommandLine.FindStringSubmatch(msg); m != nil {
+		msg = m[1]
+	}
+	if m := errUndefined.FindStringSubmatch(msg); m != nil {
+		return fmt.Errorf("unknown flag --%s", m[1])
+	}
+	if m := errNeedsValue.FindStringSubmatch(msg); m != nil {
+		return fmt.Errorf("--%s needs a value", m[1])
+	}
+	if m := errBadValue.FindStringSubmatch(msg); m != nil {
+		return fmt.Errorf("--%s: %s", m[1], m[2])
+	}
+	if msg != err.Error() {
+		return errors.New(msg)
+	}
 	return err
 }
 

@@ -135,7 +135,7 @@ func TestParseFlags(t *testing.T) {
 			check: func(c server.Config) bool { return c.Listen == "127.0.0.1:9" }},
 		{name: "bad env", env: map[string]string{"KVSTORE_MAX_KEY_BYTES": "lots"}, wantErr: "KVSTORE_MAX_KEY_BYTES"},
 		{name: "bad duration", args: []string{"--expire-interval", "0s"}, wantErr: "--expire-interval 0s is out of range: want 10ms to 1h"},
-		{name: "negative key limit", args: []string{"--max-key-bytes", "-1"}, wantErr: `invalid value "-1" for flag -max-key-bytes: want a size like`},
+		{name: "negative key limit", args: []string{"--max-key-bytes", "-1"}, wantErr: `--max-key-bytes: want a size like`},
 		{name: "huge value limit", args: []string{"--max-value-bytes", "1000000000"}, wantErr: "--max-value-bytes 1000000000 is out of range: want 1 to 67108841"},
 		// Issue 11 bug 2: 65 MiB was accepted, and one such Set failed the
 		// log for good.
@@ -156,7 +156,7 @@ func TestParseFlags(t *testing.T) {
 		{name: "expiry spinning", args: []string{"--expire-interval", "1ns"}, wantErr: "--expire-interval 1ns is out of range: want 10ms to 1h"},
 		{name: "timeout failing every request", env: map[string]string{"KVSTORE_REQUEST_TIMEOUT": "1ns"},
 			wantErr: "--request-timeout 1ns is out of range: want 0 (none) or 10ms to 1h"},
-		{name: "unknown flag", args: []string{"--nope"}, wantErr: "flag provided but not defined"},
+		{name: "unknown flag", args: []string{"--nope"}, wantErr: "unknown flag --nope"},
 		{name: "stray argument", args: []string{"serve"}, wantErr: `unexpected argument "serve"`},
 	}
 	for _, tt := range tests {
@@ -391,6 +391,45 @@ func TestBinaryBadFlagExitsTwo(t *testing.T) {
 		}
 		if !strings.Contains(string(out), want) {
 			t.Fatalf("%v: output lacks %q:\n%s", tt.args, want, out)
+		}
+	}
+}
+
+// TestBinaryBadFlagSaysWhatThenWhere: issue 13. A bad flag used to get
+// the whole usage before its error; now the error comes first, naming the
+// setting as the user typed it, then one line pointing at --help.
+func TestBinaryBadFlagSaysWhatThenWhere(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	const hint = "\nRun 'kvstore-server --help' for usage.\n"
+	for _, tt := range []struct {
+		args []string
+		env  string
+		want string
+	}{
+		{args: []string{"--bogus"}, want: "unknown flag --bogus"},
+		{args: []string{"-bogus"}, want: "unknown flag --bogus"},
+		{args: []string{"--listen"}, want: "--listen needs a value"},
+		{args: []string{"--max-key-bytes", "lots"}, want: `--max-key-bytes: want a size like 512MiB, 2GB or 1048576, got "lots"`},
+		{args: []string{"--no-final-snapshot=maybe"}, want: `--no-final-snapshot: parse error`},
+		{env: "KVSTORE_MAX_KEY_BYTES=lots", want: `KVSTORE_MAX_KEY_BYTES: want a size like 512MiB, 2GB or 1048576, got "lots"`},
+		{args: []string{"--max-key-bytes", "0"}, want: "--max-key-bytes 0 is out of range: want 1 to 67108841"},
+		{args: []string{"serve"}, want: `unexpected argument "serve"`},
+	} {
+		cmd := exec.Command(serverBinary(t), append([]string{"--data-dir", t.TempDir()}, tt.args...)...)
+		if tt.env != "" {
+			cmd.Env = append(os.Environ(), tt.env)
+		}
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+			t.Errorf("%v %s: err = %v; want exit status 2", tt.args, tt.env, err)
+		}
+		if want := "kvstore-server: " + tt.want + hint; stderr.String() != want || stdout.Len() != 0 {
+			t.Errorf("%v %s: stderr\n%s\nstdout\n%s\nwant stderr\n%s", tt.args, tt.env, &stderr, &stdout, want)
 		}
 	}
 }
