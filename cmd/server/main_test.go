@@ -433,3 +433,90 @@ func TestBinaryBadFlagSaysWhatThenWhere(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryCommandHasHelp: issue 13. `kvstore-server --help` did not list
+// aof and token, `aof --help` was an unknown command (exit 2) and `help`
+// a stray argument. Every command and subcommand answers --help and help
+// on stdout with exit 0, listing its flags.
+func TestEveryCommandHasHelp(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want []string // each in stdout
+	}{
+		{[]string{"--help"}, []string{"kvstore-server aof check", "kvstore-server aof dump", "kvstore-server token new", "-listen"}},
+		{[]string{"-h"}, []string{"kvstore-server aof dump", "-listen"}},
+		{[]string{"help"}, []string{"kvstore-server aof check", "kvstore-server token new", "-listen"}},
+		{[]string{"aof", "--help"}, []string{"kvstore-server aof check", "kvstore-server aof dump"}},
+		{[]string{"aof", "help"}, []string{"kvstore-server aof check", "kvstore-server aof dump"}},
+		{[]string{"help", "aof"}, []string{"kvstore-server aof check", "kvstore-server aof dump"}},
+		{[]string{"aof", "check", "--help"}, []string{"Usage: kvstore-server aof check", "-data-dir", "-fix", "-force"}},
+		{[]string{"aof", "check", "help"}, []string{"Usage: kvstore-server aof check", "-fix"}},
+		{[]string{"aof", "help", "check"}, []string{"Usage: kvstore-server aof check", "-fix"}},
+		{[]string{"aof", "dump", "--help"}, []string{"Usage: kvstore-server aof dump", "-data-dir"}},
+		{[]string{"help", "aof", "dump"}, []string{"Usage: kvstore-server aof dump", "-data-dir"}},
+		{[]string{"token", "--help"}, []string{"kvstore-server token new"}},
+		{[]string{"token", "help"}, []string{"kvstore-server token new"}},
+		{[]string{"token", "new", "--help"}, []string{"Usage: kvstore-server token new", "-role", "-name"}},
+		{[]string{"help", "token", "new"}, []string{"Usage: kvstore-server token new", "-role"}},
+	} {
+		var stdout, stderr bytes.Buffer
+		code, ok := runSubcommand(tt.args, &stdout, &stderr)
+		if !ok {
+			// The server's own flags: main runs ParseFlags.
+			m := NewMain()
+			m.Stdout = &stdout
+			if err := m.ParseFlags(tt.args); errors.Is(err, flag.ErrHelp) {
+				code = 0
+			} else {
+				code = 2
+			}
+		}
+		if code != 0 || stderr.Len() != 0 {
+			t.Errorf("%q: exit %d, stderr %q; want 0 and nothing", tt.args, code, &stderr)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(stdout.String(), w) {
+				t.Errorf("%q: stdout lacks %q:\n%s", tt.args, w, &stdout)
+			}
+		}
+	}
+}
+
+// TestUnknownCommandSaysWhatThenWhere: a wrong subcommand or flag of a
+// subcommand gets the error, then one line pointing at its --help; exit 2.
+func TestUnknownCommandSaysWhatThenWhere(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string // all of stderr
+	}{
+		{[]string{"aof"}, "kvstore-server aof: missing command (want check or dump)\nRun 'kvstore-server aof --help' for usage.\n"},
+		{[]string{"aof", "frob"}, "kvstore-server aof: unknown command \"frob\" (want check or dump)\nRun 'kvstore-server aof --help' for usage.\n"},
+		{[]string{"help", "frob"}, "kvstore-server: unknown command \"frob\" (want aof or token)\nRun 'kvstore-server --help' for usage.\n"},
+		{[]string{"token"}, "kvstore-server token: missing command (want new)\nRun 'kvstore-server token --help' for usage.\n"},
+		{[]string{"token", "old"}, "kvstore-server token: unknown command \"old\" (want new)\nRun 'kvstore-server token --help' for usage.\n"},
+		{[]string{"aof", "dump", "--fix"}, "kvstore-server aof dump: unknown flag --fix\nRun 'kvstore-server aof dump --help' for usage.\n"},
+		{[]string{"aof", "check", "--force"}, "kvstore-server aof check: --force needs --fix\nRun 'kvstore-server aof check --help' for usage.\n"},
+		{[]string{"aof", "check", "now"}, "kvstore-server aof check: unexpected argument \"now\"\nRun 'kvstore-server aof check --help' for usage.\n"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code, ok := runSubcommand(tt.args, &stdout, &stderr)
+		if !ok || code != 2 || stderr.String() != tt.want || stdout.Len() != 0 {
+			t.Errorf("%q: ok %v, exit %d, stdout %q, stderr\n%s\nwant exit 2 and stderr\n%s", tt.args, ok, code, &stdout, &stderr, tt.want)
+		}
+	}
+}
+
+// TestBinaryHelp: the real binary's help goes to stdout with exit 0.
+func TestBinaryHelp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	for _, args := range [][]string{{"--help"}, {"help"}, {"aof", "--help"}, {"aof", "dump", "--help"}, {"token", "new", "--help"}} {
+		var stdout, stderr bytes.Buffer
+		cmd := exec.Command(serverBinary(t), args...)
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil || stderr.Len() != 0 || !strings.Contains(stdout.String(), "Usage:") {
+			t.Errorf("%q: err %v, stderr %q, stdout\n%s", args, err, &stderr, &stdout)
+		}
+	}
+}
