@@ -23,6 +23,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/peterbourgon/ff/v3"
 	"github.com/peterbourgon/ff/v3/fftoml"
@@ -101,20 +102,20 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", "", "PEM CA `file`: require client certificates signed by it (mTLS)")
 	fs.StringVar(&c.AuthFile, "auth-file", "", "token `file`, one 'ROLE SHA256HEX [NAME]' per line: require a bearer token (reloaded on SIGHUP)")
 	fs.BoolVar(&c.MetricsOpen, "metrics-open", false, "serve /metrics without a token when --auth-file is set")
-	fs.Var(&c.MaxMemory, "max-memory", "limit on the estimated memory of the data, e.g. `512MiB`: past it, writes that grow the data get ResourceExhausted (0: none)")
+	fs.Var(&c.MaxMemory, "max-memory", "limit on the estimated memory of the data, a `size` like 512MiB: past it, writes that grow the data get ResourceExhausted (0: none)")
 	fs.Var(&c.GCHeapFloor, "gc-heap-floor", "heap `size` below which Go's garbage collector does not start a cycle, e.g. 64MiB: with a small data set it would otherwise collect every few MB of request garbage (0: GOGC alone)")
 	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "most open connections per listener (gRPC and HTTP each)")
-	fs.DurationVar(&c.RequestTimeout, "request-timeout", c.RequestTimeout, "longest any request may take on the server, whatever the client's deadline (0: none)")
+	fs.Var((*durationValue)(&c.RequestTimeout), "request-timeout", "longest any request may take on the server, whatever the client's deadline, a `duration` like 30s (0s: none)")
 	fs.BoolVar(&c.Insecure, "insecure", false, "allow a non-loopback listen address without --auth-file or TLS (protected mode off)")
-	fs.DurationVar(&c.ExpireInterval, "expire-interval", c.ExpireInterval, "how often active expiry removes expired keys")
-	fs.Var(&c.MaxKeyBytes, "max-key-bytes", "largest accepted key, e.g. `1KiB`")
-	fs.Var(&c.MaxValueBytes, "max-value-bytes", "largest accepted value, e.g. `1MiB`; with --max-key-bytes it must fit one log record (64 MiB)")
-	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, "how long shutdown waits for in-flight requests before cancelling them")
+	fs.Var((*durationValue)(&c.ExpireInterval), "expire-interval", "how often active expiry removes expired keys, a `duration` like 1s")
+	fs.Var(&c.MaxKeyBytes, "max-key-bytes", "largest accepted key `size`, e.g. 1KiB")
+	fs.Var(&c.MaxValueBytes, "max-value-bytes", "largest accepted value `size`, e.g. 1MiB; with --max-key-bytes it must fit one log record (64 MiB)")
+	fs.Var((*durationValue)(&c.ShutdownGrace), "shutdown-grace", "how long shutdown waits for in-flight requests before cancelling them, a `duration` like 10s")
 	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn or error")
 	fs.TextVar(&c.Fsync, "fsync", c.Fsync, "log durability `policy`: always (acknowledge after fsync), everysec (fsync once a second; a crash may lose about 1 s of acknowledged writes) or no (leave it to the OS)")
 	fs.Var(&c.WALSegmentBytes, "wal-segment-bytes", "`size` at which the log starts a new segment file, e.g. 64MiB")
-	fs.Var(&c.WALPreallocBytes, "wal-prealloc-bytes", "how far ahead of its records the log zero-fills its file, e.g. `1MiB`, so an fsync need not update the file size (0: off, for copy-on-write file systems)")
-	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", c.SnapshotInterval, "how often to write a snapshot (0 disables periodic snapshots)")
+	fs.Var(&c.WALPreallocBytes, "wal-prealloc-bytes", "how far ahead of its records the log zero-fills its file, a `size` like 1MiB, so an fsync need not update the file size (0: off, for copy-on-write file systems)")
+	fs.Var((*durationValue)(&c.SnapshotInterval), "snapshot-interval", "how often to write a snapshot, a `duration` like 30s (0s disables periodic snapshots)")
 	fs.BoolVar(&c.NoFinalSnapshot, "no-final-snapshot", false, "skip the snapshot at shutdown (restart then replays the log)")
 	fs.VisitAll(func(f *flag.Flag) { f.Usage += " (env " + envName(f.Name) + ")" })
 	// The flag package calls Usage on every parse error too; a bad flag
@@ -210,6 +211,29 @@ func flagError(err error) error {
 		return errors.New(msg)
 	}
 	return err
+}
+
+// durationValue is a time.Duration flag whose error says what to write.
+// A plain number is refused rather than read as seconds: Go, TOML and
+// people disagree on its unit (--snapshot-interval 30 could mean ms), and
+// one spelling everywhere (flag, env, file, --print-config) is simpler.
+// 0 needs no unit.
+type durationValue time.Duration
+
+func (d *durationValue) String() string { return time.Duration(*d).String() }
+
+func (d *durationValue) Get() any { return time.Duration(*d) }
+
+func (d *durationValue) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err == nil {
+		*d = durationValue(v)
+		return nil
+	}
+	if _, numErr := strconv.ParseFloat(strings.TrimSpace(s), 64); numErr == nil {
+		return fmt.Errorf("%q is not a duration; want a duration like %ss", s, strings.TrimSpace(s))
+	}
+	return fmt.Errorf("%q is not a duration; want a duration like 30s, 500ms or 1h", s)
 }
 
 // envName is the environment variable ff reads for a flag.

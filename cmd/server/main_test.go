@@ -141,9 +141,24 @@ func TestParseFlags(t *testing.T) {
 		// log for good.
 		{name: "value limit past a log record", args: []string{"--max-value-bytes", "68157440"}, wantErr: "--max-value-bytes 65MiB is out of range"},
 		{name: "value limit past a log record with the key", args: []string{"--max-value-bytes", "67108841"}, wantErr: "the largest value that fits is"},
-		{name: "sizes take units", args: []string{"--max-value-bytes", "2MiB", "--max-key-bytes", "2KiB", "--wal-segment-bytes", "8MiB"},
+		{name: "sizes take units", args: []string{"--max-value-bytes", "2MiB", "--max-key-bytes", "2KiB", "--wal-segment-bytes", "8MiB",
+			"--wal-prealloc-bytes", "8KiB", "--max-memory", "1GB", "--gc-heap-floor", "16MiB"},
 			check: func(c server.Config) bool {
-				return c.MaxValueBytes == 2<<20 && c.MaxKeyBytes == 2<<10 && c.WALSegmentBytes == 8<<20
+				return c.MaxValueBytes == 2<<20 && c.MaxKeyBytes == 2<<10 && c.WALSegmentBytes == 8<<20 &&
+					c.WALPreallocBytes == 8<<10 && c.MaxMemory == 1e9 && c.GCHeapFloor == 16<<20
+			}},
+		// Issue 13: a duration without a unit was "parse error".
+		{name: "duration without a unit", args: []string{"--snapshot-interval", "30"},
+			wantErr: `--snapshot-interval: "30" is not a duration; want a duration like 30s`},
+		{name: "duration without a unit in env", env: map[string]string{"KVSTORE_REQUEST_TIMEOUT": "5"},
+			wantErr: `KVSTORE_REQUEST_TIMEOUT: "5" is not a duration; want a duration like 5s`},
+		{name: "not a duration", args: []string{"--shutdown-grace", "soon"},
+			wantErr: `--shutdown-grace: "soon" is not a duration; want a duration like 30s, 500ms or 1h`},
+		{name: "zero needs no unit", args: []string{"--snapshot-interval", "0", "--request-timeout", "0"},
+			check: func(c server.Config) bool { return c.SnapshotInterval == 0 && c.RequestTimeout == 0 }},
+		{name: "durations", args: []string{"--snapshot-interval", "1m30s", "--expire-interval", "250ms"},
+			check: func(c server.Config) bool {
+				return c.SnapshotInterval == 90*time.Second && c.ExpireInterval == 250*time.Millisecond
 			}},
 		{name: "negative grace", args: []string{"--shutdown-grace", "-1s"}, wantErr: "--shutdown-grace -1s is out of range: want 0s to 1h"},
 		// Issue 12 item 8: each of these was accepted, and the server then
@@ -415,6 +430,7 @@ func TestBinaryBadFlagSaysWhatThenWhere(t *testing.T) {
 		{args: []string{"--no-final-snapshot=maybe"}, want: `--no-final-snapshot: parse error`},
 		{env: "KVSTORE_MAX_KEY_BYTES=lots", want: `KVSTORE_MAX_KEY_BYTES: want a size like 512MiB, 2GB or 1048576, got "lots"`},
 		{args: []string{"--max-key-bytes", "0"}, want: "--max-key-bytes 0 is out of range: want 1 to 67108841"},
+		{args: []string{"--snapshot-interval", "30"}, want: `--snapshot-interval: "30" is not a duration; want a duration like 30s`},
 		{args: []string{"serve"}, want: `unexpected argument "serve"`},
 	} {
 		cmd := exec.Command(serverBinary(t), append([]string{"--data-dir", t.TempDir()}, tt.args...)...)
