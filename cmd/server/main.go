@@ -386,6 +386,10 @@ func dataDirFlag(fs *flag.FlagSet) *string {
 		"data `directory` (env KVSTORE_DATA_DIR)")
 }
 
+// dumpValueBytes is how much of a value `aof dump` shows without --full:
+// enough to recognise it, little enough for a terminal line.
+const dumpValueBytes = 64
+
 // aofCommands are `kvstore-server aof dump|check`: the log as a tool, like
 // redis-check-aof. Exit status: 0 fine, 1 the log has a problem left, 2
 // bad usage or an I/O failure.
@@ -421,15 +425,22 @@ problem is left, 2 bad usage or an I/O error.`,
 	},
 	{
 		name:     "aof dump",
-		synopsis: "[--data-dir D]",
+		synopsis: "[--data-dir D] [--full]",
 		about: `print every log record as a JSON line
+A value longer than 64 bytes shows its first 64 bytes, then "… (N bytes)",
+and its line has "truncated":true; --full prints every value whole.
 Reads only, so it works beside a running server. Exit status: 0, or 2
 for bad usage, an I/O error or a corrupt record (after the records
 before it).`,
 		flags: func(fs *flag.FlagSet) func(stdout, stderr io.Writer) int {
 			dataDir := dataDirFlag(fs)
+			full := fs.Bool("full", false, "print every value whole, however long")
 			return func(stdout, stderr io.Writer) int {
-				if err := wal.DumpDataDir(*dataDir, stdout); err != nil {
+				opts := wal.DumpOptions{MaxValueBytes: dumpValueBytes}
+				if *full {
+					opts.MaxValueBytes = 0
+				}
+				if err := wal.DumpDataDir(*dataDir, stdout, opts); err != nil {
 					fmt.Fprintf(stderr, "kvstore-server aof dump: %v\n", err)
 					return 2
 				}
