@@ -21,8 +21,11 @@ build:
 	$(GO) build -o bin/kvstore-client ./cmd/client
 	$(GO) build -o bin/kvstore-bench ./cmd/bench
 
+# Builds, then runs the binary itself: `go run` turns the server's exit
+# on Ctrl+C into "exit status 1", which make reports as an error.
 run:
-	$(GO) run ./cmd/server
+	$(GO) build -o bin/kvstore-server ./cmd/server
+	bin/kvstore-server
 
 tools:
 	@bash .ci/tools "$(BIN)" "$(PROTOC_GEN_GO_VERSION)" "$(PROTOC_GEN_GO_GRPC_VERSION)" "$(STATICCHECK_VERSION)"

@@ -19,7 +19,9 @@ var byteUnits = []struct {
 	{"B", 1},
 }
 
-func (b *ByteSize) String() string { return strconv.FormatInt(int64(*b), 10) }
+// String is the size as the flag takes it back, with the largest binary
+// unit that divides it (64MiB, 1023), for --help and --print-config.
+func (b *ByteSize) String() string { return formatBytes(int64(*b)) }
 
 func (b *ByteSize) Set(s string) error {
 	num, mult := strings.TrimSpace(s), int64(1)

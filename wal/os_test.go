@@ -84,7 +84,7 @@ func TestOSFileSystem(t *testing.T) {
 	equalRecords(t, replayAll(t, opts, 0), nil)
 
 	var out strings.Builder
-	if err := wal.Dump(wal.OS, dir, &out); err != nil || out.Len() != 0 {
+	if err := wal.Dump(wal.OS, dir, &out, wal.DumpOptions{}); err != nil || out.Len() != 0 {
 		t.Fatalf("Dump = %q, %v", out.String(), err)
 	}
 }

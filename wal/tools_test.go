@@ -24,7 +24,7 @@ func TestDump(t *testing.T) {
 	fsys.WriteFile(segPath(1), encode(recs[:3]...))
 	fsys.WriteFile(segPath(4), encode(recs[3:]...))
 	var out strings.Builder
-	if err := wal.Dump(fsys, testDir, &out); err != nil {
+	if err := wal.Dump(fsys, testDir, &out, wal.DumpOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	want := `{"seq":1,"op":"set","key":"k","value":"v"}
@@ -53,7 +53,7 @@ func TestDumpStopsAtBadFrame(t *testing.T) {
 	data := encode(records(1, 3)...)
 	fsys.WriteFile(segPath(1), data[:len(data)-2])
 	var out strings.Builder
-	err := wal.Dump(fsys, testDir, &out)
+	err := wal.Dump(fsys, testDir, &out, wal.DumpOptions{})
 	var ce *wal.CorruptError
 	if !errors.As(err, &ce) || !errors.Is(err, wal.ErrIncomplete) {
 		t.Fatalf("Dump = %v, want a *CorruptError for the torn tail", err)
@@ -140,4 +140,50 @@ func TestCheck(t *testing.T) {
 			t.Fatal("Check of a missing directory succeeded")
 		}
 	})
+}
+
+// TestDumpTruncatesLongValues: issue 13. aof dump printed a 1 MiB value
+// as one 1 MiB line. With MaxValueBytes a longer value is cut, on a
+// character boundary, and says how long it was; the whole of it is still
+// there with MaxValueBytes 0.
+func TestDumpTruncatesLongValues(t *testing.T) {
+	big := strings.Repeat("x", 1<<20)
+	recs := []wal.Record{
+		{Seq: 1, Kind: wal.KindSet, Key: "big", Value: big},
+		{Seq: 2, Kind: wal.KindSet, Key: "short", Value: "12345678"},
+		{Seq: 3, Kind: wal.KindSet, Key: "exact", Value: "123456789"},
+		{Seq: 4, Kind: wal.KindSet, Key: "utf8", Value: "ключключ"}, // 2 bytes a letter: cut at 9 falls inside one
+		{Seq: 5, Kind: wal.KindSet, Key: "bin", Value: "\xff\x00\x01\x02\x03\x04\x05\x06\x07\x08"},
+		{Seq: 6, Kind: wal.KindSet, Key: strings.Repeat("k", 20), Value: "quote\"\"\"\"\"\""},
+	}
+	fsys := faultfs.New(1)
+	fsys.WriteFile(segPath(1), encode(recs...))
+	var out strings.Builder
+	if err := wal.Dump(fsys, testDir, &out, wal.DumpOptions{MaxValueBytes: 9}); err != nil {
+		t.Fatal(err)
+	}
+	want := `{"seq":1,"op":"set","key":"big","value":"xxxxxxxxx… (1048576 bytes)","truncated":true}
+{"seq":2,"op":"set","key":"short","value":"12345678"}
+{"seq":3,"op":"set","key":"exact","value":"123456789"}
+{"seq":4,"op":"set","key":"utf8","value":"ключ… (16 bytes)","truncated":true}
+{"seq":5,"op":"set","key":"bin","value_base64":"/wABAgMEBQYH… (10 bytes)","truncated":true}
+{"seq":6,"op":"set","key":"kkkkkkkkkkkkkkkkkkkk","value":"quote\"\"\"\"… (11 bytes)","truncated":true}
+`
+	if out.String() != want {
+		t.Fatalf("Dump wrote\n%s\nwant\n%s", out.String(), want)
+	}
+	for i, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("line %d is not JSON: %s", i+1, line)
+		}
+	}
+	out.Reset()
+	if err := wal.Dump(fsys, testDir, &out, wal.DumpOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var first struct{ Value string }
+	line, _, _ := strings.Cut(out.String(), "\n")
+	if err := json.Unmarshal([]byte(line), &first); err != nil || first.Value != big {
+		t.Fatalf("whole dump: %v, value of %d bytes", err, len(first.Value))
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -123,4 +124,121 @@ func TestPrintConfigRoundTrips(t *testing.T) {
 	if m.Config != m2.Config {
 		t.Fatalf("round trip changed the config:\n%+v\n%+v", m.Config, m2.Config)
 	}
+}
+
+// TestEverySettingTakesUnits: every size flag is a server.ByteSize (takes
+// 64MiB, prints with the unit) and every duration flag a durationValue
+// (refuses a bare number, saying what to write), so none is left behind
+// taking only bytes or saying "parse error".
+func TestEverySettingTakesUnits(t *testing.T) {
+	m := NewMain()
+	if err := m.ParseFlags(nil); err != nil {
+		t.Fatal(err)
+	}
+	var sizes []string
+	m.flags.VisitAll(func(f *flag.Flag) {
+		switch v := f.Value.(type) {
+		case *server.ByteSize:
+			sizes = append(sizes, f.Name)
+			if err := v.Set("4MiB"); err != nil || v.String() != "4MiB" {
+				t.Errorf("--%s 4MiB: %v, prints %s", f.Name, err, v)
+			}
+		case *durationValue:
+			if err := v.Set("30"); err == nil || !strings.Contains(err.Error(), "want a duration like 30s") {
+				t.Errorf("--%s 30: %v", f.Name, err)
+			}
+		default:
+			if g, ok := f.Value.(flag.Getter); ok {
+				if _, isDuration := g.Get().(time.Duration); isDuration {
+					t.Errorf("--%s is a %T, not a durationValue", f.Name, f.Value)
+				}
+			}
+			if strings.HasSuffix(f.Name, "-bytes") || strings.Contains(f.Name, "memory") || strings.Contains(f.Name, "heap") {
+				t.Errorf("--%s is a %T, not a server.ByteSize", f.Name, f.Value)
+			}
+		}
+	})
+	want := "gc-heap-floor max-key-bytes max-memory max-value-bytes wal-prealloc-bytes wal-segment-bytes"
+	if got := strings.Join(sizes, " "); got != want {
+		t.Errorf("size flags %s; want %s", got, want)
+	}
+}
+
+// TestREADMEPrintConfig keeps README's --print-config sample the real
+// output (issue 13): the command line of the fenced block that starts
+// with "$ ... kvstore-server --print-config" is parsed (leading NAME=value
+// words are environment) and run through ParseFlags and WriteConfig, and
+// the rest of the block must be exactly what that prints.
+func TestREADMEPrintConfig(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var block []string
+	for _, b := range strings.Split(string(readme), "\n```")[1:] {
+		lines := strings.Split(b, "\n")
+		if len(lines) > 1 && strings.HasPrefix(lines[1], "$ ") && strings.Contains(lines[1], "kvstore-server --print-config") {
+			block = lines[1:]
+			break
+		}
+	}
+	if block == nil {
+		t.Fatal("README.md has no fenced block starting with \"$ ... kvstore-server --print-config\"")
+	}
+	words, err := shellWords(strings.TrimPrefix(block[0], "$ "))
+	if err != nil {
+		t.Fatalf("%s: %v", block[0], err)
+	}
+	for len(words) > 0 && strings.Contains(words[0], "=") {
+		k, v, _ := strings.Cut(words[0], "=")
+		t.Setenv(k, v)
+		words = words[1:]
+	}
+	if len(words) == 0 || words[0] != "kvstore-server" {
+		t.Fatalf("%s: want [ENV=value ...] kvstore-server ARGS", block[0])
+	}
+	m := NewMain()
+	if err := m.ParseFlags(words[1:]); err != nil || !m.PrintConfig {
+		t.Fatalf("%s: %v (print-config %v)", block[0], err, m.PrintConfig)
+	}
+	var out strings.Builder
+	if err := m.WriteConfig(&out); err != nil {
+		t.Fatal(err)
+	}
+	if want := strings.Join(block[1:], "\n") + "\n"; out.String() != want {
+		t.Fatalf("README.md's sample after %q:\n%s\nthe command prints:\n%s", block[0], want, out.String())
+	}
+}
+
+// shellWords splits a command line the way sh would for the README's
+// samples: words separated by spaces, "..." and '...' quoting.
+func shellWords(s string) ([]string, error) {
+	var words []string
+	var w strings.Builder
+	inWord := false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case ' ', '\t':
+			if inWord {
+				words = append(words, w.String())
+				w.Reset()
+				inWord = false
+			}
+		case '"', '\'':
+			end := strings.IndexByte(s[i+1:], c)
+			if end < 0 {
+				return nil, fmt.Errorf("unclosed %c", c)
+			}
+			w.WriteString(s[i+1 : i+1+end])
+			i += end + 1
+			inWord = true
+		default:
+			w.WriteByte(c)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, w.String())
+	}
+	return words, nil
 }

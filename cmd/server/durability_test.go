@@ -145,14 +145,27 @@ func TestAOFDump(t *testing.T) {
 	c := dial(t, m.Addr().String())
 	c.Set(context.Background(), &kvstorepb.SetRequest{Key: "k", Value: "v"})
 	c.Delete(context.Background(), &kvstorepb.DeleteRequest{Key: "k"})
+	big := strings.Repeat("0123456789", 100<<10) // 1000 KiB
+	if _, err := c.Set(context.Background(), &kvstorepb.SetRequest{Key: "big", Value: big}); err != nil {
+		t.Fatal(err)
+	}
 	stop()
 	var out, errOut strings.Builder
 	if code := runAOF([]string{"dump", "--data-dir", dir}, &out, &errOut); code != 0 {
 		t.Fatalf("dump exit %d: %s", code, errOut.String())
 	}
-	want := `{"seq":1,"op":"set","key":"k","value":"v"}` + "\n" + `{"seq":2,"op":"del","key":"k"}` + "\n"
+	// Issue 13: the 1000 KiB value was one 1000 KiB line.
+	want := `{"seq":1,"op":"set","key":"k","value":"v"}` + "\n" + `{"seq":2,"op":"del","key":"k"}` + "\n" +
+		`{"seq":3,"op":"set","key":"big","value":"` + big[:64] + `… (1024000 bytes)","truncated":true}` + "\n"
 	if out.String() != want {
-		t.Fatalf("dump:\n%s\nwant:\n%s", out.String(), want)
+		t.Fatalf("dump:\n%.500s\nwant:\n%s", out.String(), want)
+	}
+	out.Reset()
+	if code := runAOF([]string{"dump", "--full", "--data-dir", dir}, &out, &errOut); code != 0 {
+		t.Fatalf("dump --full exit %d: %s", code, errOut.String())
+	}
+	if !strings.HasSuffix(out.String(), `{"seq":3,"op":"set","key":"big","value":"`+big+`"}`+"\n") {
+		t.Fatalf("dump --full does not end with the whole value:\n%.500s", out.String())
 	}
 	if code := runAOF([]string{"frob"}, &out, &errOut); code != 2 {
 		t.Fatalf("unknown aof command exit %d; want 2", code)

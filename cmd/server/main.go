@@ -20,8 +20,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/peterbourgon/ff/v3"
 	"github.com/peterbourgon/ff/v3/fftoml"
@@ -34,13 +36,8 @@ import (
 const envPrefix = "KVSTORE"
 
 func main() {
-	if len(os.Args) > 1 {
-		switch os.Args[1] {
-		case "aof":
-			os.Exit(runAOF(os.Args[2:], os.Stdout, os.Stderr))
-		case "token":
-			os.Exit(runToken(os.Args[2:], os.Stdout, os.Stderr))
-		}
+	if code, ok := runSubcommand(os.Args[1:], os.Stdout, os.Stderr); ok {
+		os.Exit(code)
 	}
 	m := NewMain()
 	if err := m.ParseFlags(os.Args[1:]); err != nil {
@@ -105,20 +102,20 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", "", "PEM CA `file`: require client certificates signed by it (mTLS)")
 	fs.StringVar(&c.AuthFile, "auth-file", "", "token `file`, one 'ROLE SHA256HEX [NAME]' per line: require a bearer token (reloaded on SIGHUP)")
 	fs.BoolVar(&c.MetricsOpen, "metrics-open", false, "serve /metrics without a token when --auth-file is set")
-	fs.Var(&c.MaxMemory, "max-memory", "limit on the estimated memory of the data, e.g. `512MiB`: past it, writes that grow the data get ResourceExhausted (0: none)")
+	fs.Var(&c.MaxMemory, "max-memory", "limit on the estimated memory of the data, a `size` like 512MiB: past it, writes that grow the data get ResourceExhausted (0: none)")
 	fs.Var(&c.GCHeapFloor, "gc-heap-floor", "heap `size` below which Go's garbage collector does not start a cycle, e.g. 64MiB: with a small data set it would otherwise collect every few MB of request garbage (0: GOGC alone)")
 	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "most open connections per listener (gRPC and HTTP each)")
-	fs.DurationVar(&c.RequestTimeout, "request-timeout", c.RequestTimeout, "longest any request may take on the server, whatever the client's deadline (0: none)")
+	fs.Var((*durationValue)(&c.RequestTimeout), "request-timeout", "longest any request may take on the server, whatever the client's deadline, a `duration` like 30s (0s: none)")
 	fs.BoolVar(&c.Insecure, "insecure", false, "allow a non-loopback listen address without --auth-file or TLS (protected mode off)")
-	fs.DurationVar(&c.ExpireInterval, "expire-interval", c.ExpireInterval, "how often active expiry removes expired keys")
-	fs.Var(&c.MaxKeyBytes, "max-key-bytes", "largest accepted key, e.g. `1KiB`")
-	fs.Var(&c.MaxValueBytes, "max-value-bytes", "largest accepted value, e.g. `1MiB`; with --max-key-bytes it must fit one log record (64 MiB)")
-	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, "how long shutdown waits for in-flight requests before cancelling them")
+	fs.Var((*durationValue)(&c.ExpireInterval), "expire-interval", "how often active expiry removes expired keys, a `duration` like 1s")
+	fs.Var(&c.MaxKeyBytes, "max-key-bytes", "largest accepted key `size`, e.g. 1KiB")
+	fs.Var(&c.MaxValueBytes, "max-value-bytes", "largest accepted value `size`, e.g. 1MiB; with --max-key-bytes it must fit one log record (64 MiB)")
+	fs.Var((*durationValue)(&c.ShutdownGrace), "shutdown-grace", "how long shutdown waits for in-flight requests before cancelling them, a `duration` like 10s")
 	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn or error")
 	fs.TextVar(&c.Fsync, "fsync", c.Fsync, "log durability `policy`: always (acknowledge after fsync), everysec (fsync once a second; a crash may lose about 1 s of acknowledged writes) or no (leave it to the OS)")
 	fs.Var(&c.WALSegmentBytes, "wal-segment-bytes", "`size` at which the log starts a new segment file, e.g. 64MiB")
-	fs.Var(&c.WALPreallocBytes, "wal-prealloc-bytes", "how far ahead of its records the log zero-fills its file, e.g. `1MiB`, so an fsync need not update the file size (0: off, for copy-on-write file systems)")
-	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", c.SnapshotInterval, "how often to write a snapshot (0 disables periodic snapshots)")
+	fs.Var(&c.WALPreallocBytes, "wal-prealloc-bytes", "how far ahead of its records the log zero-fills its file, a `size` like 1MiB, so an fsync need not update the file size (0: off, for copy-on-write file systems)")
+	fs.Var((*durationValue)(&c.SnapshotInterval), "snapshot-interval", "how often to write a snapshot, a `duration` like 30s (0s disables periodic snapshots)")
 	fs.BoolVar(&c.NoFinalSnapshot, "no-final-snapshot", false, "skip the snapshot at shutdown (restart then replays the log)")
 	fs.VisitAll(func(f *flag.Flag) { f.Usage += " (env " + envName(f.Name) + ")" })
 	// The flag package calls Usage on every parse error too; a bad flag
@@ -126,7 +123,13 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.Usage = func() {}
 	usage := func() {
 		out := cmp.Or[io.Writer](m.Stdout, os.Stdout)
-		fmt.Fprintf(out, "Usage: kvstore-server [flags]\n       kvstore-server aof|token ... (--help for each)\n\nRuns the kvstore server (gRPC kvstore.v1.KVStore, HTTP/JSON).\n\nFlags:\n")
+		fmt.Fprintf(out, "Usage: kvstore-server [flags]\n       kvstore-server COMMAND [flags]\n\n"+
+			"Runs the kvstore server (gRPC kvstore.v1.KVStore, HTTP/JSON), or one of its tools.\n\nCommands:\n")
+		for _, g := range commandGroups {
+			writeCommandList(out, g.commands)
+		}
+		fmt.Fprintf(out, "  kvstore-server %-10s  %s\n", "help [CMD]", "this help, or a command's")
+		fmt.Fprintf(out, "\nRun 'kvstore-server COMMAND --help' for a command's flags.\n\nFlags:\n")
 		fs.SetOutput(out)
 		fs.PrintDefaults()
 		fs.SetOutput(io.Discard)
@@ -140,10 +143,11 @@ func (m *Main) ParseFlags(args []string) error {
 			usage()
 			return flag.ErrHelp
 		}
-		if m.ConfigFile != "" && !strings.HasPrefix(err.Error(), "error parsing commandline") {
+		if m.ConfigFile != "" && !strings.HasPrefix(err.Error(), "error parsing commandline") &&
+			!strings.HasPrefix(err.Error(), "error parsing environment") {
 			return fmt.Errorf("config file %s: %w", m.ConfigFile, err)
 		}
-		return err
+		return flagError(err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -173,109 +177,304 @@ func (m *Main) WriteConfig(w io.Writer) error {
 	return err
 }
 
+var (
+	errCommandLine = regexp.MustCompile(`^error parsing commandline arguments: (.*)$`)
+	errEnv         = regexp.MustCompile(`^error parsing environment variables: error setting flag ".*" from environment variable "(.*)": (.*)$`)
+	errUndefined   = regexp.MustCompile(`^flag provided but not defined: -+(.*)$`)
+	errNeedsValue  = regexp.MustCompile(`^flag needs an argument: -+(.*)$`)
+	errBadValue    = regexp.MustCompile(`^invalid (?:boolean )?value ".*" for (?:flag )?-+([^:]*): (.*)$`)
+)
+
+// flagError says what ff and package flag report about a bad flag or
+// environment variable in one clause that starts with the setting as the
+// user writes it: "--snapshot-interval: ...", "KVSTORE_LISTEN: ...",
+// "unknown flag --bogus". Package flag names a flag "-name" and ff
+// prefixes where it looked; neither helps a person fix the command.
+func flagError(err error) error {
+	msg := err.Error()
+	if m := errEnv.FindStringSubmatch(msg); m != nil {
+		return fmt.Errorf("%s: %s", m[1], m[2])
+	}
+	if m := errCommandLine.FindStringSubmatch(msg); m != nil {
+		msg = m[1]
+	}
+	if m := errUndefined.FindStringSubmatch(msg); m != nil {
+		return fmt.Errorf("unknown flag --%s", m[1])
+	}
+	if m := errNeedsValue.FindStringSubmatch(msg); m != nil {
+		return fmt.Errorf("--%s needs a value", m[1])
+	}
+	if m := errBadValue.FindStringSubmatch(msg); m != nil {
+		return fmt.Errorf("--%s: %s", m[1], m[2])
+	}
+	if msg != err.Error() {
+		return errors.New(msg)
+	}
+	return err
+}
+
+// durationValue is a time.Duration flag whose error says what to write.
+// A plain number is refused rather than read as seconds: Go, TOML and
+// people disagree on its unit (--snapshot-interval 30 could mean ms), and
+// one spelling everywhere (flag, env, file, --print-config) is simpler.
+// 0 needs no unit.
+type durationValue time.Duration
+
+func (d *durationValue) String() string { return time.Duration(*d).String() }
+
+func (d *durationValue) Get() any { return time.Duration(*d) }
+
+func (d *durationValue) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err == nil {
+		*d = durationValue(v)
+		return nil
+	}
+	if _, numErr := strconv.ParseFloat(strings.TrimSpace(s), 64); numErr == nil {
+		return fmt.Errorf("%q is not a duration; want a duration like %ss", s, strings.TrimSpace(s))
+	}
+	return fmt.Errorf("%q is not a duration; want a duration like 30s, 500ms or 1h", s)
+}
+
 // envName is the environment variable ff reads for a flag.
 func envName(flagName string) string {
 	return envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// parseSubcommand parses the flags of `kvstore-server NAME ...`. When it
-// reports !ok the caller returns code: 0 after --help (usage printed), 2
-// for a bad flag or a stray argument (the problem printed).
-func parseSubcommand(fs *flag.FlagSet, args []string, name string, usage func(), stderr io.Writer) (code int, ok bool) {
-	fs.SetOutput(io.Discard)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			usage()
-			return 0, false
+// runSubcommand runs `kvstore-server NAME ...` when NAME is a command
+// rather than a flag: a group (aof, token) or help. ok is false when
+// args are the server's flags.
+func runSubcommand(args []string, stdout, stderr io.Writer) (code int, ok bool) {
+	if len(args) == 0 {
+		return 0, false
+	}
+	if args[0] == "help" {
+		if len(args) == 1 {
+			m := NewMain()
+			m.Stdout = stdout
+			m.ParseFlags([]string{"--help"})
+			return 0, true
 		}
-		fmt.Fprintf(stderr, "kvstore-server %s: %v\nRun 'kvstore-server %s --help' for usage.\n", name, err, name)
-		return 2, false
+		for _, g := range commandGroups {
+			if g.name == args[1] {
+				return runGroup(g.name, g.commands, append([]string{"help"}, args[2:]...), stdout, stderr), true
+			}
+		}
+		return usageError(stderr, "", "unknown command %q (want aof or token)", args[1]), true
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "kvstore-server %s: unexpected argument %q\n", name, fs.Arg(0))
-		return 2, false
+	for _, g := range commandGroups {
+		if g.name == args[0] {
+			return runGroup(g.name, g.commands, args[1:], stdout, stderr), true
+		}
 	}
-	return 0, true
+	return 0, false
 }
 
-// runAOF is `kvstore-server aof dump|check`: the log as a tool, like
-// redis-check-aof. It returns the exit code: 0 fine, 1 the log has a
-// problem left, 2 bad usage or an I/O failure.
-func runAOF(args []string, stdout, stderr io.Writer) int {
-	usage := func() {
-		fmt.Fprint(stderr, `Usage:
-  kvstore-server aof dump  [--data-dir D]          print every log record as a JSON line
-  kvstore-server aof check [--data-dir D] [--fix [--force]]
-                                                   validate every segment against the snapshot
-                                                   start-up loads, and say what each repair
-                                                   drops; --fix makes the repairs that drop
-                                                   nothing the snapshot lacks, --force also the
-                                                   others (dropped data is kept in .broken
-                                                   files); stop the server first
-`)
+// A command is one leaf of `kvstore-server NAME SUB [flags]`: its flags,
+// its synopsis for the usage lines and what it does.
+type command struct {
+	name     string // "aof dump"
+	synopsis string // after the name: "[--data-dir D] [--full]"
+	about    string // one line for the lists; more lines for its own --help
+	flags    func(fs *flag.FlagSet) func(stdout, stderr io.Writer) int
+}
+
+// commandGroups are the subcommands by their first word, in the order
+// the usage lists them.
+var commandGroups = []struct {
+	name     string
+	commands []command
+}{
+	{"aof", aofCommands},
+	{"token", tokenCommands},
+}
+
+// isHelp reports whether arg asks for help the way every command accepts.
+func isHelp(arg string) bool {
+	switch arg {
+	case "help", "-h", "-help", "--help":
+		return true
 	}
-	if len(args) == 0 {
-		usage()
-		return 2
+	return false
+}
+
+// writeCommandList writes one line per subcommand, for usages.
+func writeCommandList(w io.Writer, cmds []command) {
+	for _, c := range cmds {
+		about, _, _ := strings.Cut(c.about, "\n")
+		fmt.Fprintf(w, "  kvstore-server %-10s %s\n", c.name, about)
 	}
-	cmd := args[0]
-	fs := flag.NewFlagSet("aof "+cmd, flag.ContinueOnError)
-	dataDir := fs.String("data-dir", cmp.Or(os.Getenv(envName("data-dir")), server.DefaultDataDir), "data directory (env KVSTORE_DATA_DIR)")
-	fix := fs.Bool("fix", false, "with check: repair the log")
-	force := fs.Bool("force", false, "with check --fix: also make repairs that drop acknowledged records the snapshot does not cover")
-	if code, ok := parseSubcommand(fs, args[1:], "aof", usage, stderr); !ok {
-		return code
-	}
-	switch cmd {
-	case "dump":
-		if *fix || *force {
-			fmt.Fprintln(stderr, "kvstore-server aof: --fix and --force apply to check only")
-			return 2
-		}
-		if err := wal.DumpDataDir(*dataDir, stdout); err != nil {
-			fmt.Fprintf(stderr, "kvstore-server aof dump: %v\n", err)
-			return 2
-		}
-		return 0
-	case "check":
-		if *force && !*fix {
-			fmt.Fprintln(stderr, "kvstore-server aof check: --force needs --fix")
-			return 2
-		}
-		res, err := server.CheckLog(*dataDir, server.CheckLogOptions{Fix: *fix, Force: *force}, stdout)
-		if err != nil {
-			fmt.Fprintf(stderr, "kvstore-server aof check: %v\n", err)
-			return 2
-		}
-		if !res.OK() {
-			return 1
-		}
-		return 0
-	}
-	fmt.Fprintf(stderr, "kvstore-server aof: unknown command %q (want dump or check)\n", cmd)
-	usage()
+}
+
+// usageError prints err and the one line that says where the usage is,
+// and returns 2, the exit status of bad usage.
+func usageError(stderr io.Writer, cmd, format string, args ...any) int {
+	prefix := strings.TrimSpace("kvstore-server " + cmd)
+	fmt.Fprintf(stderr, "%s: %s\nRun '%s --help' for usage.\n", prefix, fmt.Sprintf(format, args...), prefix)
 	return 2
 }
 
-// runToken is `kvstore-server token new --role ROLE [--name NAME]`. Exit
-// 0, or 2 for bad usage.
-func runToken(args []string, stdout, stderr io.Writer) int {
+// runGroup is `kvstore-server NAME ...` for a group of subcommands (aof,
+// token): help for the group or one of them (--help, help, help SUB,
+// SUB --help; stdout, exit 0), else the subcommand's exit status; 2 with
+// the error first and a hint for an unknown or missing subcommand.
+func runGroup(group string, cmds []command, args []string, stdout, stderr io.Writer) int {
+	names := make([]string, len(cmds))
+	for i, c := range cmds {
+		names[i] = strings.TrimPrefix(c.name, group+" ")
+	}
+	want := strings.Join(names, " or ")
+	groupUsage := func(w io.Writer) {
+		fmt.Fprintf(w, "Usage:\n")
+		writeCommandList(w, cmds)
+		fmt.Fprintf(w, "\nRun 'kvstore-server %s COMMAND --help' for a command's flags.\n", group)
+	}
+	if len(args) == 0 {
+		return usageError(stderr, group, "missing command (want %s)", want)
+	}
+	sub, rest := args[0], args[1:]
+	if isHelp(sub) {
+		if len(rest) == 0 {
+			groupUsage(stdout)
+			return 0
+		}
+		sub, rest = rest[0], []string{"--help"}
+	}
+	for i, c := range cmds {
+		if names[i] == sub {
+			return runCommand(c, rest, stdout, stderr)
+		}
+	}
+	return usageError(stderr, group, "unknown command %q (want %s)", sub, want)
+}
+
+// runCommand parses c's flags and runs it. --help (or a lone help) prints
+// its usage and flags to stdout, exit 0; a bad flag or a stray argument
+// gets the error and a hint, exit 2.
+func runCommand(c command, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	run := c.flags(fs)
 	usage := func() {
-		fmt.Fprint(stderr, "Usage: kvstore-server token new --role read|write|admin [--name NAME]\n")
+		fmt.Fprintf(stdout, "Usage: kvstore-server %s %s\n\n%s\n", c.name, c.synopsis, c.about)
+		fmt.Fprintf(stdout, "\nFlags:\n")
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
 	}
-	if len(args) == 0 || args[0] != "new" {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage()
+			return 0
+		}
+		return usageError(stderr, c.name, "%v", flagError(err))
+	}
+	if fs.NArg() == 1 && fs.Arg(0) == "help" {
 		usage()
-		return 2
+		return 0
 	}
-	fs := flag.NewFlagSet("token new", flag.ContinueOnError)
-	role := fs.String("role", "", "read (Get), write (Get, Set, Delete) or admin (everything)")
-	name := fs.String("name", "", "a name for the token, kept in the auth file to tell tokens apart")
-	if code, ok := parseSubcommand(fs, args[1:], "token", usage, stderr); !ok {
-		return code
+	if fs.NArg() > 0 {
+		return usageError(stderr, c.name, "unexpected argument %q", fs.Arg(0))
 	}
-	if err := rpc.PrintNewToken(*role, *name, stdout, stderr); err != nil {
-		fmt.Fprintf(stderr, "kvstore-server token: %v\n", err)
-		return 2
-	}
-	return 0
+	return run(stdout, stderr)
+}
+
+// dataDirFlag is --data-dir of the aof commands, which default to the
+// server's own setting (flag, then KVSTORE_DATA_DIR).
+func dataDirFlag(fs *flag.FlagSet) *string {
+	return fs.String("data-dir", cmp.Or(os.Getenv(envName("data-dir")), server.DefaultDataDir),
+		"data `directory` (env KVSTORE_DATA_DIR)")
+}
+
+// dumpValueBytes is how much of a value `aof dump` shows without --full:
+// enough to recognise it, little enough for a terminal line.
+const dumpValueBytes = 64
+
+// aofCommands are `kvstore-server aof dump|check`: the log as a tool, like
+// redis-check-aof. Exit status: 0 fine, 1 the log has a problem left, 2
+// bad usage or an I/O failure.
+var aofCommands = []command{
+	{
+		name:     "aof check",
+		synopsis: "[--data-dir D] [--fix [--force]]",
+		about: `validate the log against the snapshot; --fix repairs it
+Validates every segment against the snapshot start-up loads, and says
+what each repair drops. --fix makes the repairs that drop nothing the
+snapshot lacks, --force also the others (dropped data is kept in .broken
+files); stop the server first. Exit status: 0 the log is valid, 1 a
+problem is left, 2 bad usage or an I/O error.`,
+		flags: func(fs *flag.FlagSet) func(stdout, stderr io.Writer) int {
+			dataDir := dataDirFlag(fs)
+			fix := fs.Bool("fix", false, "repair the log (the server must be stopped)")
+			force := fs.Bool("force", false, "with --fix: also make repairs that drop acknowledged records the snapshot does not cover")
+			return func(stdout, stderr io.Writer) int {
+				if *force && !*fix {
+					return usageError(stderr, "aof check", "--force needs --fix")
+				}
+				res, err := server.CheckLog(*dataDir, server.CheckLogOptions{Fix: *fix, Force: *force}, stdout)
+				if err != nil {
+					fmt.Fprintf(stderr, "kvstore-server aof check: %v\n", err)
+					return 2
+				}
+				if !res.OK() {
+					return 1
+				}
+				return 0
+			}
+		},
+	},
+	{
+		name:     "aof dump",
+		synopsis: "[--data-dir D] [--full]",
+		about: `print every log record as a JSON line
+A value longer than 64 bytes shows its first 64 bytes, then "… (N bytes)",
+and its line has "truncated":true; --full prints every value whole.
+Reads only, so it works beside a running server. Exit status: 0, or 2
+for bad usage, an I/O error or a corrupt record (after the records
+before it).`,
+		flags: func(fs *flag.FlagSet) func(stdout, stderr io.Writer) int {
+			dataDir := dataDirFlag(fs)
+			full := fs.Bool("full", false, "print every value whole, however long")
+			return func(stdout, stderr io.Writer) int {
+				opts := wal.DumpOptions{MaxValueBytes: dumpValueBytes}
+				if *full {
+					opts.MaxValueBytes = 0
+				}
+				if err := wal.DumpDataDir(*dataDir, stdout, opts); err != nil {
+					fmt.Fprintf(stderr, "kvstore-server aof dump: %v\n", err)
+					return 2
+				}
+				return 0
+			}
+		},
+	},
+}
+
+// tokenCommands are `kvstore-server token new`. Exit 0, or 2 for bad
+// usage.
+var tokenCommands = []command{{
+	name:     "token new",
+	synopsis: "--role read|write|admin [--name NAME]",
+	about: `make an API token and its --auth-file line
+Prints the token (give it to the client) and the line to add to the
+file named by --auth-file, which holds only the token's SHA-256.`,
+	flags: func(fs *flag.FlagSet) func(stdout, stderr io.Writer) int {
+		role := fs.String("role", "", "`role`: read (Get), write (Get, Set, Delete) or admin (everything)")
+		name := fs.String("name", "", "a `name` for the token, kept in the auth file to tell tokens apart")
+		return func(stdout, stderr io.Writer) int {
+			if err := rpc.PrintNewToken(*role, *name, stdout, stderr); err != nil {
+				fmt.Fprintf(stderr, "kvstore-server token: %v\n", err)
+				return 2
+			}
+			return 0
+		}
+	},
+}}
+
+func runAOF(args []string, stdout, stderr io.Writer) int {
+	return runGroup("aof", aofCommands, args, stdout, stderr)
+}
+
+func runToken(args []string, stdout, stderr io.Writer) int {
+	return runGroup("token", tokenCommands, args, stdout, stderr)
 }

@@ -135,15 +135,30 @@ func TestParseFlags(t *testing.T) {
 			check: func(c server.Config) bool { return c.Listen == "127.0.0.1:9" }},
 		{name: "bad env", env: map[string]string{"KVSTORE_MAX_KEY_BYTES": "lots"}, wantErr: "KVSTORE_MAX_KEY_BYTES"},
 		{name: "bad duration", args: []string{"--expire-interval", "0s"}, wantErr: "--expire-interval 0s is out of range: want 10ms to 1h"},
-		{name: "negative key limit", args: []string{"--max-key-bytes", "-1"}, wantErr: `invalid value "-1" for flag -max-key-bytes: want a size like`},
+		{name: "negative key limit", args: []string{"--max-key-bytes", "-1"}, wantErr: `--max-key-bytes: want a size like`},
 		{name: "huge value limit", args: []string{"--max-value-bytes", "1000000000"}, wantErr: "--max-value-bytes 1000000000 is out of range: want 1 to 67108841"},
 		// Issue 11 bug 2: 65 MiB was accepted, and one such Set failed the
 		// log for good.
 		{name: "value limit past a log record", args: []string{"--max-value-bytes", "68157440"}, wantErr: "--max-value-bytes 65MiB is out of range"},
 		{name: "value limit past a log record with the key", args: []string{"--max-value-bytes", "67108841"}, wantErr: "the largest value that fits is"},
-		{name: "sizes take units", args: []string{"--max-value-bytes", "2MiB", "--max-key-bytes", "2KiB", "--wal-segment-bytes", "8MiB"},
+		{name: "sizes take units", args: []string{"--max-value-bytes", "2MiB", "--max-key-bytes", "2KiB", "--wal-segment-bytes", "8MiB",
+			"--wal-prealloc-bytes", "8KiB", "--max-memory", "1GB", "--gc-heap-floor", "16MiB"},
 			check: func(c server.Config) bool {
-				return c.MaxValueBytes == 2<<20 && c.MaxKeyBytes == 2<<10 && c.WALSegmentBytes == 8<<20
+				return c.MaxValueBytes == 2<<20 && c.MaxKeyBytes == 2<<10 && c.WALSegmentBytes == 8<<20 &&
+					c.WALPreallocBytes == 8<<10 && c.MaxMemory == 1e9 && c.GCHeapFloor == 16<<20
+			}},
+		// Issue 13: a duration without a unit was "parse error".
+		{name: "duration without a unit", args: []string{"--snapshot-interval", "30"},
+			wantErr: `--snapshot-interval: "30" is not a duration; want a duration like 30s`},
+		{name: "duration without a unit in env", env: map[string]string{"KVSTORE_REQUEST_TIMEOUT": "5"},
+			wantErr: `KVSTORE_REQUEST_TIMEOUT: "5" is not a duration; want a duration like 5s`},
+		{name: "not a duration", args: []string{"--shutdown-grace", "soon"},
+			wantErr: `--shutdown-grace: "soon" is not a duration; want a duration like 30s, 500ms or 1h`},
+		{name: "zero needs no unit", args: []string{"--snapshot-interval", "0", "--request-timeout", "0"},
+			check: func(c server.Config) bool { return c.SnapshotInterval == 0 && c.RequestTimeout == 0 }},
+		{name: "durations", args: []string{"--snapshot-interval", "1m30s", "--expire-interval", "250ms"},
+			check: func(c server.Config) bool {
+				return c.SnapshotInterval == 90*time.Second && c.ExpireInterval == 250*time.Millisecond
 			}},
 		{name: "negative grace", args: []string{"--shutdown-grace", "-1s"}, wantErr: "--shutdown-grace -1s is out of range: want 0s to 1h"},
 		// Issue 12 item 8: each of these was accepted, and the server then
@@ -156,7 +171,7 @@ func TestParseFlags(t *testing.T) {
 		{name: "expiry spinning", args: []string{"--expire-interval", "1ns"}, wantErr: "--expire-interval 1ns is out of range: want 10ms to 1h"},
 		{name: "timeout failing every request", env: map[string]string{"KVSTORE_REQUEST_TIMEOUT": "1ns"},
 			wantErr: "--request-timeout 1ns is out of range: want 0 (none) or 10ms to 1h"},
-		{name: "unknown flag", args: []string{"--nope"}, wantErr: "flag provided but not defined"},
+		{name: "unknown flag", args: []string{"--nope"}, wantErr: "unknown flag --nope"},
 		{name: "stray argument", args: []string{"serve"}, wantErr: `unexpected argument "serve"`},
 	}
 	for _, tt := range tests {
@@ -391,6 +406,133 @@ func TestBinaryBadFlagExitsTwo(t *testing.T) {
 		}
 		if !strings.Contains(string(out), want) {
 			t.Fatalf("%v: output lacks %q:\n%s", tt.args, want, out)
+		}
+	}
+}
+
+// TestBinaryBadFlagSaysWhatThenWhere: issue 13. A bad flag used to get
+// the whole usage before its error; now the error comes first, naming the
+// setting as the user typed it, then one line pointing at --help.
+func TestBinaryBadFlagSaysWhatThenWhere(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	const hint = "\nRun 'kvstore-server --help' for usage.\n"
+	for _, tt := range []struct {
+		args []string
+		env  string
+		want string
+	}{
+		{args: []string{"--bogus"}, want: "unknown flag --bogus"},
+		{args: []string{"-bogus"}, want: "unknown flag --bogus"},
+		{args: []string{"--listen"}, want: "--listen needs a value"},
+		{args: []string{"--max-key-bytes", "lots"}, want: `--max-key-bytes: want a size like 512MiB, 2GB or 1048576, got "lots"`},
+		{args: []string{"--no-final-snapshot=maybe"}, want: `--no-final-snapshot: parse error`},
+		{env: "KVSTORE_MAX_KEY_BYTES=lots", want: `KVSTORE_MAX_KEY_BYTES: want a size like 512MiB, 2GB or 1048576, got "lots"`},
+		{args: []string{"--max-key-bytes", "0"}, want: "--max-key-bytes 0 is out of range: want 1 to 67108841"},
+		{args: []string{"--snapshot-interval", "30"}, want: `--snapshot-interval: "30" is not a duration; want a duration like 30s`},
+		{args: []string{"serve"}, want: `unexpected argument "serve"`},
+	} {
+		cmd := exec.Command(serverBinary(t), append([]string{"--data-dir", t.TempDir()}, tt.args...)...)
+		if tt.env != "" {
+			cmd.Env = append(os.Environ(), tt.env)
+		}
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+			t.Errorf("%v %s: err = %v; want exit status 2", tt.args, tt.env, err)
+		}
+		if want := "kvstore-server: " + tt.want + hint; stderr.String() != want || stdout.Len() != 0 {
+			t.Errorf("%v %s: stderr\n%s\nstdout\n%s\nwant stderr\n%s", tt.args, tt.env, &stderr, &stdout, want)
+		}
+	}
+}
+
+// TestEveryCommandHasHelp: issue 13. `kvstore-server --help` did not list
+// aof and token, `aof --help` was an unknown command (exit 2) and `help`
+// a stray argument. Every command and subcommand answers --help and help
+// on stdout with exit 0, listing its flags.
+func TestEveryCommandHasHelp(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want []string // each in stdout
+	}{
+		{[]string{"--help"}, []string{"kvstore-server aof check", "kvstore-server aof dump", "kvstore-server token new", "-listen"}},
+		{[]string{"-h"}, []string{"kvstore-server aof dump", "-listen"}},
+		{[]string{"help"}, []string{"kvstore-server aof check", "kvstore-server token new", "-listen"}},
+		{[]string{"aof", "--help"}, []string{"kvstore-server aof check", "kvstore-server aof dump"}},
+		{[]string{"aof", "help"}, []string{"kvstore-server aof check", "kvstore-server aof dump"}},
+		{[]string{"help", "aof"}, []string{"kvstore-server aof check", "kvstore-server aof dump"}},
+		{[]string{"aof", "check", "--help"}, []string{"Usage: kvstore-server aof check", "-data-dir", "-fix", "-force"}},
+		{[]string{"aof", "check", "help"}, []string{"Usage: kvstore-server aof check", "-fix"}},
+		{[]string{"aof", "help", "check"}, []string{"Usage: kvstore-server aof check", "-fix"}},
+		{[]string{"aof", "dump", "--help"}, []string{"Usage: kvstore-server aof dump", "-data-dir"}},
+		{[]string{"help", "aof", "dump"}, []string{"Usage: kvstore-server aof dump", "-data-dir"}},
+		{[]string{"token", "--help"}, []string{"kvstore-server token new"}},
+		{[]string{"token", "help"}, []string{"kvstore-server token new"}},
+		{[]string{"token", "new", "--help"}, []string{"Usage: kvstore-server token new", "-role", "-name"}},
+		{[]string{"help", "token", "new"}, []string{"Usage: kvstore-server token new", "-role"}},
+	} {
+		var stdout, stderr bytes.Buffer
+		code, ok := runSubcommand(tt.args, &stdout, &stderr)
+		if !ok {
+			// The server's own flags: main runs ParseFlags.
+			m := NewMain()
+			m.Stdout = &stdout
+			if err := m.ParseFlags(tt.args); errors.Is(err, flag.ErrHelp) {
+				code = 0
+			} else {
+				code = 2
+			}
+		}
+		if code != 0 || stderr.Len() != 0 {
+			t.Errorf("%q: exit %d, stderr %q; want 0 and nothing", tt.args, code, &stderr)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(stdout.String(), w) {
+				t.Errorf("%q: stdout lacks %q:\n%s", tt.args, w, &stdout)
+			}
+		}
+	}
+}
+
+// TestUnknownCommandSaysWhatThenWhere: a wrong subcommand or flag of a
+// subcommand gets the error, then one line pointing at its --help; exit 2.
+func TestUnknownCommandSaysWhatThenWhere(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string // all of stderr
+	}{
+		{[]string{"aof"}, "kvstore-server aof: missing command (want check or dump)\nRun 'kvstore-server aof --help' for usage.\n"},
+		{[]string{"aof", "frob"}, "kvstore-server aof: unknown command \"frob\" (want check or dump)\nRun 'kvstore-server aof --help' for usage.\n"},
+		{[]string{"help", "frob"}, "kvstore-server: unknown command \"frob\" (want aof or token)\nRun 'kvstore-server --help' for usage.\n"},
+		{[]string{"token"}, "kvstore-server token: missing command (want new)\nRun 'kvstore-server token --help' for usage.\n"},
+		{[]string{"token", "old"}, "kvstore-server token: unknown command \"old\" (want new)\nRun 'kvstore-server token --help' for usage.\n"},
+		{[]string{"aof", "dump", "--fix"}, "kvstore-server aof dump: unknown flag --fix\nRun 'kvstore-server aof dump --help' for usage.\n"},
+		{[]string{"aof", "check", "--force"}, "kvstore-server aof check: --force needs --fix\nRun 'kvstore-server aof check --help' for usage.\n"},
+		{[]string{"aof", "check", "now"}, "kvstore-server aof check: unexpected argument \"now\"\nRun 'kvstore-server aof check --help' for usage.\n"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code, ok := runSubcommand(tt.args, &stdout, &stderr)
+		if !ok || code != 2 || stderr.String() != tt.want || stdout.Len() != 0 {
+			t.Errorf("%q: ok %v, exit %d, stdout %q, stderr\n%s\nwant exit 2 and stderr\n%s", tt.args, ok, code, &stdout, &stderr, tt.want)
+		}
+	}
+}
+
+// TestBinaryHelp: the real binary's help goes to stdout with exit 0.
+func TestBinaryHelp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	for _, args := range [][]string{{"--help"}, {"help"}, {"aof", "--help"}, {"aof", "dump", "--help"}, {"token", "new", "--help"}} {
+		var stdout, stderr bytes.Buffer
+		cmd := exec.Command(serverBinary(t), args...)
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil || stderr.Len() != 0 || !strings.Contains(stdout.String(), "Usage:") {
+			t.Errorf("%q: err %v, stderr %q, stdout\n%s", args, err, &stderr, &stdout)
 		}
 	}
 }
