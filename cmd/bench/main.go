@@ -19,6 +19,7 @@ import (
 	"github.com/peterbourgon/ff/v3"
 
 	"kvstore/actor"
+	"kvstore/internal/cliflag"
 	"kvstore/rpc"
 )
 
@@ -198,20 +199,20 @@ func parseFlags(args []string, stdout io.Writer) (config, error) {
 	fs.StringVar(&c.Client.Token, "token", "", "bearer `token` for servers started with --auth-file")
 	fs.IntVar(&c.Clients, "clients", 50, "concurrent clients, each with one request in flight (open loop: the most requests in flight)")
 	fs.IntVar(&c.Conns, "conns", 4, "gRPC connections the clients share, each call taking the next; one HTTP/2\nconnection would cap the load at what its single TCP stream carries")
-	durationVar(fs, &c.Duration, "duration", 10*time.Second, "how long to run, a `duration` such as 10s or 2m (per run in --compare); excludes --requests")
+	cliflag.DurationVar(fs, &c.Duration, "duration", 10*time.Second, "how long to run, a `duration` such as 10s or 2m (per run in --compare); excludes --requests")
 	fs.Int64Var(&c.Requests, "requests", 0, "run exactly this many requests instead of for --duration")
 	fs.IntVar(&c.Keys, "keys", 100_000, "key space: keys are key:00000000 to key:<keys-1>")
 	fs.IntVar(&c.ValueSize, "value-size", 16, "`bytes` of each value (random printable, the same for every set)")
 	fs.Var(&c.Mix, "mix", "relative weights of `set:get:del`, e.g. 50:50:0 or 100:0:0 (ignored by --compare)")
-	durationVar(fs, &c.TTL, "ttl", 0, "give sets this TTL, a `duration` in whole seconds such as 30s; 0 for none")
+	cliflag.DurationVar(fs, &c.TTL, "ttl", 0, "give sets this TTL, a `duration` in whole seconds such as 30s; 0 for none")
 	fs.Float64Var(&c.TTLFraction, "ttl-fraction", 1, "`share` (0 to 1) of the sets that carry --ttl")
 	fs.Var(distFlag{&c.Dist}, "dist", "key `distribution`: uniform, or zipf (key:00000000 hottest)")
 	fs.Float64Var(&c.ZipfS, "zipf-s", 1.1, "zipf exponent `s`, > 1; higher is more skewed")
 	fs.BoolVar(&c.Preload, "preload", false, "set every key once before measuring (not counted); --compare always does")
 	fs.Float64Var(&c.Rate, "rate", 0, "open loop at this many `ops/s` in total; 0 for closed loop")
-	durationVar(fs, &c.Timeout, "timeout", 5*time.Second, "deadline of each gRPC request, and of connecting (a `duration`)")
+	cliflag.DurationVar(fs, &c.Timeout, "timeout", 5*time.Second, "deadline of each gRPC request, and of connecting (a `duration`)")
 	fs.Uint64Var(&c.Seed, "seed", 1, "seed of the workload, so runs can be repeated")
-	durationVar(fs, &c.Progress, "progress", time.Second, "print progress to stderr this often (a `duration`); 0 for never")
+	cliflag.DurationVar(fs, &c.Progress, "progress", time.Second, "print progress to stderr this often (a `duration`); 0 for never")
 	fs.BoolVar(&c.JSON, "json", false, "print the summary as one JSON object")
 	fs.BoolVar(&c.Inproc, "inproc", false, "drive an in-process actor instead of a server (no gRPC, no log)")
 	fs.StringVar(&c.ServeBaseline, "serve-baseline", "", "serve the baseline (grpc-go over a mutex-guarded map) on `address` until SIGINT/SIGTERM")
@@ -257,32 +258,6 @@ func parseFlags(args []string, stdout io.Writer) (config, error) {
 		return c, errors.New("use either --duration or --requests, not both")
 	}
 	return c, c.validate()
-}
-
-// durationFlag is a time.Duration flag whose error says what to write:
-// the flag package's own says only "parse error", e.g. for --duration 10.
-type durationFlag struct{ d *time.Duration }
-
-func (f durationFlag) String() string {
-	if f.d == nil {
-		return "0s"
-	}
-	return f.d.String()
-}
-
-func (f durationFlag) Set(s string) error {
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("want a duration like 30s, got %q", s)
-	}
-	*f.d = d
-	return nil
-}
-
-// durationVar defines a durationFlag named name, storing into p.
-func durationVar(fs *flag.FlagSet, p *time.Duration, name string, value time.Duration, usage string) {
-	*p = value
-	fs.Var(durationFlag{p}, name, usage)
 }
 
 func (c *config) validate() error {

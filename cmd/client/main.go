@@ -30,6 +30,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"kvstore/internal/cliflag"
 	kvstorepb "kvstore/proto"
 	"kvstore/rpc"
 )
@@ -71,9 +72,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&co.TLS.KeyFile, "tls-key", "", "PEM private key `file` of --tls-cert")
 	fs.StringVar(&co.TLS.ServerName, "tls-server-name", "", "`name` to verify the server certificate against (default: the host of --addr)")
 	fs.StringVar(&co.Token, "token", "", "bearer `token` for servers started with --auth-file")
-	timeout := durationVar(fs, "timeout", 5*time.Second, "deadline for each request, a `duration` such as 5s or 500ms")
+	var timeout time.Duration
+	cliflag.DurationVar(fs, &timeout, "timeout", 5*time.Second, "deadline for each request, a `duration` such as 5s or 500ms")
 	file := fs.String("file", "", "with set: read the value from this `file` (set KEY --file F); set KEY - reads it from stdin")
-	ttl := durationVar(fs, "ttl", 0, "with set: expire the key after this `duration` (whole seconds, e.g. 30s or 1h); get and del refuse the flag but ignore the variable")
+	var ttl time.Duration
+	cliflag.DurationVar(fs, &ttl, "ttl", 0, "with set: expire the key after this `duration` (whole seconds, e.g. 30s or 1h); get and del refuse the flag but ignore the variable")
 	fs.VisitAll(func(f *flag.Flag) {
 		if f.Name != "file" {
 			f.Usage += " (env " + envName(f.Name) + ")"
@@ -123,8 +126,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if !onCommandLine["ttl"] {
 		ttlFrom = envName("ttl")
 	}
-	if *ttl < 0 || *ttl%time.Second != 0 {
-		return fail(stderr, usageError{fmt.Errorf("%s must be a non-negative whole number of seconds, got %v", ttlFrom, *ttl)})
+	if ttl < 0 || ttl%time.Second != 0 {
+		return fail(stderr, usageError{fmt.Errorf("%s must be a non-negative whole number of seconds, got %v", ttlFrom, ttl)})
 	}
 
 	dial, err := rpc.DialOptions(co)
@@ -136,7 +139,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return fail(stderr, err)
 	}
 	defer conn.Close()
-	c := &client{kv: kvstorepb.NewKVStoreClient(conn), timeout: *timeout, out: stdout,
+	c := &client{kv: kvstorepb.NewKVStoreClient(conn), timeout: timeout, out: stdout,
 		addr: addr, tls: co.TLS != (rpc.ClientTLSOptions{})}
 
 	if len(pos) == 0 {
@@ -159,7 +162,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	// KVSTORE_TTL is a default for the sets of a session; a get or del
 	// there has no TTL to take, so only the flag is a mistake.
-	if *ttl != 0 && cmd != "set" && onCommandLine["ttl"] {
+	if ttl != 0 && cmd != "set" && onCommandLine["ttl"] {
 		return fail(stderr, usageError{errors.New("--ttl applies to set only")})
 	}
 	// gRPC would refuse these itself, but as an Internal error from the
@@ -177,7 +180,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if !utf8.ValidString(value) {
 			return fail(stderr, errNotUTF8("value"))
 		}
-		err = c.set(rest[0], value, int64(*ttl/time.Second))
+		err = c.set(rest[0], value, int64(ttl/time.Second))
 	case "get":
 		var found bool
 		if found, err = c.get(rest[0]); err == nil && !found {
@@ -237,33 +240,6 @@ func isTerminal(w io.Writer) bool {
 	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
-
-// durationFlag is a time.Duration flag whose error says what to write:
-// the flag package's own says only "parse error", e.g. for --ttl 30.
-type durationFlag struct{ d *time.Duration }
-
-func (f durationFlag) String() string {
-	if f.d == nil {
-		return "0s"
-	}
-	return f.d.String()
-}
-
-func (f durationFlag) Set(s string) error {
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("want a duration like 30s, got %q", s)
-	}
-	*f.d = d
-	return nil
-}
-
-// durationVar defines a durationFlag named name.
-func durationVar(fs *flag.FlagSet, name string, value time.Duration, usage string) *time.Duration {
-	d := value
-	fs.Var(durationFlag{&d}, name, usage)
-	return &d
 }
 
 // commandHelp is the help of each command, for help CMD and CMD --help.
