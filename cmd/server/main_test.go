@@ -240,6 +240,17 @@ type serverProcess struct {
 	cmd    *exec.Cmd
 	addr   string
 	stderr *logBuffer
+	// copied is closed once all of stderr is in the buffer.
+	copied chan struct{}
+}
+
+// wait waits for the process to exit and for its stderr to be read to
+// the end: Wait alone returns while the last lines may still be in the
+// pipe.
+func (p *serverProcess) wait() error {
+	err := p.cmd.Wait()
+	<-p.copied
+	return err
 }
 
 // logBuffer collects the server's stderr and hands each line to waitLog.
@@ -302,7 +313,7 @@ func startBinary(tb testing.TB, args ...string) *serverProcess {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p := &serverProcess{cmd: cmd, stderr: &logBuffer{lines: make(chan string, 1024)}}
+	p := &serverProcess{cmd: cmd, stderr: &logBuffer{lines: make(chan string, 1024)}, copied: make(chan struct{})}
 	// A pipe of our own rather than StderrPipe, whose reads must end
 	// before Wait: the copy below ends when the process has exited.
 	pr, pw, err := os.Pipe()
@@ -318,6 +329,7 @@ func startBinary(tb testing.TB, args ...string) *serverProcess {
 		io.Copy(p.stderr, pr)
 		pr.Close()
 		close(p.stderr.lines)
+		close(p.copied)
 	}()
 	tb.Cleanup(func() {
 		if cmd.ProcessState == nil {
@@ -359,7 +371,7 @@ func TestBinarySIGHUPWithNothingToReload(t *testing.T) {
 		t.Fatalf("after SIGHUP: Get = %v, %v", get, err)
 	}
 	p.cmd.Process.Signal(syscall.SIGTERM)
-	if err := p.cmd.Wait(); err != nil {
+	if err := p.wait(); err != nil {
 		t.Fatalf("exit after SIGHUP then SIGTERM: %v; stderr:\n%s", err, p.stderr)
 	}
 }
@@ -376,7 +388,7 @@ func TestBinaryExitsZeroOnSIGTERM(t *testing.T) {
 				t.Fatal(err)
 			}
 			p.cmd.Process.Signal(sig)
-			if err := p.cmd.Wait(); err != nil {
+			if err := p.wait(); err != nil {
 				t.Fatalf("exit after %v: %v; stderr:\n%s", sig, err, p.stderr)
 			}
 			if !strings.Contains(p.stderr.String(), "shutdown complete") {
