@@ -478,6 +478,7 @@ func (a *Actor) run() {
 		case r := <-a.reqc:
 			// Counted before handle: once replied to, r is the caller's.
 			n := len(r.Commands)
+			a.checkLog()
 			a.handle(r)
 		drain:
 			for range maxDrain - 1 {
@@ -515,14 +516,21 @@ func (a *Actor) run() {
 	}
 }
 
-// handle applies one request through the Machine and queues its reply
-// for flush.
-func (a *Actor) handle(r *Request) {
+// checkLog makes the Machine refuse writes once the log has failed. It
+// runs once per pass, not per request: a failure during a pass reaches
+// that pass's writers through the log, which completes their batch with
+// the error, so none of them is acknowledged.
+func (a *Actor) checkLog() {
 	if a.log != nil && a.m.Refusing() == nil {
 		if err := a.log.Err(); err != nil {
 			a.m.RefuseWrites(fmt.Errorf("%w: %w", ErrStorage, err))
 		}
 	}
+}
+
+// handle applies one request through the Machine and queues its reply
+// for flush.
+func (a *Actor) handle(r *Request) {
 	res, recs, err := a.m.Apply(r.Now, r.Commands, r.Results[:0], a.recs)
 	if err != nil {
 		r.complete(err)
