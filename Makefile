@@ -22,10 +22,14 @@ build:
 	$(GO) build -o bin/kvstore-bench ./cmd/bench
 
 # Builds, then runs the binary itself: `go run` turns the server's exit
-# on Ctrl+C into "exit status 1", which make reports as an error.
+# on Ctrl+C into "exit status 1", which make reports as an error. On a
+# terminal the server runs as a job of its own (bash's job control gives
+# it the terminal), so Ctrl+C reaches only the server, which shuts down
+# cleanly and exits 0, and make with it; make itself would die of the
+# SIGINT whatever the server did.
 run:
 	$(GO) build -o bin/kvstore-server ./cmd/server
-	bin/kvstore-server
+	@if [ -t 0 ]; then bash -c 'set -m; bin/kvstore-server "$$@"; exit $$?' run $(ARGS); else bin/kvstore-server $(ARGS); fi
 
 tools:
 	@bash .ci/tools "$(BIN)" "$(PROTOC_GEN_GO_VERSION)" "$(PROTOC_GEN_GO_GRPC_VERSION)" "$(STATICCHECK_VERSION)"

@@ -92,6 +92,11 @@ type ServerOptions struct {
 	Stream []grpc.StreamServerInterceptor
 	// TLS, when set, serves gRPC over TLS (see ServerTLS.Config).
 	TLS *tls.Config
+	// TLSAccepted says the listener does the TLS handshakes itself and
+	// accepts *tls.Conn (see ServerTLS.SharedPortConfig): gRPC serves them
+	// as TLS connections, with their certificates as each call's
+	// credentials.TLSInfo, and refuses any other. TLS must be nil.
+	TLSAccepted bool
 	// UnauthenticatedTimeout, when positive, closes a connection on which
 	// no call has presented a valid token (see Auth) this long after it
 	// was accepted, so that connections which never authenticate do not
@@ -142,8 +147,11 @@ func NewServer(svc *Service, opts ServerOptions) *Server {
 		grpc.ChainUnaryInterceptor(append(slices.Clone(opts.Unary), s.innermost)...),
 		grpc.ChainStreamInterceptor(opts.Stream...),
 	}
-	if opts.TLS != nil {
+	switch {
+	case opts.TLS != nil:
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(opts.TLS)))
+	case opts.TLSAccepted:
+		grpcOpts = append(grpcOpts, grpc.Creds(acceptedTLS{}))
 	}
 	s.grpc = grpc.NewServer(grpcOpts...)
 	kvstorepb.RegisterKVStoreServer(s.grpc, svc)

@@ -1,16 +1,20 @@
 package rpc
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"google.golang.org/grpc/credentials"
 )
 
 // tlsCipherSuites are the TLS 1.2 suites offered (TLS 1.3 suites are not
@@ -50,7 +54,10 @@ type ServerTLS struct {
 // stored: handshakes share config.
 type serverTLSState struct {
 	config *tls.Config
-	leaf   *x509.Certificate
+	// grpc and http are config with ALPN narrowed to one front's
+	// protocol, for SharedPortConfig.
+	grpc, http *tls.Config
+	leaf       *x509.Certificate
 }
 
 // NewServerTLS reads the server's certificate chain (PEM, leaf first, then
@@ -117,6 +124,36 @@ func (t *ServerTLS) Config() *tls.Config {
 	return cfg
 }
 
+// SharedPortConfig returns the TLS configuration of a port that serves
+// gRPC and HTTP on one listener, which does the handshake itself and then
+// hands each connection to one front by its negotiated protocol: "h2" to
+// gRPC (serve it with ServerOptions.TLSAccepted), anything else to HTTP.
+//
+// ALPN picks the front. A client that offers h2 and not http/1.1 gets h2:
+// gRPC clients (grpc-go, grpcurl, grpc-health-probe, grpc-java) offer
+// only h2. Any other gets http/1.1 or no protocol: curl, browsers and
+// Go's net/http offer http/1.1 too. An HTTP client that offers only h2
+// is taken for gRPC; it needs a separate --http-listen port, which
+// Config serves with h2 and http/1.1 alike.
+//
+// Otherwise it is Config: same versions, suites, certificates, client CA
+// and Reload.
+func (t *ServerTLS) SharedPortConfig() *tls.Config {
+	cfg := t.Config()
+	if cfg == nil {
+		return nil
+	}
+	cfg.NextProtos = nil
+	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		s := t.current.Load()
+		if slices.Contains(hello.SupportedProtos, "h2") && !slices.Contains(hello.SupportedProtos, "http/1.1") {
+			return s.grpc, nil
+		}
+		return s.http, nil
+	}
+	return cfg
+}
+
 // Reload reads the files again and swaps them in atomically for new
 // handshakes. On error, the certificate and client CA in force stay and
 // the error is returned for the caller to log. Call it on SIGHUP; a
@@ -162,7 +199,10 @@ func (t *ServerTLS) load() (*serverTLSState, error) {
 		}
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
-	return &serverTLSState{config: cfg, leaf: pair.Leaf}, nil
+	grpcCfg, httpCfg := cfg.Clone(), cfg.Clone()
+	grpcCfg.NextProtos = []string{"h2"}
+	httpCfg.NextProtos = []string{"http/1.1"}
+	return &serverTLSState{config: cfg, grpc: grpcCfg, http: httpCfg, leaf: pair.Leaf}, nil
 }
 
 // ClientTLSOptions are a client's TLS settings, named after its flags.
@@ -293,3 +333,44 @@ func parseCertificates(data []byte) ([]*x509.Certificate, error) {
 	}
 	return certs, nil
 }
+
+// acceptedTLS are the gRPC server credentials of ServerOptions.TLSAccepted:
+// the handshake is already done, so ServerHandshake only takes the
+// connection's state, as grpc-go's own TLS credentials would have.
+type acceptedTLS struct{}
+
+// errNotTLS refuses a connection that did not come through a TLS
+// handshake on a server whose gRPC is TLS only.
+var errNotTLS = errors.New("rpc: connection is not TLS")
+
+func (acceptedTLS) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	conn := raw
+	if c, ok := conn.(*serverConn); ok {
+		conn = c.Conn
+	}
+	tc, ok := conn.(*tls.Conn)
+	if !ok {
+		return nil, nil, errNotTLS
+	}
+	state := tc.ConnectionState()
+	if !state.HandshakeComplete || state.NegotiatedProtocol != "h2" {
+		return nil, nil, fmt.Errorf("rpc: TLS connection negotiated %q, not h2", state.NegotiatedProtocol)
+	}
+	return raw, credentials.TLSInfo{
+		State:          state,
+		CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity},
+	}, nil
+}
+
+func (acceptedTLS) ClientHandshake(context.Context, string, net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return nil, nil, errors.New("rpc: acceptedTLS is server credentials")
+}
+
+func (acceptedTLS) Info() credentials.ProtocolInfo {
+	return credentials.ProtocolInfo{SecurityProtocol: "tls"}
+}
+
+func (acceptedTLS) Clone() credentials.TransportCredentials { return acceptedTLS{} }
+
+// OverrideServerName is deprecated in grpc-go and unused by servers.
+func (acceptedTLS) OverrideServerName(string) error { return nil }

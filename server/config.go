@@ -18,7 +18,7 @@ import (
 // Defaults of Config, as DefaultConfig sets them.
 const (
 	DefaultListen           = "localhost:50051"
-	DefaultHTTPListen       = "localhost:8080"
+	DefaultHTTPListen       = ""
 	DefaultDataDir          = "./data"
 	DefaultSnapshotInterval = 30 * time.Second
 	DefaultShutdownGrace    = 10 * time.Second
@@ -34,9 +34,10 @@ const (
 // environment and a config file; a Go program embedding kvstore sets the
 // fields it cares about.
 type Config struct {
-	// Listen is the gRPC address ("127.0.0.1:0" picks a free port; see
-	// Server.Addr). HTTPListen is the HTTP address (REST, health,
-	// metrics); empty disables it. Pprof serves /debug/pprof/ there.
+	// Listen is the address of gRPC and HTTP (REST, health, metrics),
+	// which share the port ("127.0.0.1:0" picks a free one; see
+	// Server.Addr). HTTPListen, when set, serves HTTP on a port of its
+	// own as well. Pprof serves /debug/pprof/ on HTTP.
 	Listen     string
 	HTTPListen string
 	Pprof      bool

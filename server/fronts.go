@@ -18,17 +18,18 @@ import (
 	"kvstore/rpc"
 )
 
-// fronts are the server's listeners: gRPC always, HTTP (REST, health,
-// metrics) unless --http-listen is empty. They serve from before recovery,
-// so health checks get NOT_SERVING / 503 answers while the data loads, and
-// they drain together at shutdown.
+// fronts are the server's listeners: gRPC and HTTP (REST, health,
+// metrics, pprof) on the --listen port, told apart per connection (see
+// portMux), and HTTP alone on --http-listen when it is set. They serve
+// from before recovery, so health checks get NOT_SERVING / 503 answers
+// while the data loads, and they drain together at shutdown.
 type fronts struct {
 	grpc     *rpc.Server
-	grpcLis  net.Listener
-	http     *http.Server // nil without --http-listen
-	httpLis  net.Listener
-	tls      bool       // serve HTTP over TLS (gRPC has its credentials)
-	errc     chan error // each Serve's return
+	http     *http.Server
+	mux      *portMux     // --listen
+	httpLis  net.Listener // --http-listen; nil without
+	tls      bool         // TLS on every port
+	errc     chan error   // each Serve's return
 	running  int
 	stopOnce sync.Once
 }
@@ -89,28 +90,19 @@ func listenFronts(c *Config, svc *rpc.Service, metrics *rpc.Metrics, sec securit
 	opts := rpc.ServerOptions{
 		Unary:  []grpc.UnaryServerInterceptor{metrics.UnaryInterceptor()},
 		Stream: []grpc.StreamServerInterceptor{metrics.StreamInterceptor()},
-		TLS:    sec.tls.Config(),
+		// The mux does the handshakes of the shared port.
+		TLSAccepted: sec.tls != nil,
 	}
 	if sec.auth != nil {
 		opts.Unary = append(opts.Unary, sec.auth.UnaryInterceptor())
 		opts.Stream = append(opts.Stream, sec.auth.StreamInterceptor())
 		opts.UnauthenticatedTimeout = rpc.DefaultUnauthenticatedTimeout
 	}
-	f := &fronts{grpc: rpc.NewServer(svc, opts)}
-	f.tls = sec.tls != nil
-	var err error
-	if f.grpcLis, err = net.Listen("tcp", c.Listen); err != nil {
+	f := &fronts{grpc: rpc.NewServer(svc, opts), tls: sec.tls != nil}
+	lis, err := net.Listen("tcp", c.Listen)
+	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", c.Listen, err)
 	}
-	f.grpcLis = netutil.LimitListener(f.grpcLis, c.MaxConnections)
-	if c.HTTPListen == "" {
-		return f, nil
-	}
-	if f.httpLis, err = net.Listen("tcp", c.HTTPListen); err != nil {
-		f.grpcLis.Close()
-		return nil, fmt.Errorf("listen on %s (--http-listen): %w", c.HTTPListen, err)
-	}
-	f.httpLis = netutil.LimitListener(f.httpLis, c.MaxConnections)
 	handler := rpc.NewHTTPHandler(svc, rpc.HTTPOptions{
 		Ready:      f.grpc.Ready,
 		Pprof:      c.Pprof,
@@ -119,7 +111,27 @@ func listenFronts(c *Config, svc *rpc.Service, metrics *rpc.Metrics, sec securit
 	})
 	f.http = newHTTPServer(sec.auth.HTTP(handler, c.MetricsOpen), sec.tls.Config(), int(c.MaxKeyBytes), defaultHTTPTimeouts)
 	f.http.ErrorLog = rpc.NewHTTPErrorLog(log, clk)
+	f.mux = newPortMux(netutil.LimitListener(lis, c.MaxConnections), sec.tls.SharedPortConfig(), log, f.http.ErrorLog)
+	if c.HTTPListen == "" {
+		return f, nil
+	}
+	if f.httpLis, err = net.Listen("tcp", c.HTTPListen); err != nil {
+		lis.Close()
+		return nil, fmt.Errorf("listen on %s (--http-listen): %w", c.HTTPListen, err)
+	}
+	f.httpLis = netutil.LimitListener(f.httpLis, c.MaxConnections)
 	return f, nil
+}
+
+// addr is the --listen address; httpAddr is --http-listen's, or the same
+// when HTTP has no port of its own.
+func (f *fronts) addr() net.Addr { return f.mux.Addr() }
+
+func (f *fronts) httpAddr() net.Addr {
+	if f.httpLis != nil {
+		return f.httpLis.Addr()
+	}
+	return f.mux.Addr()
 }
 
 // httpTimeouts bound how long one HTTP request may hold its connection
@@ -166,23 +178,28 @@ func newHTTPServer(h http.Handler, tlsConfig *tls.Config, maxKeyBytes int, t htt
 
 // serve starts serving on every listener.
 func (f *fronts) serve() {
-	f.errc = make(chan error, 2)
-	f.running = 1
-	go func() { f.errc <- f.grpc.Serve(f.grpcLis) }()
-	if f.http != nil {
+	f.errc = make(chan error, 4)
+	serve := func(fn func() error) {
 		f.running++
 		go func() {
-			var err error
-			if f.tls {
-				err = f.http.ServeTLS(f.httpLis, "", "") // certificates come from TLSConfig
-			} else {
-				err = f.http.Serve(f.httpLis)
-			}
+			err := fn()
 			if errors.Is(err, http.ErrServerClosed) {
 				err = nil
 			}
 			f.errc <- err
 		}()
+	}
+	serve(f.mux.serve)
+	serve(func() error { return f.grpc.Serve(f.mux.grpc) })
+	// The mux hands on TLS connections with the handshake done.
+	serve(func() error { return f.http.Serve(f.mux.http) })
+	if f.httpLis != nil {
+		serve(func() error {
+			if f.tls {
+				return f.http.ServeTLS(f.httpLis, "", "") // certificates come from TLSConfig
+			}
+			return f.http.Serve(f.httpLis)
+		})
 	}
 }
 
@@ -194,30 +211,27 @@ func (f *fronts) wait() error { return <-f.errc }
 // It returns once every Serve has returned.
 func (f *fronts) shutdown(ctx context.Context) {
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		f.grpc.Shutdown(ctx)
 	}()
-	if f.http != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := f.http.Shutdown(ctx); err != nil {
-				f.http.Close()
-			}
-		}()
-	}
+	go func() {
+		defer wg.Done()
+		if err := f.http.Shutdown(ctx); err != nil {
+			f.http.Close()
+		}
+	}()
 	wg.Wait()
+	f.mux.close()
 	f.drain()
 }
 
 // stop closes everything at once: for a server that fails to start.
 func (f *fronts) stop() {
 	f.grpc.Stop()
-	if f.http != nil {
-		f.http.Close()
-	}
+	f.http.Close()
+	f.mux.close()
 	f.drain()
 }
 

@@ -22,8 +22,9 @@ import (
 // give; no timing assertion: on broken code the answer never comes.
 const hangGuard = 30 * time.Second
 
-// startHTTPFronts runs a server whose HTTP listener takes one connection
-// at a time, with the HTTP timeouts given, and returns its addresses.
+// startHTTPFronts runs a server whose one port (gRPC and HTTP, no
+// --http-listen) takes one connection at a time, with the HTTP timeouts
+// given, and returns its addresses (the same).
 func startHTTPFronts(t *testing.T, timeouts httpTimeouts, maxValue ByteSize) (grpcAddr, httpAddr string) {
 	t.Helper()
 	saved := defaultHTTPTimeouts
@@ -32,7 +33,6 @@ func startHTTPFronts(t *testing.T, timeouts httpTimeouts, maxValue ByteSize) (gr
 	c := DefaultConfig()
 	c.DataDir = t.TempDir()
 	c.Listen = "127.0.0.1:0"
-	c.HTTPListen = "127.0.0.1:0"
 	c.MaxConnections = 1
 	c.MaxValueBytes = maxValue
 	c.Fsync = wal.FsyncNo
@@ -123,6 +123,7 @@ func TestHTTPWriteTimeout(t *testing.T) {
 	if _, err := kvstorepb.NewKVStoreClient(gc).Set(context.Background(), &kvstorepb.SetRequest{Key: "big", Value: strings.Repeat("v", size)}); err != nil {
 		t.Fatal(err)
 	}
+	gc.Close() // its connection holds the only slot
 	conn := rawHTTP(t, addr, "GET /v1/keys/big HTTP/1.1\r\nHost: kvstore\r\n\r\n")
 	if tc, ok := conn.(*net.TCPConn); ok {
 		tc.SetReadBuffer(4 << 10)

@@ -95,8 +95,8 @@ func (s *Server) Done() <-chan struct{} { return s.done }
 // closed.
 func (s *Server) Addr() net.Addr { return s.addr }
 
-// HTTPAddr is the address of the HTTP listener, nil without one; valid
-// once Ready is closed.
+// HTTPAddr is the address HTTP is served on: --http-listen's when it is
+// set, else Addr (the port serves both); valid once Ready is closed.
 func (s *Server) HTTPAddr() net.Addr { return s.httpAddr }
 
 // Close starts an orderly shutdown and, if Run is running, waits for it to
@@ -157,10 +157,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.addr = fr.grpcLis.Addr()
-	if fr.httpLis != nil {
-		s.httpAddr = fr.httpLis.Addr()
-	}
+	s.addr, s.httpAddr = fr.addr(), fr.httpAddr()
 	// Serving starts before recovery so health checks get an answer
 	// (NOT_SERVING) while the data loads; KVStore calls are Unavailable
 	// until the actor is attached.

@@ -350,7 +350,8 @@ func childServers(ctx context.Context, cfg config, stderr io.Writer) (servers []
 			os.RemoveAll(dataDir)
 			return "", nil, err
 		}
-		// Only gRPC is compared: no HTTP listener to collide with.
+		// Only gRPC is compared; no separate HTTP port (an older binary
+		// opens localhost:8080 by default) to collide with.
 		args := append([]string{"--listen", addr, "--http-listen", "", "--data-dir", dataDir}, serverArgs...)
 		stop, err := startChild(ctx, "kvstore-server", bin, args, addr)
 		if err != nil {

@@ -35,13 +35,13 @@ func TestMain(m *testing.M) {
 	}))
 }
 
-// newTestServer parses args after loopback listeners and a fresh data dir
+// newTestServer parses args after a loopback listener and a fresh data dir
 // (args may override them), as kvstore-server would, and builds the
 // server with a discarding logger, stdout captured and clk (nil: real).
 func newTestServer(tb testing.TB, clk clock.Clock, args ...string) (*server.Server, *bytes.Buffer) {
 	tb.Helper()
 	m := NewMain()
-	args = append([]string{"--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--data-dir", tb.TempDir()}, args...)
+	args = append([]string{"--listen", "127.0.0.1:0", "--data-dir", tb.TempDir()}, args...)
 	if err := m.ParseFlags(args); err != nil {
 		tb.Fatal(err)
 	}
@@ -308,7 +308,7 @@ var portLine = regexp.MustCompile(`running on port (\d+)`)
 
 func startBinary(tb testing.TB, args ...string) *serverProcess {
 	tb.Helper()
-	cmd := exec.Command(serverBinary(tb), append([]string{"--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"}, args...)...)
+	cmd := exec.Command(serverBinary(tb), append([]string{"--listen", "127.0.0.1:0"}, args...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		tb.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -82,7 +83,7 @@ func TestTLSAndAuthEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	m, stop := runMain(t, filepath.Join(dir, "data"), clock.NewMock(),
-		"--tls-cert", cert, "--tls-key", key, "--auth-file", authFile)
+		"--tls-cert", cert, "--tls-key", key, "--auth-file", authFile, "--http-listen", "127.0.0.1:0")
 	defer stop()
 
 	client := func(token string, o rpc.ClientTLSOptions) kvstorepb.KVStoreClient {
@@ -122,42 +123,57 @@ func TestTLSAndAuthEndToEnd(t *testing.T) {
 		}
 	}
 
-	// HTTP: same TLS, same tokens, health open.
+	// HTTP: same TLS, same tokens, health open; on the shared port
+	// (the mux's handshake, ALPN picks http/1.1) and on --http-listen
+	// (net/http's own, h2).
 	cfg, err := rpc.ClientTLS(trusted)
 	if err != nil {
 		t.Fatal(err)
 	}
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg.Clone(), ForceAttemptHTTP2: true}}
 	defer hc.CloseIdleConnections()
-	base := "https://" + m.HTTPAddr().String()
-	do := func(method, path, token string) int {
-		req, _ := http.NewRequest(method, base+path, strings.NewReader(`{"value":"w"}`))
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
+	for _, addr := range []string{m.Addr().String(), m.HTTPAddr().String()} {
+		base := "https://" + addr
+		do := func(method, path, token string) int {
+			req, _ := http.NewRequest(method, base+path, strings.NewReader(`{"value":"w"}`))
+			if token != "" {
+				req.Header.Set("Authorization", "Bearer "+token)
+			}
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
 		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			t.Fatal(err)
+		for _, c := range []struct {
+			method, path, token string
+			want                int
+		}{
+			{"GET", "/healthz", "", 200},
+			{"GET", "/readyz", "", 200},
+			{"GET", "/v1/keys/k", "", 401},
+			{"GET", "/v1/keys/k", readTok, 200},
+			{"PUT", "/v1/keys/k", readTok, 403},
+			{"PUT", "/v1/keys/k", writeTok, 200},
+			{"GET", "/metrics", "", 401},
+			{"GET", "/metrics", readTok, 200},
+		} {
+			if got := do(c.method, c.path, c.token); got != c.want {
+				t.Errorf("HTTP %s %s on %s (token %v): %d; want %d", c.method, c.path, addr, c.token != "", got, c.want)
+			}
 		}
-		resp.Body.Close()
-		return resp.StatusCode
 	}
-	for _, c := range []struct {
-		method, path, token string
-		want                int
-	}{
-		{"GET", "/healthz", "", 200},
-		{"GET", "/readyz", "", 200},
-		{"GET", "/v1/keys/k", "", 401},
-		{"GET", "/v1/keys/k", readTok, 200},
-		{"PUT", "/v1/keys/k", readTok, 403},
-		{"PUT", "/v1/keys/k", writeTok, 200},
-		{"GET", "/metrics", "", 401},
-		{"GET", "/metrics", readTok, 200},
-	} {
-		if got := do(c.method, c.path, c.token); got != c.want {
-			t.Errorf("HTTP %s %s (token %v): %d; want %d", c.method, c.path, c.token != "", got, c.want)
-		}
+
+	// Plain HTTP at the TLS port is told so, as net/http tells it.
+	resp, err := http.Get("http://" + m.Addr().String() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !strings.Contains(string(body), "HTTP request to an HTTPS server") {
+		t.Errorf("plain HTTP at the TLS port: %d %q; want 400 saying it wants HTTPS", resp.StatusCode, body)
 	}
 }
 
