@@ -10,7 +10,12 @@
 // second; the summary — throughput and p50/p90/p99/p99.9/max per operation
 // from an HDR histogram — to stdout, or as JSON with --json. The exit
 // status is 1 when any request failed, with the failures counted by gRPC
-// status code.
+// status code, and 2 for bad flags. Once every request for --give-up
+// (default 5s; 0 never) has failed Unavailable, the server is taken as
+// unreachable: the run stops with a line saying so, the partial report
+// and exit status 3. A server that does not answer is probed once for TLS
+// on one side only ("server speaks TLS; pass --tls-ca", or the reverse),
+// which exits 2.
 //
 // Other modes:
 //

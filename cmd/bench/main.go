@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/benbjohnson/clock"
 	"github.com/peterbourgon/ff/v3"
 
 	"kvstore/actor"
@@ -27,7 +28,10 @@ import (
 const (
 	exitOK     = 0
 	exitFailed = 1 // a request failed, or the run could not start
-	exitUsage  = 2 // bad flags
+	exitUsage  = 2 // bad flags, or TLS on one side only (tlsMismatch)
+	// exitUnreachable: the run stopped early because every request for
+	// --give-up failed Unavailable.
+	exitUnreachable = 3
 )
 
 func main() {
@@ -51,6 +55,7 @@ type config struct {
 	Preload     bool
 	Rate        float64
 	Timeout     time.Duration
+	GiveUp      time.Duration
 	Seed        uint64
 	Progress    time.Duration
 	JSON        bool
@@ -70,6 +75,10 @@ type config struct {
 	ServerArgs string
 	// Plot is the --plot file, its format by extension (plotFormatOf).
 	Plot string
+
+	// clock is the run's clock (runConfig.clock), not a flag: nil is the
+	// wall clock; tests set a mock.
+	clock clock.Clock
 }
 
 // workloadsFlag is --workloads: a comma-separated list of
@@ -174,9 +183,15 @@ a stall shows in the percentiles instead of slowing the load (no coordinated
 omission). Latencies and ops/s count successful requests; failed requests are
 counted by gRPC status code.
 
+A server that answers nothing but Unavailable for --give-up (default 5s) is
+taken as gone: the run stops there, says so on stderr and still reports what
+ran. A server that cannot be reached is probed once for TLS on one side only
+(a plaintext bench at a TLS port, or the reverse), which is then named.
+
 Progress goes to stderr once a second; the summary (or --json) to stdout.
 Exit status: 0 when every request succeeded, 1 when any failed (the counts by
-status code are on stderr) or the run could not start, 2 for bad flags.
+status code are on stderr) or the run could not start, 2 for bad flags or a
+TLS mismatch, 3 when the run stopped at --give-up.
 
 Every flag has an environment variable (--clients is KVSTORE_BENCH_CLIENTS);
 a flag on the command line wins.
@@ -211,6 +226,7 @@ func parseFlags(args []string, stdout io.Writer) (config, error) {
 	fs.BoolVar(&c.Preload, "preload", false, "set every key once before measuring (not counted); --compare always does")
 	fs.Float64Var(&c.Rate, "rate", 0, "open loop at this many `ops/s` in total; 0 for closed loop")
 	cliflag.DurationVar(fs, &c.Timeout, "timeout", 5*time.Second, "deadline of each gRPC request, and of connecting (a `duration`)")
+	cliflag.DurationVar(fs, &c.GiveUp, "give-up", 5*time.Second, "stop the run, exit status 3, once every request for this `duration` has failed\nUnavailable (the server is unreachable); 0 for never")
 	fs.Uint64Var(&c.Seed, "seed", 1, "seed of the workload, so runs can be repeated")
 	cliflag.DurationVar(fs, &c.Progress, "progress", time.Second, "print progress to stderr this often (a `duration`); 0 for never")
 	fs.BoolVar(&c.JSON, "json", false, "print the summary as one JSON object")
@@ -305,6 +321,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("--rate must be between 0 (closed loop) and 1e9, got %v", c.Rate)
 	case c.Timeout <= 0:
 		return fmt.Errorf("--timeout must be positive, got %v", c.Timeout)
+	case c.GiveUp < 0:
+		return fmt.Errorf("--give-up must not be negative, got %v", c.GiveUp)
 	case c.Progress < 0:
 		return fmt.Errorf("--progress must not be negative, got %v", c.Progress)
 	case c.Rounds < 1:
@@ -335,6 +353,8 @@ func (c *config) runConfig(progressOut io.Writer) runConfig {
 		progress:    c.Progress,
 		progressOut: progressOut,
 		workload:    c.workload(),
+		giveUp:      c.GiveUp,
+		clock:       c.clock,
 	}
 }
 
@@ -378,6 +398,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return bench(ctx, cfg, actorTarget{a}, stdout, stderr)
 	}
 	p, err := dialPool(ctx, cfg.Addr, cfg.Conns, cfg.Timeout, cfg.ValueSize, cfg.Client)
+	if errors.As(err, new(notAnswering)) && tlsMismatch(ctx, cfg, stderr) {
+		return exitUsage
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "kvstore-bench: %v\n", err)
 		return exitFailed
@@ -426,13 +449,46 @@ func bench(ctx context.Context, cfg config, t target, stdout, stderr io.Writer) 
 		fmt.Fprintf(stderr, "preloaded %d keys in %v\n", cfg.Keys, time.Since(begin).Round(time.Millisecond))
 	}
 	res := runLoad(ctx, t, cfg.runConfig(stderr))
+	mismatch := false
+	if res.unreachable != nil {
+		who := "server at " + cfg.Addr
+		if cfg.Inproc {
+			who = "in-process actor"
+		}
+		fmt.Fprintf(stderr, "kvstore-bench: %s unreachable for %v (last error: %v); stopping\n", who, cfg.GiveUp, res.unreachable)
+		mismatch = !cfg.Inproc && tlsMismatch(ctx, cfg, stderr)
+	}
 	rep := newReport(cfg, &res)
 	if cfg.JSON {
 		writeJSON(stdout, &rep)
 	} else {
 		rep.writeTable(stdout)
 	}
-	return exitStatus(&res, stderr)
+	code := exitStatus(&res, stderr)
+	switch {
+	case mismatch:
+		return exitUsage
+	case res.unreachable != nil:
+		return exitUnreachable
+	}
+	return code
+}
+
+// tlsMismatch probes cfg.Addr, which failed to answer, for TLS on one side
+// only, which gRPC's own error does not name, and says so on stderr. It
+// reports whether it found one.
+func tlsMismatch(ctx context.Context, cfg config, stderr io.Writer) bool {
+	m := rpc.ProbeTLSMismatch(ctx, cfg.Addr, cfg.Client.TLS != (rpc.ClientTLSOptions{}))
+	if m == nil {
+		return false
+	}
+	// rpc's words name kvstore-client's KVSTORE_TLS_CA.
+	msg := m.Error()
+	if errors.Is(m, rpc.ErrServerSpeaksTLS) {
+		msg = "server speaks TLS; pass --tls-ca (or " + envName("tls-ca") + ")"
+	}
+	fmt.Fprintf(stderr, "kvstore-bench: %s: %s\n", cfg.Addr, msg)
+	return true
 }
 
 // exitStatus reports failed requests, by status code, on stderr.

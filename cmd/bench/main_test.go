@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -63,6 +64,8 @@ func TestBadFlagsExit2WithReason(t *testing.T) {
 		{[]string{"--zipf-s", "1"}, "--zipf-s must be greater than 1"},
 		{[]string{"--rate", "-5"}, "--rate must be between"},
 		{[]string{"--timeout", "0s"}, "--timeout must be positive"},
+		{[]string{"--give-up", "-1s"}, "--give-up must not be negative"},
+		{[]string{"--give-up", "5"}, `want a duration like 30s, got "5"`},
 		{[]string{"--progress", "-1s"}, "--progress must not be negative"},
 		{[]string{"--rounds", "0", "--compare"}, "--rounds must be at least 1"},
 		{[]string{"--addr", ""}, "--addr must not be empty"},
@@ -97,13 +100,14 @@ func TestEnvironmentSetsFlagsAndFlagsWin(t *testing.T) {
 	t.Setenv("KVSTORE_BENCH_KEYS", "10")
 	t.Setenv("KVSTORE_BENCH_VALUE_SIZE", "33") // a dashed name
 	t.Setenv("KVSTORE_BENCH_PRELOAD", "true")
+	t.Setenv("KVSTORE_BENCH_GIVE_UP", "0s")
 	cfg, err := parseFlags([]string{"--keys", "20"}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Clients != 7 || cfg.Mix != (mix{1, 2, 3}) || cfg.Keys != 20 || cfg.ValueSize != 33 || !cfg.Preload {
-		t.Errorf("clients %d, mix %v, keys %d, value-size %d, preload %v; want 7, 1:2:3, 20, 33, true",
-			cfg.Clients, cfg.Mix, cfg.Keys, cfg.ValueSize, cfg.Preload)
+	if cfg.Clients != 7 || cfg.Mix != (mix{1, 2, 3}) || cfg.Keys != 20 || cfg.ValueSize != 33 || !cfg.Preload || cfg.GiveUp != 0 {
+		t.Errorf("clients %d, mix %v, keys %d, value-size %d, preload %v, give-up %v; want 7, 1:2:3, 20, 33, true, 0s",
+			cfg.Clients, cfg.Mix, cfg.Keys, cfg.ValueSize, cfg.Preload, cfg.GiveUp)
 	}
 
 	// The server's variables are not the bench's.
@@ -158,7 +162,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 		t.Fatalf("--help: exit %d", code)
 	}
 	for _, name := range []string{"addr", "clients", "conns", "duration", "requests", "keys", "value-size", "mix",
-		"ttl", "ttl-fraction", "dist", "zipf-s", "preload", "rate", "timeout", "seed", "progress", "json", "inproc",
+		"ttl", "ttl-fraction", "dist", "zipf-s", "preload", "rate", "timeout", "give-up", "seed", "progress", "json", "inproc",
 		"serve-baseline", "compare", "rounds", "server-bin", "server-args", "plot", "svg"} {
 		if !strings.Contains(out, "  -"+name+" ") && !strings.Contains(out, "  -"+name+"\n") {
 			t.Errorf("--help does not document --%s", name)
@@ -167,7 +171,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 			t.Errorf("--help does not name %s", envName(name))
 		}
 	}
-	for _, want := range []string{"coordinated", "Exit status", "--inproc", "--serve-baseline", "--compare", "0:100:0", "preloaded"} {
+	for _, want := range []string{"coordinated", "Exit status", "3 when the run stopped at --give-up", "TLS mismatch", "--inproc", "--serve-baseline", "--compare", "0:100:0", "preloaded"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("--help does not mention %q", want)
 		}
@@ -200,7 +204,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := config{Addr: "localhost:50051", Clients: 50, Conns: 4, Keys: 100_000, ValueSize: 16, Mix: mix{50, 50, 0},
-		Dist: distUniform, ZipfS: 1.1, TTLFraction: 1, Rounds: 3, Seed: 1}
+		Dist: distUniform, ZipfS: 1.1, TTLFraction: 1, Rounds: 3, Seed: 1, GiveUp: 5 * time.Second}
 	got := cfg
 	got.Duration, got.Timeout, got.Progress = 0, 0, 0
 	if !reflect.DeepEqual(got, want) {

@@ -51,6 +51,8 @@ type report struct {
 	Missed      int64 `json:"missed,omitempty"`
 	RateMet     *bool `json:"rate_met,omitempty"`
 	Interrupted bool  `json:"interrupted,omitempty"`
+	// Unreachable is the last error when --give-up stopped the run.
+	Unreachable string `json:"unreachable,omitempty"`
 }
 
 func summarize(name string, o *opResult, seconds float64) opReport {
@@ -96,6 +98,9 @@ func newReport(cfg config, res *result) report {
 		Elapsed:   res.elapsed.Seconds(),
 
 		Interrupted: res.interrupted,
+	}
+	if res.unreachable != nil {
+		rep.Unreachable = res.unreachable.Error()
 	}
 	if cfg.Inproc {
 		rep.Mode, rep.Addr, rep.Conns = "inproc", "", 0
@@ -153,6 +158,9 @@ func (r *report) writeTable(w io.Writer) error {
 	}
 	if r.Interrupted {
 		fmt.Fprintln(w, "interrupted: the numbers cover the run until the signal")
+	}
+	if r.Unreachable != "" {
+		fmt.Fprintln(w, "stopped at --give-up: the numbers cover the run until the server was found unreachable")
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/benbjohnson/clock"
 	"google.golang.org/grpc/codes"
 )
 
@@ -157,6 +158,9 @@ type result struct {
 	missed    int64
 	// interrupted is set when a signal ended the run early.
 	interrupted bool
+	// unreachable is set when --give-up ended the run early: the last of
+	// the Unavailable failures that lasted runConfig.giveUp.
+	unreachable error
 }
 
 func (r *result) total() opResult {
@@ -209,17 +213,86 @@ type runConfig struct {
 	progress    time.Duration
 	progressOut io.Writer
 	workload    *workload
+	// giveUp > 0 ends the run once every request for that long has
+	// failed Unavailable, with no other outcome in between: the server is
+	// unreachable, and going on would only count the same error.
+	giveUp time.Duration
+	// clock is the run's time: its length, latencies, the open-loop
+	// schedule, progress and giveUp. nil is the wall clock; tests pass a
+	// mock.
+	clock clock.Clock
 }
 
-// runLoad drives t until cfg's requests are done, its duration has passed or
-// ctx ends (interrupted; the report still covers what ran). Requests in
-// flight at the end are completed and counted, never cancelled.
+// clk returns the run's clock.
+func (c *runConfig) clk() clock.Clock {
+	if c.clock == nil {
+		return clock.New()
+	}
+	return c.clock
+}
+
+// unreachable watches the outcomes of a run for runConfig.giveUp. Clients
+// report to it concurrently; it keeps only atomics on the path of a
+// successful request.
+type unreachable struct {
+	limit time.Duration
+	start time.Time // of the run: since counts from it
+	// since is when the current stretch of Unavailable failures began, as
+	// an offset from start, or noStretch after any other outcome.
+	since   atomic.Int64
+	once    sync.Once
+	lastErr error         // the failure that reached limit; set in once
+	stopc   chan struct{} // closed when limit is reached
+}
+
+// noStretch is unreachable.since when the last outcome was not Unavailable.
+const noStretch = -1
+
+func newUnreachable(limit time.Duration, start time.Time) *unreachable {
+	u := &unreachable{limit: limit, start: start, stopc: make(chan struct{})}
+	u.since.Store(noStretch)
+	return u
+}
+
+// observe takes the outcome err of a request that ended at now. It
+// reports true to the one caller whose failure makes the stretch of
+// Unavailable failures reach the limit.
+func (u *unreachable) observe(now time.Time, err error) bool {
+	if err == nil || codeOf(err) != codes.Unavailable {
+		if u.since.Load() != noStretch {
+			u.since.Store(noStretch)
+		}
+		return false
+	}
+	at := int64(now.Sub(u.start))
+	since := u.since.Load()
+	if since == noStretch {
+		u.since.CompareAndSwap(noStretch, at)
+		since = u.since.Load() // this stretch, or one another client began or ended
+	}
+	if since == noStretch || time.Duration(at-since) < u.limit {
+		return false
+	}
+	reached := false
+	u.once.Do(func() {
+		u.lastErr, reached = err, true
+		close(u.stopc)
+	})
+	return reached
+}
+
+// runLoad drives t until cfg's requests are done, its duration has passed,
+// cfg.giveUp has passed with nothing but Unavailable failures
+// (result.unreachable) or ctx ends (interrupted). The result covers what
+// ran either way. Requests in flight at the end are completed and counted,
+// never cancelled.
 //
 // Closed loop: each client sends its next request as soon as the previous
 // one returns. Open loop: a scheduler hands intended start times at cfg.rate
 // to the clients, and latency is measured from the intended start, so time
 // spent waiting for a free client counts (no coordinated omission).
 func runLoad(ctx context.Context, t target, cfg runConfig) result {
+	clk := cfg.clk()
 	rec := newRecorder(cfg.clients)
 	// Requests run on their own context: the end of the run (or a signal)
 	// stops new requests but lets those in flight finish.
@@ -233,18 +306,36 @@ func runLoad(ctx context.Context, t target, cfg runConfig) result {
 		interrupted atomic.Bool
 		helpers     sync.WaitGroup
 	)
-	start := time.Now()
+	start := clk.Now()
+	var (
+		giveUp  *unreachable
+		giveUpc <-chan struct{} // closed when giveUp is reached; nil: never
+	)
+	if cfg.giveUp > 0 {
+		giveUp = newUnreachable(cfg.giveUp, start)
+		giveUpc = giveUp.stopc
+	}
+	// done records one request's outcome; the request ended at now.
+	done := func(client int, k opKind, now time.Time, latency time.Duration, found bool, err error) {
+		rec.record(client, k, latency, found, err)
+		if giveUp != nil && giveUp.observe(now, err) {
+			// At once, not when the helper below wakes: no client
+			// starts another request at a server known to be gone.
+			stopped.Store(true)
+		}
+	}
 	helpers.Add(1)
 	go func() {
 		defer helpers.Done()
 		var timeout <-chan time.Time
 		if cfg.requests == 0 {
-			tm := time.NewTimer(cfg.duration)
+			tm := clk.Timer(cfg.duration)
 			defer tm.Stop()
 			timeout = tm.C
 		}
 		select {
 		case <-timeout:
+		case <-giveUpc:
 		case <-ctx.Done():
 			interrupted.Store(true)
 		case <-finished:
@@ -257,7 +348,7 @@ func runLoad(ctx context.Context, t target, cfg runConfig) result {
 		helpers.Add(1)
 		go func() {
 			defer helpers.Done()
-			progress(rec, start, cfg.progress, cfg.progressOut, finished)
+			progress(clk, rec, start, cfg.progress, cfg.progressOut, finished)
 		}()
 	}
 
@@ -276,9 +367,10 @@ func runLoad(ctx context.Context, t target, cfg runConfig) result {
 						return
 					}
 					o := gen.next()
-					begin := time.Now()
+					begin := clk.Now()
 					found, err := do(reqCtx, t, o)
-					rec.record(c, o.kind, time.Since(begin), found, err)
+					now := clk.Now()
+					done(c, o.kind, now, now.Sub(begin), found, err)
 				}
 			})
 		}
@@ -290,7 +382,8 @@ func runLoad(ctx context.Context, t target, cfg runConfig) result {
 				for intended := range startc {
 					o := gen.next()
 					found, err := do(reqCtx, t, o)
-					rec.record(c, o.kind, time.Since(intended), found, err)
+					now := clk.Now()
+					done(c, o.kind, now, now.Sub(intended), found, err)
 				}
 			})
 		}
@@ -298,7 +391,7 @@ func runLoad(ctx context.Context, t target, cfg runConfig) result {
 		close(startc)
 	}
 	clients.Wait()
-	elapsed := time.Since(start)
+	elapsed := clk.Since(start)
 	close(finished)
 	helpers.Wait()
 
@@ -308,6 +401,13 @@ func runLoad(ctx context.Context, t target, cfg runConfig) result {
 	res.scheduled = scheduled
 	res.missed = missed
 	res.interrupted = interrupted.Load()
+	if giveUp != nil {
+		select {
+		case <-giveUpc:
+			res.unreachable = giveUp.lastErr
+		default:
+		}
+	}
 	return res
 }
 
@@ -318,6 +418,7 @@ func runLoad(ctx context.Context, t target, cfg runConfig) result {
 // their intended start. It returns how many it sent and, for a duration
 // run, how many slots were due before the end but never sent.
 func schedule(start time.Time, cfg runConfig, startc chan<- time.Time, quit <-chan struct{}) (sent, missed int64) {
+	clk := cfg.clk()
 	interval := float64(time.Second) / cfg.rate
 	slot := func(i int64) time.Time { return start.Add(time.Duration(float64(i) * interval)) }
 	// due counts the slots whose intended start is before both now and the
@@ -335,7 +436,7 @@ func schedule(start time.Time, cfg runConfig, startc chan<- time.Time, quit <-ch
 		}
 		return n
 	}
-	timer := time.NewTimer(0)
+	timer := clk.Timer(0)
 	defer timer.Stop()
 	<-timer.C
 	for i := int64(0); cfg.requests == 0 || i < cfg.requests; i++ {
@@ -343,18 +444,18 @@ func schedule(start time.Time, cfg runConfig, startc chan<- time.Time, quit <-ch
 		if cfg.requests == 0 && !intended.Before(start.Add(cfg.duration)) {
 			return i, 0
 		}
-		if d := time.Until(intended); d > 0 {
+		if d := clk.Until(intended); d > 0 {
 			timer.Reset(d)
 			select {
 			case <-timer.C:
 			case <-quit:
-				return i, max(due(time.Now())-i, 0)
+				return i, max(due(clk.Now())-i, 0)
 			}
 		}
 		select {
 		case startc <- intended:
 		case <-quit:
-			return i, max(due(time.Now())-i, 0)
+			return i, max(due(clk.Now())-i, 0)
 		}
 	}
 	return cfg.requests, 0
@@ -363,8 +464,8 @@ func schedule(start time.Time, cfg runConfig, startc chan<- time.Time, quit <-ch
 // progress prints one line per interval until finished is closed: the
 // throughput of the last interval, the p99 of the run so far, and the
 // errors so far.
-func progress(rec *recorder, start time.Time, interval time.Duration, w io.Writer, finished <-chan struct{}) {
-	tick := time.NewTicker(interval)
+func progress(clk clock.Clock, rec *recorder, start time.Time, interval time.Duration, w io.Writer, finished <-chan struct{}) {
+	tick := clk.Ticker(interval)
 	defer tick.Stop()
 	scratch := newHistogram()
 	last, lastAt := int64(0), start

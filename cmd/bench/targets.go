@@ -61,11 +61,24 @@ func dialPool(ctx context.Context, addr string, n int, timeout time.Duration, va
 		cancel()
 		if err != nil {
 			p.Close()
-			return nil, fmt.Errorf("server at %s does not answer: %w", addr, err)
+			return nil, notAnswering{addr, err}
 		}
 	}
 	return p, nil
 }
+
+// notAnswering is dialPool's error for a server that did not answer the
+// first Get: down, or speaking TLS when the pool does not (or the reverse).
+type notAnswering struct {
+	addr string
+	err  error
+}
+
+func (e notAnswering) Error() string {
+	return fmt.Sprintf("server at %s does not answer: %v", e.addr, e.err)
+}
+
+func (e notAnswering) Unwrap() error { return e.err }
 
 // Close closes every connection.
 func (p *grpcPool) Close() {
