@@ -340,7 +340,27 @@ func childServers(ctx context.Context, cfg config, stderr io.Writer) (servers []
 		}
 	}
 	serverArgs := strings.Fields(cfg.ServerArgs)
-	kvstore := benchServer{name: "kvstore", start: func(ctx context.Context) (string, func() error, error) {
+	kvstore := kvstoreChild("kvstore", bin, serverArgs)
+	if cfg.BaselineBin != "" {
+		// Another build of kvstore-server, with the same flags: a change
+		// measured against the code before it.
+		return []benchServer{kvstore, kvstoreChild("before", cfg.BaselineBin, serverArgs)}, cleanup, nil
+	}
+	baseline := benchServer{name: "baseline", start: func(ctx context.Context) (string, func() error, error) {
+		addr, err := freeLoopbackAddr()
+		if err != nil {
+			return "", nil, err
+		}
+		stop, err := startChild(ctx, "baseline", self, []string{"--serve-baseline", addr}, addr)
+		return addr, stop, err
+	}}
+	return []benchServer{kvstore, baseline}, cleanup, nil
+}
+
+// kvstoreChild is a kvstore-server binary run as a child process with a
+// fresh data dir, which stop removes.
+func kvstoreChild(name, bin string, serverArgs []string) benchServer {
+	return benchServer{name: name, start: func(ctx context.Context) (string, func() error, error) {
 		dataDir, err := os.MkdirTemp("", "kvstore-bench-data-")
 		if err != nil {
 			return "", nil, err
@@ -353,7 +373,7 @@ func childServers(ctx context.Context, cfg config, stderr io.Writer) (servers []
 		// Only gRPC is compared; no separate HTTP port (an older binary
 		// opens localhost:8080 by default) to collide with.
 		args := append([]string{"--listen", addr, "--http-listen", "", "--data-dir", dataDir}, serverArgs...)
-		stop, err := startChild(ctx, "kvstore-server", bin, args, addr)
+		stop, err := startChild(ctx, name, bin, args, addr)
 		if err != nil {
 			os.RemoveAll(dataDir)
 			return "", nil, err
@@ -363,15 +383,6 @@ func childServers(ctx context.Context, cfg config, stderr io.Writer) (servers []
 			return stop()
 		}, nil
 	}}
-	baseline := benchServer{name: "baseline", start: func(ctx context.Context) (string, func() error, error) {
-		addr, err := freeLoopbackAddr()
-		if err != nil {
-			return "", nil, err
-		}
-		stop, err := startChild(ctx, "baseline", self, []string{"--serve-baseline", addr}, addr)
-		return addr, stop, err
-	}}
-	return []benchServer{kvstore, baseline}, cleanup, nil
 }
 
 // freeLoopbackAddr returns a 127.0.0.1 address with a port that was free a

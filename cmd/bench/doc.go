@@ -31,7 +31,10 @@
 //	                       server preloaded with every key (not counted),
 //	                       and print the median ratios; --plot FILE also
 //	                       draws both servers' latency percentile curves,
-//	                       one panel per workload (plot.go)
+//	                       one panel per workload (plot.go); with
+//	                       --baseline-bin BIN the other server is that
+//	                       kvstore-server build instead: a change measured
+//	                       against the code before it
 //
 // The engine is a workload (what to send: op and key pickers, one seeded
 // generator per client), a runner (how: closed or open loop, recording into

@@ -70,9 +70,10 @@ type config struct {
 	Rounds  int
 	// Workloads are the --flag names of the compareScenarios that
 	// --compare runs; empty means all of them.
-	Workloads  []string
-	ServerBin  string
-	ServerArgs string
+	Workloads   []string
+	ServerBin   string
+	ServerArgs  string
+	BaselineBin string
 	// Plot is the --plot file, its format by extension (plotFormatOf).
 	Plot string
 
@@ -236,6 +237,7 @@ func parseFlags(args []string, stdout io.Writer) (config, error) {
 	fs.IntVar(&c.Rounds, "rounds", 3, "--compare: rounds, each running every workload on both servers")
 	fs.Var(workloadsFlag{&c.Workloads}, "workloads", "--compare: the workloads to run, a comma-separated `list` of mixed (set:get 50:50),\nset (set only) and get (get only); all three by default")
 	fs.StringVar(&c.ServerBin, "server-bin", "", "--compare: kvstore-server `binary`; empty builds ./cmd/server with go build")
+	fs.StringVar(&c.BaselineBin, "baseline-bin", "", "--compare: measure against this kvstore-server `binary` (an older build, same --server-args) instead of the plain grpc-go baseline")
 	fs.StringVar(&c.ServerArgs, "server-args", "", "--compare: extra kvstore-server `flags`, split on spaces, e.g. \"--fsync everysec\"")
 	fs.StringVar(&c.Plot, "plot", "", "--compare: also draw the latency percentile plot of both servers, one panel\nper workload, to this `file`: .svg or .png")
 	fs.StringVar(&c.Plot, "svg", "", "--compare: the old name of --plot `file`")
