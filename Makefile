@@ -34,21 +34,23 @@ run:
 tools:
 	@bash .ci/tools "$(BIN)" "$(PROTOC_GEN_GO_VERSION)" "$(PROTOC_GEN_GO_GRPC_VERSION)" "$(STATICCHECK_VERSION)"
 
+PROTOS := kvstore.proto admin.proto
+
 proto: tools
 	$(PROTOC) --proto_path=proto \
 		--go_out=proto --go_opt=paths=source_relative \
 		--go-grpc_out=proto --go-grpc_opt=paths=source_relative \
-		proto/kvstore.proto
+		$(addprefix proto/,$(PROTOS))
 
 # Regenerates into a scratch copy and compares, so a stale commit fails CI
 # without touching the work tree.
 proto-check: tools
-	@tmp=$$(mktemp -d) && cp proto/kvstore.proto $$tmp/ && \
+	@tmp=$$(mktemp -d) && cp $(addprefix proto/,$(PROTOS)) $$tmp/ && \
 	$(PROTOC) --proto_path=$$tmp \
 		--go_out=$$tmp --go_opt=paths=source_relative \
 		--go-grpc_out=$$tmp --go-grpc_opt=paths=source_relative \
-		$$tmp/kvstore.proto && \
-	for f in kvstore.pb.go kvstore_grpc.pb.go; do \
+		$(addprefix $$tmp/,$(PROTOS)) && \
+	for f in $(foreach p,$(PROTOS),$(p:.proto=.pb.go) $(p:.proto=_grpc.pb.go)); do \
 		cmp -s $$tmp/$$f proto/$$f || { echo "proto/$$f is stale: run make proto"; rm -rf $$tmp; exit 1; }; \
 	done; rm -rf $$tmp; echo "generated code is up to date"
 

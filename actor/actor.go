@@ -142,6 +142,8 @@ type Stats struct {
 	Queued int
 	// Bytes is State.Bytes, the estimated size of the data.
 	Bytes int64
+	// Seq is the sequence number of the last mutation applied.
+	Seq uint64
 }
 
 // Actor is the one goroutine that owns a Machine and its State. Every
@@ -175,7 +177,7 @@ type Actor struct {
 
 	// State's counts, published by the owner after every pass for Stats.
 	keys, keysTTL, bytes atomic.Int64
-	expired              atomic.Uint64
+	expired, seq         atomic.Uint64
 
 	// tickedc, when set by a test, receives the result of every tick the
 	// ticker goroutine delivered: the explicit hand-off for mock clocks.
@@ -450,6 +452,7 @@ func (a *Actor) Stats() Stats {
 		Expired:     a.expired.Load(),
 		Queued:      len(a.reqc),
 		Bytes:       a.bytes.Load(),
+		Seq:         a.seq.Load(),
 	}
 }
 
@@ -461,6 +464,7 @@ func (a *Actor) publish() {
 	a.keysTTL.Store(int64(a.state.TTLLen()))
 	a.expired.Store(a.state.Expired())
 	a.bytes.Store(a.state.Bytes())
+	a.seq.Store(a.m.Seq())
 }
 
 // closed is always ready: selecting on it runs a pass of backlogged expiry

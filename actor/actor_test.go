@@ -148,7 +148,7 @@ func TestActorStats(t *testing.T) {
 	if err := a.Set(ctx, "b", "v", 0); err != nil {
 		t.Fatal(err)
 	}
-	if st := a.Stats(); st != (Stats{Keys: 2, KeysWithTTL: 1, Bytes: 2 * entryBytes("a", "v")}) {
+	if st := a.Stats(); st != (Stats{Keys: 2, KeysWithTTL: 1, Bytes: 2 * entryBytes("a", "v"), Seq: 2}) {
 		t.Fatalf("Stats = %+v after two sets", st)
 	}
 	r := NewRequest()
@@ -159,7 +159,7 @@ func TestActorStats(t *testing.T) {
 	if n, err := a.Tick(ctx, base.Add(6*time.Second)); err != nil || n != 1 {
 		t.Fatalf("Tick removed %d, %v; want 1", n, err)
 	}
-	if st := a.Stats(); st != (Stats{Expired: 1}) {
+	if st := a.Stats(); st != (Stats{Expired: 1, Seq: 3}) {
 		t.Fatalf("Stats = %+v after the tick", st)
 	}
 	// Each call waited for its reply, so each pass held one request; the

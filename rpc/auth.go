@@ -474,6 +474,7 @@ func (a *Auth) StreamInterceptor() grpc.StreamServerInterceptor {
 //	/v1/keys/ GET, HEAD        read
 //	/v1/keys/ PUT, DELETE      write
 //	/debug/                    admin (pprof)
+//	/v1/admin/                 admin
 //	anything else              any role
 //
 // A refusal is the API's JSON error: 401 UNAUTHENTICATED with a
@@ -526,6 +527,9 @@ func httpRole(r *http.Request, metricsOpen bool) (Role, string) {
 	for _, p := range []string{escaped, decoded, path.Clean("/" + escaped), path.Clean("/" + decoded)} {
 		if p == "/debug" || strings.HasPrefix(p, "/debug/") {
 			return RoleAdmin, "use /debug/"
+		}
+		if p == "/v1/admin" || strings.HasPrefix(p, "/v1/admin/") {
+			return RoleAdmin, "use /v1/admin/"
 		}
 	}
 	// The HTTP front serves keys from the escaped path (see

@@ -387,6 +387,27 @@ func TestAuthHTTPPathSpellings(t *testing.T) {
 	}
 }
 
+// TestAuthAdminNeedsAdmin: the Admin service and /v1/admin/, in any
+// spelling, need the admin role.
+func TestAuthAdminNeedsAdmin(t *testing.T) {
+	for _, m := range []string{"/kvstore.v1.Admin/Backup", "/kvstore.v1.Admin/Info", "/kvstore.v1.Admin/Snapshot"} {
+		if got := grpcRole(m); got != RoleAdmin {
+			t.Errorf("%s needs %v; want admin", m, got)
+		}
+	}
+	f := newAuthFixture(t)
+	ts := startAuthHTTP(t, f.auth, Options{}, true)
+	write := "Bearer " + f.tokens[RoleWrite]
+	for _, p := range []string{"/v1/admin/info", "/v1/admin/backup", "/v1/%61dmin/info", "//v1/admin/info", "/v1/keys/../admin/info", "/v1/admin"} {
+		if r := ts.doAuth(t, "GET", p, write); r.status != 403 {
+			t.Errorf("GET %s as write = %d %q; want 403", p, r.status, r.body)
+		}
+	}
+	if r := ts.doAuth(t, "GET", "/v1/admin/info", "Bearer "+f.tokens[RoleAdmin]); r.status == 401 || r.status == 403 {
+		t.Errorf("GET /v1/admin/info as admin = %d %q", r.status, r.body)
+	}
+}
+
 func TestAuthHTTPBadCredentials(t *testing.T) {
 	f := newAuthFixture(t)
 	ts := startAuthHTTP(t, f.auth, Options{}, false)

@@ -37,6 +37,9 @@ type HTTPOptions struct {
 	// Instrument, when non-nil, wraps each route's handler (metrics by
 	// route; see Metrics.HTTP). route is a pattern, never a key.
 	Instrument func(route string, h http.Handler) http.Handler
+	// Admin, when non-nil, serves /v1/admin/backup, /v1/admin/info and
+	// /v1/admin/snapshot (see Admin).
+	Admin *Admin
 }
 
 // keysPrefix is the escaped path under which every key lives.
@@ -121,6 +124,11 @@ func NewHTTPHandler(svc *Service, opts HTTPOptions) http.Handler {
 		h.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		h.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		h.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	if opts.Admin != nil {
+		opts.Admin.registerHTTP(h.mux, func(route string, next http.Handler) http.Handler {
+			return instrument(route, h.recoverPanic(route, next))
+		})
 	}
 	// Any other /v1/ path answers in the API's JSON error shape.
 	h.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {

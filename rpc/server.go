@@ -112,6 +112,8 @@ type ServerOptions struct {
 	// MaxHealthWatchers bounds concurrent health Watch streams in all; 0
 	// means DefaultMaxHealthWatchers.
 	MaxHealthWatchers int
+	// Admin, when non-nil, is registered as kvstore.v1.Admin.
+	Admin *Admin
 
 	// onResponseWait, when set (tests), is called when a response starts
 	// waiting for the response budget.
@@ -155,6 +157,9 @@ func NewServer(svc *Service, opts ServerOptions) *Server {
 	}
 	s.grpc = grpc.NewServer(grpcOpts...)
 	kvstorepb.RegisterKVStoreServer(s.grpc, svc)
+	if opts.Admin != nil {
+		kvstorepb.RegisterAdminServer(s.grpc, opts.Admin)
+	}
 	healthpb.RegisterHealthServer(s.grpc, limitedHealth{s.health, make(chan struct{}, cmp.Or(opts.MaxHealthWatchers, DefaultMaxHealthWatchers))})
 	reflection.Register(s.grpc)
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)

@@ -83,7 +83,7 @@ func (sec security) reload(log *slog.Logger) {
 // listenFronts claims both addresses; nothing is served until serve.
 // net/http's own errors (failed TLS handshakes) go to log, rate-limited on
 // clk.
-func listenFronts(c *Config, svc *rpc.Service, metrics *rpc.Metrics, sec security, log *slog.Logger, clk clock.Clock) (*fronts, error) {
+func listenFronts(c *Config, svc *rpc.Service, admin *rpc.Admin, metrics *rpc.Metrics, sec security, log *slog.Logger, clk clock.Clock) (*fronts, error) {
 	// Metrics first, so calls auth refuses are counted too. Without
 	// tokens there is nothing to check: grpc-go allocates a closure per
 	// call for every interceptor in a chain, so none is added.
@@ -92,6 +92,7 @@ func listenFronts(c *Config, svc *rpc.Service, metrics *rpc.Metrics, sec securit
 		Stream: []grpc.StreamServerInterceptor{metrics.StreamInterceptor()},
 		// The mux does the handshakes of the shared port.
 		TLSAccepted: sec.tls != nil,
+		Admin:       admin,
 	}
 	if sec.auth != nil {
 		opts.Unary = append(opts.Unary, sec.auth.UnaryInterceptor())
@@ -108,6 +109,7 @@ func listenFronts(c *Config, svc *rpc.Service, metrics *rpc.Metrics, sec securit
 		Pprof:      c.Pprof,
 		Metrics:    metrics.Handler(),
 		Instrument: metrics.HTTP,
+		Admin:      admin,
 	})
 	f.http = newHTTPServer(sec.auth.HTTP(handler, c.MetricsOpen), sec.tls.Config(), int(c.MaxKeyBytes), defaultHTTPTimeouts)
 	f.http.ErrorLog = rpc.NewHTTPErrorLog(log, clk)

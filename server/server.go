@@ -153,7 +153,8 @@ func (s *Server) Run(ctx context.Context) error {
 		Logger:         log,
 		RequestTimeout: c.RequestTimeout,
 	})
-	fr, err := listenFronts(c, svc, metrics, s.sec, log, s.clock)
+	admin := rpc.NewAdmin(s.clock)
+	fr, err := listenFronts(c, svc, admin, metrics, s.sec, log, s.clock)
 	if err != nil {
 		return err
 	}
@@ -195,6 +196,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	metrics.Attach(a, logStats(st.log), snapshotStats(snaps))
 	svc.Attach(a)
+	admin.Attach(&adminBackend{actor: a, snaps: snaps, log: st.log, fs: s.fs, cfg: c, clock: s.clock})
 	fr.grpc.SetServing()
 
 	fmt.Fprintf(s.stdout, "Key-Value Store gRPC server is running on port %s\n", strconv.Itoa(s.addr.(*net.TCPAddr).Port))

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -157,6 +158,28 @@ func isTempName(name string) bool {
 // ErrPrune.
 func Write(fsys wal.FS, dir string, seq uint64, src Source) (Info, error) {
 	return write(fsys, dir, seq, src, blockSize)
+}
+
+// Encoded is what Encode wrote.
+type Encoded struct {
+	// Seq and Count are the file's sequence number and entries.
+	Seq, Count uint64
+	// Bytes is the file's size.
+	Bytes int64
+	// Checksum is the CRC-32C of the entries that the trailer records.
+	Checksum uint32
+}
+
+// Encode writes src to w as a snapshot file at seq, the bytes Write puts
+// in a file: for a backup streamed elsewhere. It calls src.Range once and
+// holds one block (64 KiB) in memory, writing whole blocks to w; it does
+// not Release src. On error w holds a prefix that does not validate.
+func Encode(w io.Writer, seq uint64, src Source) (Encoded, error) {
+	e, err := encode(w, seq, src, blockSize)
+	if err != nil {
+		return Encoded{}, fmt.Errorf("snap: encode: %w", err)
+	}
+	return Encoded{Seq: seq, Count: e.count, Bytes: e.n, Checksum: e.body}, nil
 }
 
 func write(fsys wal.FS, dir string, seq uint64, src Source, limit int) (Info, error) {
