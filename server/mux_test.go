@@ -11,8 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"github.com/benbjohnson/clock"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	kvstorepb "kvstore/proto"
@@ -141,7 +140,7 @@ func TestPortMuxClosedFront(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	io.WriteString(conn, string(http2Preface))
+	conn.Write(http2Preface)
 	conn.SetDeadline(time.Now().Add(hangGuard))
 	if n, err := conn.Read(make([]byte, 1)); err == nil {
 		t.Fatalf("gRPC connection after the gRPC front closed: read %d bytes; want it closed", n)
@@ -165,40 +164,13 @@ func TestOnePortServesGRPCAndHTTP(t *testing.T) {
 	if got := DefaultConfig().HTTPListen; got != "" {
 		t.Fatalf("default HTTPListen %q; want none: HTTP shares --listen", got)
 	}
-	c := DefaultConfig()
-	c.DataDir = t.TempDir()
-	c.Listen = "127.0.0.1:0"
-	c.Fsync = wal.FsyncNo
-	c.WALPreallocBytes = 0
-	c.GCHeapFloor = 0
-	c.Logger = slog.New(slog.DiscardHandler)
-	s, err := New(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- s.Run(context.Background()) }()
-	select {
-	case <-s.Ready():
-	case err := <-errc:
-		t.Fatalf("Run: %v", err)
-	}
-	defer func() {
-		s.Close()
-		if err := <-errc; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	r := startRun(t, recoveryConfig(t.TempDir(), wal.OS, clock.NewMock(), nil))
+	s, gc := r.s, r.conn
 	addr := s.Addr().String()
 	if got := s.HTTPAddr().String(); got != addr {
 		t.Fatalf("HTTPAddr %s; want the gRPC port %s", got, addr)
 	}
 
-	gc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gc.Close()
 	ctx := context.Background()
 	if _, err := kvstorepb.NewKVStoreClient(gc).Set(ctx, &kvstorepb.SetRequest{Key: "k", Value: "from gRPC"}); err != nil {
 		t.Fatal(err)
