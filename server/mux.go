@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -9,8 +8,11 @@ import (
 	"log"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/net/http2"
 )
 
 // portMux serves gRPC and HTTP (REST, health, metrics, pprof) on one
@@ -137,11 +139,9 @@ func (m *portMux) route(c net.Conn) {
 	to.deliver(conn)
 }
 
-// http2Preface is how every HTTP/2 connection without TLS begins (RFC 9113
-// §3.4); no HTTP/1 request begins with "PRI ".
-var http2Preface = []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
-
-// sniffBytes is how much of the preface tells HTTP/2 from HTTP/1.
+// sniffBytes is how much of the client preface every HTTP/2 connection
+// without TLS begins with (RFC 9113 §3.4) tells it from HTTP/1: no HTTP/1
+// request begins with "PRI ".
 const sniffBytes = len("PRI ")
 
 // sniff returns the connection to hand on (c, after its TLS handshake or
@@ -166,14 +166,14 @@ func (m *portMux) sniff(c net.Conn) (net.Conn, bool, error) {
 	}
 	buf := make([]byte, sniffBytes)
 	n := 0
-	for n < sniffBytes && bytes.HasPrefix(http2Preface, buf[:n]) {
+	for n < sniffBytes && strings.HasPrefix(http2.ClientPreface, string(buf[:n])) {
 		k, err := c.Read(buf[n:])
 		n += k
 		if err != nil && n < sniffBytes {
 			return nil, false, err
 		}
 	}
-	return &prefixConn{Conn: c, prefix: buf[:n]}, bytes.HasPrefix(http2Preface, buf[:n]), nil
+	return &prefixConn{Conn: c, prefix: buf[:n]}, strings.HasPrefix(http2.ClientPreface, string(buf[:n])), nil
 }
 
 // looksLikeHTTP reports whether the first bytes of what was meant to be a

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/benbjohnson/clock"
+	"golang.org/x/net/http2"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	kvstorepb "kvstore/proto"
@@ -63,8 +64,8 @@ func TestPortMuxRoutesByPreface(t *testing.T) {
 		oneByte    bool
 		grpc       bool
 	}{
-		{"HTTP/2 preface", string(http2Preface) + "frames", false, true},
-		{"HTTP/2 preface byte by byte", string(http2Preface), true, true},
+		{"HTTP/2 preface", http2.ClientPreface + "frames", false, true},
+		{"HTTP/2 preface byte by byte", http2.ClientPreface, true, true},
 		{"HTTP/1 GET", "GET /healthz HTTP/1.1\r\n\r\n", false, false},
 		{"HTTP/1 PUT byte by byte", "PUT /v1/keys/k HTTP/1.1\r\n\r\n", true, false},
 		{"PR but not PRI", "PROPFIND / HTTP/1.1\r\n\r\n", true, false},
@@ -140,7 +141,7 @@ func TestPortMuxClosedFront(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	conn.Write(http2Preface)
+	io.WriteString(conn, http2.ClientPreface)
 	conn.SetDeadline(time.Now().Add(hangGuard))
 	if n, err := conn.Read(make([]byte, 1)); err == nil {
 		t.Fatalf("gRPC connection after the gRPC front closed: read %d bytes; want it closed", n)
