@@ -454,69 +454,76 @@ func (d *decoder) field(what string, max uint64, keep bool) (string, error) {
 	return sb.String(), nil
 }
 
+// decoded is the header of a file read to the end, and the body checksum
+// its trailer holds.
+type decoded struct {
+	header
+	body uint32
+}
+
 // decode reads and checks a whole snapshot of the given size. check, if
 // not nil, vets the header before any entry is read. fn, if not nil, gets
-// every entry in file order; without it nothing is kept.
-func decode(r io.ReaderAt, size int64, check func(header) error, fn func(key, value string, deadline int64) error) (header, error) {
+// every entry in file order; with keep false it gets only the deadlines
+// (key and value are "") and nothing is allocated for them.
+func decode(r io.ReaderAt, size int64, check func(header) error, keep bool, fn func(key, value string, deadline int64) error) (decoded, error) {
 	d := &decoder{r: r, size: size}
 	h, err := d.header()
 	if err != nil {
-		return header{}, err
+		return decoded{}, err
 	}
 	if check != nil {
 		if err := check(h); err != nil {
-			return header{}, err
+			return decoded{}, err
 		}
 	}
-	keep := fn != nil
 	for i := uint64(0); i < h.count; i++ {
 		key, err := d.field("key", MaxKeySize, keep)
 		if err != nil {
-			return header{}, err
+			return decoded{}, err
 		}
 		value, err := d.field("value", MaxValueSize, keep)
 		if err != nil {
-			return header{}, err
+			return decoded{}, err
 		}
 		deadline, err := d.varint()
 		if err != nil {
-			return header{}, err
+			return decoded{}, err
 		}
-		if keep {
+		if fn != nil {
 			if err := fn(key, value, deadline); err != nil {
-				return header{}, &callerError{err}
+				return decoded{}, &callerError{err}
 			}
 		}
 	}
 	if len(d.blk) > 0 {
-		return header{}, d.corruptf(ErrCorrupt, "%d payload bytes after entry %d of %d", len(d.blk), h.count, h.count)
+		return decoded{}, d.corruptf(ErrCorrupt, "%d payload bytes after entry %d of %d", len(d.blk), h.count, h.count)
 	}
 	if !d.done {
 		if err := d.nextBlock(); err != nil {
-			return header{}, err
+			return decoded{}, err
 		}
 		if !d.done {
-			return header{}, fmt.Errorf("offset %d: %w: block after entry %d of %d", d.off-int64(len(d.blk))-frameHeaderSize, ErrCorrupt, h.count, h.count)
+			return decoded{}, fmt.Errorf("offset %d: %w: block after entry %d of %d", d.off-int64(len(d.blk))-frameHeaderSize, ErrCorrupt, h.count, h.count)
 		}
 	}
 	// nextBlock left at least trailerSize bytes.
 	var t [trailerSize]byte
 	if err := d.readAt(t[:], d.off); err != nil {
-		return header{}, err
+		return decoded{}, err
 	}
 	if count := binary.LittleEndian.Uint64(t[0:8]); count != h.count {
-		return header{}, fmt.Errorf("offset %d: %w: trailer count %d, header count %d", d.off, ErrCorrupt, count, h.count)
+		return decoded{}, fmt.Errorf("offset %d: %w: trailer count %d, header count %d", d.off, ErrCorrupt, count, h.count)
 	}
 	if got := binary.LittleEndian.Uint32(t[8:12]); got != d.body {
-		return header{}, fmt.Errorf("offset %d: %w: body crc %#08x, computed %#08x", d.off+8, ErrChecksum, got, d.body)
+		return decoded{}, fmt.Errorf("offset %d: %w: body crc %#08x, computed %#08x", d.off+8, ErrChecksum, got, d.body)
 	}
 	if [8]byte(t[12:20]) != endMagic {
-		return header{}, fmt.Errorf("offset %d: %w: bad end magic %q", d.off+12, ErrCorrupt, t[12:20])
+		return decoded{}, fmt.Errorf("offset %d: %w: bad end magic %q", d.off+12, ErrCorrupt, t[12:20])
 	}
 	if extra := d.size - d.off - trailerSize; extra != 0 {
-		return header{}, fmt.Errorf("offset %d: %w: %d bytes after the trailer", d.off+trailerSize, ErrCorrupt, extra)
+		return decoded{}, fmt.Errorf("offset %d: %w: %d bytes after the trailer", d.off+trailerSize, ErrCorrupt, extra)
 	}
-	return h, nil
+	return decoded{h, d.body}, nil
 }
 
 // callerError carries an error returned by Load's fn through decode, so

@@ -118,7 +118,7 @@ func FuzzVerify(f *testing.F) {
 		// What Verify accepts, reading with the entries kept must accept
 		// too, and writing those entries back must give the same entries.
 		var got sliceSource
-		if _, err := read(fsys, fuzzPath, func(key, value string, deadline int64) error {
+		if _, err := read(fsys, fuzzPath, true, func(key, value string, deadline int64) error {
 			got = append(got, entry{key, value, deadline})
 			return nil
 		}); err != nil {
@@ -129,7 +129,7 @@ func FuzzVerify(f *testing.F) {
 		}
 		re := encodeBytes(t, info.Seq, got, blockSize)
 		var again sliceSource
-		if _, err := decode(bytes.NewReader(re), int64(len(re)), nil, func(key, value string, deadline int64) error {
+		if _, err := decode(bytes.NewReader(re), int64(len(re)), nil, true, func(key, value string, deadline int64) error {
 			again = append(again, entry{key, value, deadline})
 			return nil
 		}); err != nil {

@@ -93,6 +93,10 @@ type Info struct {
 	Count uint64
 	// Bytes is the size of the file. List leaves it 0.
 	Bytes int64
+	// Checksum is the CRC-32C of the entries that the trailer records
+	// (Encoded.Checksum of the same data). Only reading the whole file
+	// sets it: List and Write leave it 0.
+	Checksum uint32
 	// Skipped is set by Load only: the newer snapshots it passed over
 	// because they did not validate, newest first, each error naming its
 	// file and what is wrong with it. Non-empty means the snapshot loaded
@@ -113,6 +117,9 @@ const (
 )
 
 func fileName(seq uint64) string { return fmt.Sprintf("%020d%s", seq, snapExt) }
+
+// FileName is the name a snapshot at seq has in a snapshot directory.
+func FileName(seq uint64) string { return fileName(seq) }
 
 // parseName returns the sequence number of a snapshot file name.
 func parseName(name string) (uint64, bool) {
@@ -308,11 +315,37 @@ func List(fsys wal.FS, dir string) ([]Info, error) {
 // name matches the sequence number inside. Damage is reported as an error
 // matching ErrCorrupt that names the file and the offset.
 func Verify(fsys wal.FS, path string) (Info, error) {
-	return read(fsys, path, nil)
+	return read(fsys, path, false, nil)
 }
 
-// read decodes the snapshot at path, handing entries to fn if not nil.
-func read(fsys wal.FS, path string, fn func(key, value string, deadline int64) error) (Info, error) {
+// Status is what Stat reports about a snapshot file.
+type Status struct {
+	Info
+	// Expired counts the entries with 0 < deadline <= now, which Load
+	// leaves out.
+	Expired uint64
+}
+
+// Stat verifies the snapshot at path as Verify does, and also counts the
+// entries that have expired by now, without keeping any: `backup check`
+// and restore use it on a backup, which may have any name.
+func Stat(fsys wal.FS, path string, now int64) (Status, error) {
+	var expired uint64
+	info, err := read(fsys, path, false, func(_, _ string, deadline int64) error {
+		if deadline > 0 && deadline <= now {
+			expired++
+		}
+		return nil
+	})
+	if err != nil {
+		return Status{}, err
+	}
+	return Status{Info: info, Expired: expired}, nil
+}
+
+// read decodes the snapshot at path, handing entries to fn if not nil, the
+// keys and values too if keep.
+func read(fsys wal.FS, path string, keep bool, fn func(key, value string, deadline int64) error) (Info, error) {
 	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
 		return Info{}, fmt.Errorf("snap: open %s: %w", path, err)
@@ -328,14 +361,14 @@ func read(fsys wal.FS, path string, fn func(key, value string, deadline int64) e
 		}
 		return nil
 	}
-	h, err := decode(f, st.Size(), check, fn)
+	h, err := decode(f, st.Size(), check, keep, fn)
 	if err != nil {
 		if ce, ok := errors.AsType[*callerError](err); ok {
 			return Info{}, fmt.Errorf("snap: load %s: %w", path, ce.err)
 		}
 		return Info{}, fmt.Errorf("snap: %s: %w", path, err)
 	}
-	return Info{Path: path, Seq: h.seq, Count: h.count, Bytes: st.Size()}, nil
+	return Info{Path: path, Seq: h.seq, Count: h.count, Bytes: st.Size(), Checksum: h.body}, nil
 }
 
 // Load hands fn every entry of the newest snapshot in dir that validates,
@@ -368,7 +401,7 @@ func Load(fsys wal.FS, dir string, now int64, fn func(key, value string, deadlin
 	if err != nil || picked.Path == "" {
 		return picked, err
 	}
-	info, err := read(fsys, picked.Path, func(key, value string, deadline int64) error {
+	info, err := read(fsys, picked.Path, true, func(key, value string, deadline int64) error {
 		if deadline > 0 && deadline <= now {
 			return nil
 		}

@@ -334,7 +334,7 @@ func (r shrinkingReader) ReadAt(p []byte, off int64) (int, error) {
 func TestDecodeFileShrinks(t *testing.T) {
 	data := snapshotBytes(t, 9)
 	for n := range len(data) {
-		_, err := decode(shrinkingReader{data[:n]}, int64(len(data)), nil, nil)
+		_, err := decode(shrinkingReader{data[:n]}, int64(len(data)), nil, false, nil)
 		if !errors.Is(err, ErrTruncated) {
 			t.Fatalf("file shrank to %d of %d bytes: decode = %v, want ErrTruncated", n, len(data), err)
 		}
@@ -741,5 +741,47 @@ func TestFileNames(t *testing.T) {
 		if isTempName(name) {
 			t.Errorf("isTempName(%q) accepted", name)
 		}
+	}
+}
+
+// TestStatOfABackup: Stat reads a snapshot under any name, reports the
+// checksum Encode returned for the same bytes, and counts exactly the
+// entries Load would leave out as expired.
+func TestStatOfABackup(t *testing.T) {
+	src := sliceSource{
+		{"a", "1", 0},
+		{"b", "2", 100},
+		{"c", "3", 200},
+		{"d", "4", 300},
+	}
+	var buf bytes.Buffer
+	enc, err := Encode(&buf, 7, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "kv.bak")
+	writeFile(t, path, buf.Bytes())
+	for _, tc := range []struct {
+		now     int64
+		expired uint64
+	}{{0, 0}, {99, 0}, {100, 1}, {250, 2}, {1000, 3}} {
+		st, err := Stat(wal.OS, path, tc.now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := Status{Info: Info{Path: path, Seq: 7, Count: 4, Bytes: enc.Bytes, Checksum: enc.Checksum}, Expired: tc.expired}
+		if st.Path != want.Path || st.Seq != want.Seq || st.Count != want.Count || st.Bytes != want.Bytes ||
+			st.Checksum != want.Checksum || st.Expired != want.Expired {
+			t.Errorf("now %d: Stat = %+v, want %+v", tc.now, st, want)
+		}
+		dir := t.TempDir()
+		writeFile(t, filepath.Join(dir, fileName(7)), buf.Bytes())
+		_, got := loadAll(t, wal.OS, dir, tc.now)
+		if uint64(len(got)) != 4-tc.expired {
+			t.Errorf("now %d: Load kept %d entries, Stat says %d of 4 expired", tc.now, len(got), tc.expired)
+		}
+	}
+	if enc.Checksum == 0 {
+		t.Fatal("checksum 0: the test cannot tell it from an unset one")
 	}
 }

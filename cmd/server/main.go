@@ -6,6 +6,8 @@
 // --help for the list.
 //
 //	kvstore-server aof dump|check [--fix [--force]]  inspect and repair the log
+//	kvstore-server backup check FILE                 validate a backup
+//	kvstore-server restore FILE --data-dir D         make a data dir of a backup
 //	kvstore-server token new --role ROLE             make an API token
 //
 // From a fresh clone, `cd cmd/server && go run main.go` serves on
@@ -15,6 +17,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -30,6 +33,7 @@ import (
 
 	"kvstore/rpc"
 	"kvstore/server"
+	"kvstore/snap"
 	"kvstore/wal"
 )
 
@@ -128,7 +132,7 @@ func (m *Main) ParseFlags(args []string) error {
 		for _, g := range commandGroups {
 			writeCommandList(out, g.commands)
 		}
-		fmt.Fprintf(out, "  kvstore-server %-10s  %s\n", "help [CMD]", "this help, or a command's")
+		fmt.Fprintf(out, "  kvstore-server %-12s %s\n", "help [CMD]", "this help, or a command's")
 		fmt.Fprintf(out, "\nRun 'kvstore-server COMMAND --help' for a command's flags.\n\nFlags:\n")
 		fs.SetOutput(out)
 		fs.PrintDefaults()
@@ -260,7 +264,7 @@ func runSubcommand(args []string, stdout, stderr io.Writer) (code int, ok bool) 
 				return runGroup(g.name, g.commands, append([]string{"help"}, args[2:]...), stdout, stderr), true
 			}
 		}
-		return usageError(stderr, "", "unknown command %q (want aof or token)", args[1]), true
+		return usageError(stderr, "", "unknown command %q (want %s)", args[1], groupNames()), true
 	}
 	for _, g := range commandGroups {
 		if g.name == args[0] {
@@ -270,23 +274,37 @@ func runSubcommand(args []string, stdout, stderr io.Writer) (code int, ok bool) 
 	return 0, false
 }
 
-// A command is one leaf of `kvstore-server NAME SUB [flags]`: its flags,
-// its synopsis for the usage lines and what it does.
+// A command is one leaf of `kvstore-server NAME [SUB] [ARG...] [flags]`:
+// its arguments and flags, its synopsis for the usage lines and what it
+// does. Flags may come before, between or after the arguments.
 type command struct {
-	name     string // "aof dump"
-	synopsis string // after the name: "[--data-dir D] [--full]"
-	about    string // one line for the lists; more lines for its own --help
-	flags    func(fs *flag.FlagSet) func(stdout, stderr io.Writer) int
+	name     string   // "aof dump"
+	args     []string // names of its arguments, in order: "FILE"
+	synopsis string   // after the name: "[--data-dir D] [--full]"
+	about    string   // one line for the lists; more lines for its own --help
+	flags    func(fs *flag.FlagSet) func(args []string, stdout, stderr io.Writer) int
 }
 
 // commandGroups are the subcommands by their first word, in the order
-// the usage lists them.
+// the usage lists them. A group of one command named like the group
+// (restore) is that command: `kvstore-server restore FILE`.
 var commandGroups = []struct {
 	name     string
 	commands []command
 }{
 	{"aof", aofCommands},
+	{"backup", backupCommands},
+	{"restore", restoreCommands},
 	{"token", tokenCommands},
+}
+
+// groupNames lists the commands' first words for an error message.
+func groupNames() string {
+	names := make([]string, len(commandGroups))
+	for i, g := range commandGroups {
+		names[i] = g.name
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
 
 // isHelp reports whether arg asks for help the way every command accepts.
@@ -302,7 +320,7 @@ func isHelp(arg string) bool {
 func writeCommandList(w io.Writer, cmds []command) {
 	for _, c := range cmds {
 		about, _, _ := strings.Cut(c.about, "\n")
-		fmt.Fprintf(w, "  kvstore-server %-10s %s\n", c.name, about)
+		fmt.Fprintf(w, "  kvstore-server %-12s %s\n", c.name, about)
 	}
 }
 
@@ -319,6 +337,9 @@ func usageError(stderr io.Writer, cmd, format string, args ...any) int {
 // SUB --help; stdout, exit 0), else the subcommand's exit status; 2 with
 // the error first and a hint for an unknown or missing subcommand.
 func runGroup(group string, cmds []command, args []string, stdout, stderr io.Writer) int {
+	if len(cmds) == 1 && cmds[0].name == group {
+		return runCommand(cmds[0], args, stdout, stderr)
+	}
 	names := make([]string, len(cmds))
 	for i, c := range cmds {
 		names[i] = strings.TrimPrefix(c.name, group+" ")
@@ -348,35 +369,48 @@ func runGroup(group string, cmds []command, args []string, stdout, stderr io.Wri
 	return usageError(stderr, group, "unknown command %q (want %s)", sub, want)
 }
 
-// runCommand parses c's flags and runs it. --help (or a lone help) prints
-// its usage and flags to stdout, exit 0; a bad flag or a stray argument
-// gets the error and a hint, exit 2.
+// runCommand parses c's arguments and flags and runs it. --help (or a
+// lone help) prints its usage and flags to stdout, exit 0; a bad flag, a
+// missing or a stray argument gets the error and a hint, exit 2.
 func runCommand(c command, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	run := c.flags(fs)
 	usage := func() {
-		fmt.Fprintf(stdout, "Usage: kvstore-server %s %s\n\n%s\n", c.name, c.synopsis, c.about)
+		fmt.Fprintf(stdout, "Usage: kvstore-server %s\n\n%s\n", strings.Join(append(append([]string{c.name}, c.args...), c.synopsis), " "), c.about)
 		fmt.Fprintf(stdout, "\nFlags:\n")
 		fs.SetOutput(stdout)
 		fs.PrintDefaults()
 		fs.SetOutput(io.Discard)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			usage()
-			return 0
+	// package flag stops at the first argument; the rest is parsed again
+	// after it, so that `restore FILE --data-dir D` works.
+	var pos []string
+	for rest := args; ; {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				usage()
+				return 0
+			}
+			return usageError(stderr, c.name, "%v", flagError(err))
 		}
-		return usageError(stderr, c.name, "%v", flagError(err))
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		rest = fs.Args()[1:]
 	}
-	if fs.NArg() == 1 && fs.Arg(0) == "help" {
+	if len(pos) == 1 && pos[0] == "help" {
 		usage()
 		return 0
 	}
-	if fs.NArg() > 0 {
-		return usageError(stderr, c.name, "unexpected argument %q", fs.Arg(0))
+	if len(pos) > len(c.args) {
+		return usageError(stderr, c.name, "unexpected argument %q", pos[len(c.args)])
 	}
-	return run(stdout, stderr)
+	if len(pos) < len(c.args) {
+		return usageError(stderr, c.name, "missing %s", c.args[len(pos)])
+	}
+	return run(pos, stdout, stderr)
 }
 
 // dataDirFlag is --data-dir of the aof commands, which default to the
@@ -403,11 +437,11 @@ what each repair drops. --fix makes the repairs that drop nothing the
 snapshot lacks, --force also the others (dropped data is kept in .broken
 files); stop the server first. Exit status: 0 the log is valid, 1 a
 problem is left, 2 bad usage or an I/O error.`,
-		flags: func(fs *flag.FlagSet) func(stdout, stderr io.Writer) int {
+		flags: func(fs *flag.FlagSet) func(args []string, stdout, stderr io.Writer) int {
 			dataDir := dataDirFlag(fs)
 			fix := fs.Bool("fix", false, "repair the log (the server must be stopped)")
 			force := fs.Bool("force", false, "with --fix: also make repairs that drop acknowledged records the snapshot does not cover")
-			return func(stdout, stderr io.Writer) int {
+			return func(_ []string, stdout, stderr io.Writer) int {
 				if *force && !*fix {
 					return usageError(stderr, "aof check", "--force needs --fix")
 				}
@@ -432,10 +466,10 @@ and its line has "truncated":true; --full prints every value whole.
 Reads only, so it works beside a running server. Exit status: 0, or 2
 for bad usage, an I/O error or a corrupt record (after the records
 before it).`,
-		flags: func(fs *flag.FlagSet) func(stdout, stderr io.Writer) int {
+		flags: func(fs *flag.FlagSet) func(args []string, stdout, stderr io.Writer) int {
 			dataDir := dataDirFlag(fs)
 			full := fs.Bool("full", false, "print every value whole, however long")
-			return func(stdout, stderr io.Writer) int {
+			return func(_ []string, stdout, stderr io.Writer) int {
 				opts := wal.DumpOptions{MaxValueBytes: dumpValueBytes}
 				if *full {
 					opts.MaxValueBytes = 0
@@ -458,10 +492,10 @@ var tokenCommands = []command{{
 	about: `make an API token and its --auth-file line
 Prints the token (give it to the client) and the line to add to the
 file named by --auth-file, which holds only the token's SHA-256.`,
-	flags: func(fs *flag.FlagSet) func(stdout, stderr io.Writer) int {
+	flags: func(fs *flag.FlagSet) func(args []string, stdout, stderr io.Writer) int {
 		role := fs.String("role", "", "`role`: read (Get), write (Get, Set, Delete) or admin (everything)")
 		name := fs.String("name", "", "a `name` for the token, kept in the auth file to tell tokens apart")
-		return func(stdout, stderr io.Writer) int {
+		return func(_ []string, stdout, stderr io.Writer) int {
 			if err := rpc.PrintNewToken(*role, *name, stdout, stderr); err != nil {
 				fmt.Fprintf(stderr, "kvstore-server token: %v\n", err)
 				return 2
@@ -478,3 +512,120 @@ func runAOF(args []string, stdout, stderr io.Writer) int {
 func runToken(args []string, stdout, stderr io.Writer) int {
 	return runGroup("token", tokenCommands, args, stdout, stderr)
 }
+
+// backupCommands are `kvstore-server backup check`, etcdutl's `snapshot
+// status` for kvstore's backups. Exit status: 0 valid, 1 damaged (or in a
+// format this build cannot read), 2 bad usage or an I/O error.
+var backupCommands = []command{{
+	name:     "backup check",
+	args:     []string{"FILE"},
+	synopsis: "[--json]",
+	about: `validate a backup offline; print its seq, keys, size and checksum
+Reads FILE (from kvstore-client backup, GET /v1/admin/backup or a data
+dir's snap/) end to end and checks every checksum, without keeping any
+of it in memory. Keys whose TTL has passed by now are counted: a restore
+does not bring them back. Exit status: 0 the backup is valid, 1 it is
+damaged (the message names the offset), 2 bad usage or an I/O error.`,
+	flags: func(fs *flag.FlagSet) func(args []string, stdout, stderr io.Writer) int {
+		asJSON := fs.Bool("json", false, "print the result as one JSON object")
+		return func(args []string, stdout, stderr io.Writer) int {
+			st, err := server.CheckBackup(args[0], time.Now())
+			return reportBackup("backup check", args[0], st, err, *asJSON, stdout, stderr)
+		}
+	},
+}}
+
+// backupJSON is `backup check --json`.
+type backupJSON struct {
+	File     string `json:"file"`
+	Valid    bool   `json:"valid"`
+	Error    string `json:"error,omitempty"`
+	Seq      uint64 `json:"seq"`
+	Keys     uint64 `json:"keys"`
+	Expired  uint64 `json:"expired"`
+	Size     int64  `json:"size"`
+	Checksum string `json:"checksum"`
+}
+
+// isDamage reports whether err says a backup cannot be restored as it
+// is, as opposed to failing to read it.
+func isDamage(err error) bool {
+	return errors.Is(err, snap.ErrCorrupt) || errors.Is(err, snap.ErrVersion)
+}
+
+// reportBackup prints what CheckBackup found and returns the exit status.
+func reportBackup(cmd, file string, st snap.Status, err error, asJSON bool, stdout, stderr io.Writer) int {
+	if err != nil && !isDamage(err) {
+		fmt.Fprintf(stderr, "kvstore-server %s: %v\n", cmd, err)
+		return 2
+	}
+	if asJSON {
+		out := backupJSON{File: file, Valid: err == nil}
+		if err != nil {
+			out.Error = err.Error()
+		} else {
+			out.Seq, out.Keys, out.Expired, out.Size = st.Seq, st.Count, st.Expired, st.Bytes
+			out.Checksum = fmt.Sprintf("%08x", st.Checksum)
+		}
+		b, _ := json.Marshal(out)
+		fmt.Fprintf(stdout, "%s\n", b)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "kvstore-server %s: %s is damaged: %v\n", cmd, file, err)
+		return 1
+	}
+	if !asJSON {
+		fmt.Fprintf(stdout, "%s: valid backup\n", file)
+		fmt.Fprintf(stdout, "  seq       %d\n", st.Seq)
+		fmt.Fprintf(stdout, "  keys      %d", st.Count)
+		if st.Expired > 0 {
+			fmt.Fprintf(stdout, " (%d expired by now: a restore leaves them out)", st.Expired)
+		}
+		fmt.Fprintf(stdout, "\n  size      %d bytes (%v)\n", st.Bytes, server.ByteSize(st.Bytes))
+		fmt.Fprintf(stdout, "  checksum  %08x\n", st.Checksum)
+	}
+	return 0
+}
+
+// restoreCommands are `kvstore-server restore`, etcdutl's `snapshot
+// restore`. Exit status: 0 restored, 1 the backup is damaged (nothing
+// changed), 2 bad usage, a data dir in use or not empty, or an I/O error.
+var restoreCommands = []command{{
+	name:     "restore",
+	args:     []string{"FILE"},
+	synopsis: "[--data-dir D] [--force]",
+	about: `make a data dir whose content is exactly a backup (offline)
+Validates FILE first, then makes it the only snapshot of the data dir,
+so that a server started on the dir serves exactly the backup's data;
+keys whose TTL has passed are not loaded. Refuses the dir of a running
+server, and a dir that holds data unless --force, which deletes that
+data. The dir is replaced in one step: a failure leaves it as it was.
+Exit status: 0 restored, 1 the backup is damaged (nothing changed), 2
+bad usage, a dir in use or not empty, or an I/O error.`,
+	flags: func(fs *flag.FlagSet) func(args []string, stdout, stderr io.Writer) int {
+		dataDir := dataDirFlag(fs)
+		force := fs.Bool("force", false, "replace a data dir that holds data, deleting it")
+		return func(args []string, stdout, stderr io.Writer) int {
+			res, err := server.Restore(args[0], *dataDir, server.RestoreOptions{Force: *force})
+			if isDamage(err) {
+				fmt.Fprintf(stderr, "kvstore-server restore: %s is damaged, nothing restored: %v\n", args[0], err)
+				return 1
+			}
+			if err != nil {
+				fmt.Fprintf(stderr, "kvstore-server restore: %v\n", err)
+				return 2
+			}
+			b := res.Backup
+			fmt.Fprintf(stdout, "restored %s into %s: seq %d, %d keys", args[0], *dataDir, b.Seq, b.Count-b.Expired)
+			if b.Expired > 0 {
+				fmt.Fprintf(stdout, " (%d more had expired and are left out)", b.Expired)
+			}
+			fmt.Fprintf(stdout, "\n")
+			if len(res.Replaced) > 0 {
+				fmt.Fprintf(stdout, "deleted what %s held before: %s\n", *dataDir, strings.Join(res.Replaced, ", "))
+			}
+			fmt.Fprintf(stdout, "start it with: kvstore-server --data-dir %s\n", *dataDir)
+			return 0
+		}
+	},
+}}

@@ -486,6 +486,13 @@ func TestEveryCommandHasHelp(t *testing.T) {
 		{[]string{"token", "help"}, []string{"kvstore-server token new"}},
 		{[]string{"token", "new", "--help"}, []string{"Usage: kvstore-server token new", "-role", "-name"}},
 		{[]string{"help", "token", "new"}, []string{"Usage: kvstore-server token new", "-role"}},
+		{[]string{"--help"}, []string{"kvstore-server backup check", "kvstore-server restore"}},
+		{[]string{"backup", "--help"}, []string{"kvstore-server backup check"}},
+		{[]string{"backup", "check", "--help"}, []string{"Usage: kvstore-server backup check FILE [--json]", "-json"}},
+		{[]string{"help", "backup", "check"}, []string{"Usage: kvstore-server backup check FILE", "-json"}},
+		{[]string{"restore", "--help"}, []string{"Usage: kvstore-server restore FILE [--data-dir D] [--force]", "-data-dir", "-force"}},
+		{[]string{"restore", "help"}, []string{"Usage: kvstore-server restore FILE", "-force"}},
+		{[]string{"help", "restore"}, []string{"Usage: kvstore-server restore FILE", "-force"}},
 	} {
 		var stdout, stderr bytes.Buffer
 		code, ok := runSubcommand(tt.args, &stdout, &stderr)
@@ -519,10 +526,13 @@ func TestUnknownCommandSaysWhatThenWhere(t *testing.T) {
 	}{
 		{[]string{"aof"}, "kvstore-server aof: missing command (want check or dump)\nRun 'kvstore-server aof --help' for usage.\n"},
 		{[]string{"aof", "frob"}, "kvstore-server aof: unknown command \"frob\" (want check or dump)\nRun 'kvstore-server aof --help' for usage.\n"},
-		{[]string{"help", "frob"}, "kvstore-server: unknown command \"frob\" (want aof or token)\nRun 'kvstore-server --help' for usage.\n"},
+		{[]string{"help", "frob"}, "kvstore-server: unknown command \"frob\" (want aof, backup, restore or token)\nRun 'kvstore-server --help' for usage.\n"},
 		{[]string{"token"}, "kvstore-server token: missing command (want new)\nRun 'kvstore-server token --help' for usage.\n"},
 		{[]string{"token", "old"}, "kvstore-server token: unknown command \"old\" (want new)\nRun 'kvstore-server token --help' for usage.\n"},
 		{[]string{"aof", "dump", "--fix"}, "kvstore-server aof dump: unknown flag --fix\nRun 'kvstore-server aof dump --help' for usage.\n"},
+		{[]string{"restore"}, "kvstore-server restore: missing FILE\nRun 'kvstore-server restore --help' for usage.\n"},
+		{[]string{"restore", "a", "b"}, "kvstore-server restore: unexpected argument \"b\"\nRun 'kvstore-server restore --help' for usage.\n"},
+		{[]string{"backup", "check", "--json"}, "kvstore-server backup check: missing FILE\nRun 'kvstore-server backup check --help' for usage.\n"},
 		{[]string{"aof", "check", "--force"}, "kvstore-server aof check: --force needs --fix\nRun 'kvstore-server aof check --help' for usage.\n"},
 		{[]string{"aof", "check", "now"}, "kvstore-server aof check: unexpected argument \"now\"\nRun 'kvstore-server aof check --help' for usage.\n"},
 	} {
