@@ -114,7 +114,7 @@ func (l *logSink) recovered(t *testing.T) (snapshotSeq, seq, keys uint64) {
 
 // testRun is a server started by startRun, with a gRPC client.
 type testRun struct {
-	t    *testing.T
+	t    testing.TB
 	s    *Server
 	errc chan error
 	conn *grpc.ClientConn
@@ -123,7 +123,7 @@ type testRun struct {
 
 // startRun runs a server on cfg until it is ready; a Run that fails first
 // fails the test.
-func startRun(t *testing.T, cfg Config) *testRun {
+func startRun(t testing.TB, cfg Config) *testRun {
 	t.Helper()
 	s, err := New(cfg)
 	if err != nil {
