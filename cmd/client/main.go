@@ -82,7 +82,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&co.TLS.ServerName, "tls-server-name", "", "`name` to verify the server certificate against (default: the host of --addr)")
 	fs.StringVar(&co.Token, "token", "", "bearer `token` for servers started with --auth-file")
 	var timeout time.Duration
-	cliflag.DurationVar(fs, &timeout, "timeout", 5*time.Second, "deadline for each request, a `duration` such as 5s or 500ms")
+	cliflag.DurationVar(fs, &timeout, "timeout", 5*time.Second, "deadline for each request (for backup: for each message), a `duration` such as 5s or 500ms")
 	file := fs.String("file", "", "with set: read the value from this `file` (set KEY --file F); set KEY - reads it from stdin")
 	var ttl time.Duration
 	cliflag.DurationVar(fs, &ttl, "ttl", 0, "with set: expire the key after this `duration` (whole seconds, e.g. 30s or 1h); get and del refuse the flag but ignore the variable")
@@ -645,8 +645,9 @@ type backupProgress struct {
 	on         bool
 }
 
-// progressInterval is how often the progress line is refreshed at most.
-const progressInterval = 500 * time.Millisecond
+// progressInterval is how often the progress line is refreshed at most
+// (a variable for the tests).
+var progressInterval = 500 * time.Millisecond
 
 func newBackupProgress(w io.Writer, start time.Time) *backupProgress {
 	return &backupProgress{w: w, start: start, lastPrint: start, on: isTerminal(w)}
