@@ -457,6 +457,14 @@ func TestBackupAndInfoUsage(t *testing.T) {
 	if names := dirNames(t, dir); len(names) != 0 {
 		t.Errorf("dir holds %q; want nothing", names)
 	}
+
+	// A backup is no thing to print on a terminal.
+	var out ttyBuffer
+	var errOut bytes.Buffer
+	code := run([]string{"backup", "-o", "-"}, strings.NewReader(""), &out, &errOut)
+	if want := "kvstore-client: backup -o - writes binary data: redirect stdout, or use -o FILE\n"; code != 2 || out.Len() != 0 || !strings.HasPrefix(errOut.String(), want) {
+		t.Errorf("backup -o - to a terminal: exit %d, stdout %q, stderr %q; want 2 and %q", code, out.String(), errOut.String(), want)
+	}
 }
 
 // testInfo is what testBackend.Info reports in the info tests.

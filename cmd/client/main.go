@@ -12,9 +12,10 @@
 //
 // Every flag but --file, -o and --json can also be set by a KVSTORE_*
 // environment variable, the flag name in upper snake case (--addr is
-// KVSTORE_ADDR); a flag on the command line wins. Errors print the gRPC status code and message and exit 2;
-// bad usage prints the error and a pointer to --help, exit 2. help, help
-// CMD, --help and CMD --help print help to stdout, exit 0.
+// KVSTORE_ADDR); a flag on the command line wins. Errors print the gRPC
+// status code and message and exit 2; bad usage prints the error and a
+// pointer to --help, exit 2. help, help CMD, --help and CMD --help print
+// help to stdout, exit 0.
 package main
 
 import (
@@ -86,7 +87,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	file := fs.String("file", "", "with set: read the value from this `file` (set KEY --file F); set KEY - reads it from stdin")
 	var ttl time.Duration
 	cliflag.DurationVar(fs, &ttl, "ttl", 0, "with set: expire the key after this `duration` (whole seconds, e.g. 30s or 1h); get and del refuse the flag but ignore the variable")
-	out := fs.String("o", "", "with backup: write the backup to this `file`, - for stdout (required)")
+	output := fs.String("o", "", "with backup: write the backup to this `file`, - for stdout (required)")
 	jsonOut := fs.Bool("json", false, "with info: print the response as JSON, every field, named as in the proto")
 	fs.VisitAll(func(f *flag.Flag) {
 		if !noEnv[f.Name] {
@@ -184,8 +185,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if onCommandLine["json"] && cmd != "info" {
 		return fail(stderr, usageError{errors.New("--json applies to info only")})
 	}
-	if cmd == "backup" && *out == "" {
+	if cmd == "backup" && *output == "" {
 		return fail(stderr, usageError{errors.New("backup needs -o FILE, or -o - for stdout")})
+	}
+	if cmd == "backup" && *output == "-" && isTerminal(stdout) {
+		return fail(stderr, usageError{errors.New("backup -o - writes binary data: redirect stdout, or use -o FILE")})
 	}
 	// gRPC would refuse these itself, but as an Internal error from the
 	// client library ("string field contains invalid UTF-8"), which says
@@ -195,7 +199,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	switch cmd {
 	case "backup":
-		err = c.backup(*out, stderr)
+		err = c.backup(*output, stderr)
 	case "info":
 		err = c.info(*jsonOut)
 	case "set":
@@ -312,7 +316,8 @@ The backup goes to a temporary file next to FILE (FILE.tmp-*), which is
 fsynced and renamed to FILE only once the whole stream has arrived and its
 size matches what the server reports, so FILE is never a partial backup;
 on any failure the temporary file is removed. -o - writes the backup bytes
-alone to stdout. Progress, on a terminal, and a summary go to stderr.
+alone to stdout (a pipe or a file, not a terminal). Progress, on a
+terminal, and a summary go to stderr.
 
 --timeout applies to each message, not to the whole backup: the backup
 fails if the server sends nothing for that long (0: wait forever).
