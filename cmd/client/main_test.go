@@ -51,7 +51,12 @@ func startServerWith(t *testing.T, opts rpc.ServerOptions) string {
 // (limits) too.
 func startServerLimits(t *testing.T, svcOpts rpc.Options, opts rpc.ServerOptions) string {
 	t.Helper()
-	a := actor.New(actor.Config{ExpireInterval: -1})
+	return startServerActor(t, actor.New(actor.Config{ExpireInterval: -1}), svcOpts, opts)
+}
+
+// startServerActor serves a's store; it stops a when the test ends.
+func startServerActor(t *testing.T, a *actor.Actor, svcOpts rpc.Options, opts rpc.ServerOptions) string {
+	t.Helper()
 	srv := rpc.NewServer(rpc.NewService(a, svcOpts), opts)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -293,6 +298,11 @@ func TestHelpNamesEveryVariable(t *testing.T) {
 			t.Errorf("--help does not document --%s and %s", name, envName(name))
 		}
 	}
+	for _, name := range []string{"file", "o", "json"} {
+		if !strings.Contains(out, "  -"+name) || strings.Contains(out, envName(name)) {
+			t.Errorf("--help: want --%s documented without a variable", name)
+		}
+	}
 }
 
 // TestSetFromStdinAndFile is the regression test for values that could
@@ -406,7 +416,14 @@ func TestHelpAndUsageErrors(t *testing.T) {
 	}{
 		{[]string{"--help"}, "kvstore-client [flags] set KEY VALUE"},
 		{[]string{"-h"}, "kvstore-client [flags] get KEY"},
-		{[]string{"help"}, "kvstore-client help [set|get|del]"},
+		{[]string{"help"}, "kvstore-client help [set|get|del|backup|info]"},
+		{[]string{"--help"}, "kvstore-client [flags] backup -o FILE"},
+		{[]string{"--help"}, "kvstore-client [flags] info [--json]"},
+		{[]string{"help", "backup"}, "kvstore-client [flags] backup -o -"},
+		{[]string{"backup", "--help"}, "never a partial backup"},
+		{[]string{"backup", "-o", "f", "-h"}, "--timeout applies to each message"},
+		{[]string{"help", "info"}, "kvstore-client [flags] info --json"},
+		{[]string{"info", "--help"}, "GET /v1/admin/info"},
 		{[]string{"help", "set"}, "kvstore-client [flags] set KEY --file F"},
 		{[]string{"set", "--help"}, "kvstore-client [flags] set KEY - "},
 		{[]string{"help", "get"}, "with a newline added on a terminal"},
@@ -422,7 +439,8 @@ func TestHelpAndUsageErrors(t *testing.T) {
 		wantErr string
 	}{
 		{[]string{"--bogus"}, "kvstore-client: flag provided but not defined: -bogus"},
-		{[]string{"help", "frob"}, `kvstore-client: no help for "frob" (want set, get or del)`},
+		{[]string{"help", "frob"}, `kvstore-client: no help for "frob" (want set, get, del, backup or info)`},
+		{[]string{"frob"}, `kvstore-client: unknown command "frob" (want set, get, del, backup or info)`},
 		{[]string{"get"}, "kvstore-client: get takes 1 argument(s), got 0"},
 	} {
 		code, out, errOut := runClientArgs(t, s.args...)
