@@ -397,10 +397,14 @@ func TestAuthAdminNeedsAdmin(t *testing.T) {
 	}
 	f := newAuthFixture(t)
 	ts := startAuthHTTP(t, f.auth, Options{}, true)
-	write := "Bearer " + f.tokens[RoleWrite]
-	for _, p := range []string{"/v1/admin/info", "/v1/admin/backup", "/v1/%61dmin/info", "//v1/admin/info", "/v1/keys/../admin/info", "/v1/admin"} {
-		if r := ts.doAuth(t, "GET", p, write); r.status != 403 {
-			t.Errorf("GET %s as write = %d %q; want 403", p, r.status, r.body)
+	for _, role := range []Role{RoleRead, RoleWrite} {
+		token := "Bearer " + f.tokens[role]
+		for _, p := range []string{"GET /v1/admin/info", "GET /v1/admin/backup", "POST /v1/admin/snapshot", "GET /v1/%61dmin/info",
+			"GET //v1/admin/info", "GET /v1/keys/../admin/info", "GET /v1/admin"} {
+			method, path, _ := strings.Cut(p, " ")
+			if r := ts.doAuth(t, method, path, token); r.status != 403 {
+				t.Errorf("%s as %v = %d %q; want 403", p, role, r.status, r.body)
+			}
 		}
 	}
 	if r := ts.doAuth(t, "GET", "/v1/admin/info", "Bearer "+f.tokens[RoleAdmin]); r.status == 401 || r.status == 403 {

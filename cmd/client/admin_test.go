@@ -165,7 +165,7 @@ func setKeys(t *testing.T, addr string) map[string]string {
 }
 
 // summaryRE is the line a successful backup ends with on stderr.
-var summaryRE = regexp.MustCompile(`^backup: (\d+) bytes, (\d+) keys, seq (\d+), checksum 0x[0-9a-f]{8}, \S+ \(\d+\.\d MiB/s\) -> (.+)\n$`)
+var summaryRE = regexp.MustCompile(`^backup: (\d+) bytes, (\d+) keys, seq (\d+), checksum [0-9a-f]{8}, \S+ \(\d+\.\d MiB/s\) -> (.+)\n$`)
 
 // parseSummary returns the bytes, keys, seq and destination of a summary.
 func parseSummary(t *testing.T, stderr string) (size, keys, seq uint64, dest string) {

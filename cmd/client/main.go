@@ -586,7 +586,7 @@ func (c *client) backup(path string, stderr io.Writer) error {
 		}
 	}
 	elapsed := time.Since(start)
-	fmt.Fprintf(stderr, "backup: %d bytes, %d keys, seq %d, checksum 0x%08x, %v (%s) -> %s\n",
+	fmt.Fprintf(stderr, "backup: %d bytes, %d keys, seq %d, checksum %08x, %v (%s) -> %s\n",
 		written, first.GetKeys(), first.GetSeq(), last.GetChecksum(), roundElapsed(elapsed), rate(written, elapsed), dest)
 	return nil
 }
