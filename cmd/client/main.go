@@ -41,6 +41,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"kvstore/internal/cliflag"
+	"kvstore/internal/units"
 	kvstorepb "kvstore/proto"
 	"kvstore/rpc"
 )
@@ -667,7 +668,7 @@ func (p *backupProgress) update(written, keys uint64) {
 		return
 	}
 	p.lastPrint = now
-	line := fmt.Sprintf("backup: %s, %d keys, %s", humanBytes(written), keys, rate(written, now.Sub(p.start)))
+	line := fmt.Sprintf("backup: %s, %d keys, %s", units.Bytes(written), keys, rate(written, now.Sub(p.start)))
 	// Spaces over what is left of a longer line before.
 	fmt.Fprintf(p.w, "\r%-*s", p.lastLength, line)
 	p.lastLength = len(line)
@@ -697,27 +698,13 @@ func rate(n uint64, d time.Duration) string {
 	return fmt.Sprintf("%.1f MiB/s", float64(n)/(1<<20)/d.Seconds())
 }
 
-// humanBytes is n in the largest binary unit it reaches: 512 B, 1.5 MiB.
-func humanBytes(n uint64) string {
-	const units = "KMGTPE"
-	if n < 1<<10 {
-		return fmt.Sprintf("%d B", n)
-	}
-	v, i := float64(n)/(1<<10), 0
-	for v >= 1<<10 && i < len(units)-1 {
-		v /= 1 << 10
-		i++
-	}
-	return fmt.Sprintf("%.1f %ciB", v, units[i])
-}
-
 // bytesField is a size for the info table: in units, with the exact
 // count when the unit rounds it.
 func bytesField(n uint64) string {
 	if n < 1<<10 {
-		return humanBytes(n)
+		return units.Bytes(n)
 	}
-	return fmt.Sprintf("%s (%d bytes)", humanBytes(n), n)
+	return fmt.Sprintf("%s (%d bytes)", units.Bytes(n), n)
 }
 
 // limitField is a limit for the info table, where 0 is none.

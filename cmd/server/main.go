@@ -31,6 +31,7 @@ import (
 	"github.com/peterbourgon/ff/v3"
 	"github.com/peterbourgon/ff/v3/fftoml"
 
+	"kvstore/internal/units"
 	"kvstore/rpc"
 	"kvstore/server"
 	"kvstore/snap"
@@ -581,7 +582,7 @@ func reportBackup(cmd, file string, st snap.Status, err error, asJSON bool, stdo
 		if st.Expired > 0 {
 			fmt.Fprintf(stdout, " (%d expired by now: a restore leaves them out)", st.Expired)
 		}
-		fmt.Fprintf(stdout, "\n  size      %d bytes (%v)\n", st.Bytes, server.ByteSize(st.Bytes))
+		fmt.Fprintf(stdout, "\n  size      %d bytes (%s)\n", st.Bytes, units.Bytes(uint64(st.Bytes)))
 		fmt.Fprintf(stdout, "  checksum  %08x\n", st.Checksum)
 	}
 	return 0
