@@ -165,7 +165,9 @@ func TestOnePortServesGRPCAndHTTP(t *testing.T) {
 	if got := DefaultConfig().HTTPListen; got != "" {
 		t.Fatalf("default HTTPListen %q; want none: HTTP shares --listen", got)
 	}
-	r := startRun(t, recoveryConfig(t.TempDir(), wal.OS, clock.NewMock(), nil))
+	c := recoveryConfig(t.TempDir(), wal.OS, clock.NewMock(), nil)
+	c.Pprof = true
+	r := startRun(t, c)
 	s, gc := r.s, r.conn
 	addr := s.Addr().String()
 	if got := s.HTTPAddr().String(); got != addr {
@@ -194,7 +196,7 @@ func TestOnePortServesGRPCAndHTTP(t *testing.T) {
 	if code, body := get("/v1/keys/k"); code != 200 || !strings.Contains(body, "from gRPC") {
 		t.Fatalf("GET /v1/keys/k: %d %s", code, body)
 	}
-	for _, path := range []string{"/healthz", "/readyz"} {
+	for _, path := range []string{"/healthz", "/readyz", "/debug/pprof/cmdline"} {
 		if code, body := get(path); code != 200 {
 			t.Fatalf("GET %s: %d %s", path, code, body)
 		}
