@@ -391,18 +391,7 @@ func TestBackupStalledServer(t *testing.T) {
 
 // Backup and Info need the admin role: the server's refusal is the error.
 func TestAdminNeedsAdminToken(t *testing.T) {
-	token, line, err := rpc.NewToken(rpc.RoleWrite, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "tokens")
-	if err := os.WriteFile(path, []byte(line+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	auth, err := rpc.LoadAuth(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	token, auth := writeRoleAuth(t, rpc.RoleWrite)
 	addr := startAdminServer(t, &testBackend{}, nil, rpc.ServerOptions{
 		Unary:  []grpc.UnaryServerInterceptor{auth.UnaryInterceptor()},
 		Stream: []grpc.StreamServerInterceptor{auth.StreamInterceptor()},

@@ -172,8 +172,10 @@ func TestUnreachableServerIsAnError(t *testing.T) {
 	}
 }
 
-func TestTokenFlag(t *testing.T) {
-	token, line, err := rpc.NewToken(rpc.RoleWrite, "")
+// writeRoleAuth makes a token of role and an Auth that knows only it.
+func writeRoleAuth(t *testing.T, role rpc.Role) (string, *rpc.Auth) {
+	t.Helper()
+	token, line, err := rpc.NewToken(role, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,6 +187,11 @@ func TestTokenFlag(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return token, auth
+}
+
+func TestTokenFlag(t *testing.T) {
+	token, auth := writeRoleAuth(t, rpc.RoleWrite)
 	addr := startServerWith(t, rpc.ServerOptions{
 		Unary: []grpc.UnaryServerInterceptor{auth.UnaryInterceptor()},
 	})
