@@ -158,6 +158,7 @@ type Actor struct {
 	reqc  chan *Request
 	tickc chan *tickMsg
 	snapc chan *snapMsg
+	ctlc  chan func()
 	// releasec carries Views from Snapshot whose readers are done.
 	releasec chan *View
 	stopc    chan struct{} // closed by Stop
@@ -201,6 +202,7 @@ func newActor(cfg Config) *Actor {
 		reqc:         make(chan *Request, maxDrain),
 		tickc:        make(chan *tickMsg),
 		snapc:        make(chan *snapMsg),
+		ctlc:         make(chan func()),
 		releasec:     make(chan *View),
 		stopc:        make(chan struct{}),
 		done:         make(chan struct{}),
@@ -393,6 +395,38 @@ func (a *Actor) Snapshot(ctx context.Context) (*View, uint64, error) {
 	return m.view, m.seq, nil
 }
 
+// onOwner runs fn on the owner goroutine, between passes, and waits for
+// it.
+func (a *Actor) onOwner(ctx context.Context, fn func()) error {
+	done := make(chan struct{})
+	return call(ctx, a, a.ctlc, func() { fn(); close(done) }, done)
+}
+
+// ExpireAt runs one bounded pass of active expiry at now (Unix
+// nanoseconds), removing at most max keys (0: Rules.ExpireBatch), and
+// reports how many it removed and whether expired keys remain. Unlike
+// Tick it leaves no backlog for later passes to work off: a replica
+// expires keys only when its log says so, at the time the log says, so
+// that every replica removes the same keys at the same point.
+func (a *Actor) ExpireAt(ctx context.Context, now int64, max int) (removed int, more bool, err error) {
+	err = a.onOwner(ctx, func() { removed, more = a.m.ExpireUpTo(now, max) })
+	return removed, more, err
+}
+
+// Restore replaces the data with st, whose last applied mutation is seq,
+// keeping the Rules and a refusal of writes: a replica installing a
+// snapshot. Views frozen from the old data stay readable until released.
+func (a *Actor) Restore(ctx context.Context, st *State, seq uint64) error {
+	return a.onOwner(ctx, func() {
+		refuse := a.m.Refusing()
+		a.m = NewMachine(st, seq, a.m.rules)
+		if refuse != nil {
+			a.m.RefuseWrites(refuse)
+		}
+		a.state, a.backlog = st, false
+	})
+}
+
 // releaseView hands v back to the owner. After Stop there is no one to
 // tell, and no need.
 func (a *Actor) releaseView(v *View) {
@@ -514,6 +548,9 @@ func (a *Actor) run() {
 			close(m.done)
 		case v := <-a.releasec:
 			a.state.Release(v)
+		case fn := <-a.ctlc:
+			fn()
+			a.publish()
 		case <-a.stopc:
 			return
 		}

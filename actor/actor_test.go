@@ -474,3 +474,83 @@ func TestSnapshotReleaseStopsCloning(t *testing.T) {
 		v.Release() // after Stop: a no-op that must not block
 	})
 }
+
+// ExpireAt is one bounded pass and nothing after it: the keys left stay
+// until the next ExpireAt, however many messages pass meanwhile.
+func TestActorExpireAtLeavesNoBacklog(t *testing.T) {
+	a := mustStart(t, Config{Rules: Rules{ExpireBatch: 10}})
+	ctx := context.Background()
+	r := NewRequest()
+	for i := range 25 {
+		r.Commands = append(r.Commands, Command{Op: OpSet, Key: string(rune('A' + i)), Value: "v", Deadline: 1 * sec})
+	}
+	if err := a.Do(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if n, more, err := a.ExpireAt(ctx, 2*sec, 7); err != nil || n != 7 || !more {
+		t.Fatalf("ExpireAt = %d, %v, %v; want 7 removed, more", n, more, err)
+	}
+	for range 50 {
+		if _, _, err := a.Get(ctx, "A", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := a.Stats().Keys; got != 18 {
+		t.Fatalf("%d keys after one pass of 7 and 50 requests; want 18: no backlog pass", got)
+	}
+	if n, more, err := a.ExpireAt(ctx, 2*sec, 0); err != nil || n != 10 || !more {
+		t.Fatalf("ExpireAt(max 0) = %d, %v, %v; want the Rules' 10, more", n, more, err)
+	}
+	if n, more, err := a.ExpireAt(ctx, 2*sec, 100); err != nil || n != 8 || more {
+		t.Fatalf("last ExpireAt = %d, %v, %v; want 8, no more", n, more, err)
+	}
+}
+
+// Restore swaps the data; a view of the old data stays readable, and its
+// Release does not unpin a view of the new data that has the same gen.
+func TestActorRestore(t *testing.T) {
+	a := mustStart(t, Config{})
+	ctx := context.Background()
+	if err := a.Set(ctx, "old", "1", 0); err != nil {
+		t.Fatal(err)
+	}
+	oldView, _, err := a.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := NewState()
+	st.Set("new", "2", 0)
+	if err := a.Restore(ctx, st, 41); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := a.Get(ctx, "old", 0); ok {
+		t.Fatal("old key after Restore")
+	}
+	if v, ok, _ := a.Get(ctx, "new", 0); !ok || v != "2" {
+		t.Fatalf("new = %q, %v after Restore", v, ok)
+	}
+	if got := a.Stats(); got.Seq != 41 || got.Keys != 1 {
+		t.Fatalf("Stats after Restore = %+v; want seq 41, 1 key", got)
+	}
+	newView, seq, err := a.Snapshot(ctx) // gen 1 of st, as oldView was of the old
+	if err != nil || seq != 41 {
+		t.Fatalf("Snapshot after Restore: seq %d, %v", seq, err)
+	}
+	oldView.Release()
+	if err := a.Set(ctx, "new", "3", 0); err != nil { // must clone: newView is live
+		t.Fatal(err)
+	}
+	newView.Range(func(k, v string, _ int64) bool {
+		if k == "new" && v != "2" {
+			t.Errorf("the new view changed under a write: %s = %s", k, v)
+		}
+		return true
+	})
+	newView.Release()
+	if err := a.Set(ctx, "seq", "x", 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.Stats().Seq; got != 43 {
+		t.Fatalf("seq %d after two sets on 41", got)
+	}
+}

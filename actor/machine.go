@@ -1,6 +1,7 @@
 package actor
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 )
@@ -175,4 +176,10 @@ func (m *Machine) Apply(now int64, cmds []Command, res []Result, recs []Record) 
 // State.Expire for which keys, and in what order).
 func (m *Machine) Expire(now int64) (removed int, more bool) {
 	return m.state.Expire(now, m.rules.ExpireBatch)
+}
+
+// ExpireUpTo is Expire with a bound of its own, max keys (at least 1): a
+// replica applies the bound its log entry names, whatever its Rules.
+func (m *Machine) ExpireUpTo(now int64, max int) (removed int, more bool) {
+	return m.state.Expire(now, cmp.Or(max, m.rules.ExpireBatch))
 }

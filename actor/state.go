@@ -243,7 +243,7 @@ func (s *State) expireKey(key string) {
 func (s *State) Freeze() *View {
 	s.gen++
 	s.live = append(s.live, s.gen)
-	v := &View{shards: s.shards, n: s.n, gen: s.gen}
+	v := &View{shards: s.shards, n: s.n, gen: s.gen, owner: s}
 	v.release = func() { s.Release(v) }
 	return v
 }
@@ -253,6 +253,9 @@ func (s *State) Freeze() *View {
 // View that s did not freeze does nothing. Reading v after Release may
 // see later writes.
 func (s *State) Release(v *View) {
+	if v.owner != s {
+		return
+	}
 	if i := slices.Index(s.live, v.gen); i >= 0 {
 		s.live = slices.Delete(s.live, i, i+1)
 	}
@@ -263,8 +266,10 @@ func (s *State) Release(v *View) {
 type View struct {
 	shards [shardCount]*shard
 	n      int
-	// gen identifies the freeze; release tells the owner, once.
+	// gen identifies the freeze in owner, the State it was frozen from;
+	// release tells the owner, once.
 	gen      uint64
+	owner    *State
 	release  func()
 	released atomic.Bool
 }
