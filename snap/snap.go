@@ -401,17 +401,33 @@ func Load(fsys wal.FS, dir string, now int64, fn func(key, value string, deadlin
 	if err != nil || picked.Path == "" {
 		return picked, err
 	}
-	info, err := read(fsys, picked.Path, true, func(key, value string, deadline int64) error {
-		if deadline > 0 && deadline <= now {
-			return nil
-		}
-		return fn(key, value, deadline)
-	})
+	info, err := read(fsys, picked.Path, true, unexpired(now, fn))
 	if err != nil {
 		return Info{}, err
 	}
 	info.Skipped = picked.Skipped
 	return info, nil
+}
+
+// unexpired passes fn the entries live at now: all of them for now <= 0.
+func unexpired(now int64, fn func(key, value string, deadline int64) error) func(key, value string, deadline int64) error {
+	return func(key, value string, deadline int64) error {
+		if deadline > 0 && deadline <= now {
+			return nil
+		}
+		return fn(key, value, deadline)
+	}
+}
+
+// LoadFile is Load for the one snapshot file at path, whatever its name:
+// it verifies the file in full, then hands fn its entries except those
+// with 0 < deadline <= now (now <= 0 keeps them all). A replica installs
+// a snapshot streamed from its leader this way.
+func LoadFile(fsys wal.FS, path string, now int64, fn func(key, value string, deadline int64) error) (Info, error) {
+	if _, err := Verify(fsys, path); err != nil {
+		return Info{}, err
+	}
+	return read(fsys, path, true, unexpired(now, fn))
 }
 
 // Pick returns the Info of the snapshot Load would load from dir, verified

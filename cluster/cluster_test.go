@@ -1,0 +1,424 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/benbjohnson/clock"
+	"github.com/hashicorp/raft"
+	"go.uber.org/goleak"
+
+	"kvstore/actor"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// testCluster is nodes on raft's in-memory transport, all connected,
+// sharing one mock clock (only the leader's stamps count).
+type testCluster struct {
+	t     *testing.T
+	clock *clock.Mock
+	nodes map[string]*Node
+	trans map[string]*raft.InmemTransport
+	snaps map[string]*raft.InmemSnapshotStore
+	logs  map[string]*raft.InmemStore
+}
+
+// fastRaft is raft tuned for tests: elections in tens of milliseconds.
+// raft's timers run on the real clock; the tests wait on its futures and
+// observations, never on sleeps.
+func fastRaft() *raft.Config {
+	c := raft.DefaultConfig()
+	c.HeartbeatTimeout = 50 * time.Millisecond
+	c.ElectionTimeout = 50 * time.Millisecond
+	c.LeaderLeaseTimeout = 50 * time.Millisecond
+	c.CommitTimeout = 5 * time.Millisecond
+	c.SnapshotInterval = time.Hour // snapshots only when a test asks
+	c.SnapshotThreshold = 1 << 30
+	c.TrailingLogs = 10
+	return c
+}
+
+func newTestCluster(t *testing.T, n int) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t, clock: clock.NewMock(), nodes: map[string]*Node{},
+		trans: map[string]*raft.InmemTransport{}, snaps: map[string]*raft.InmemSnapshotStore{}, logs: map[string]*raft.InmemStore{}}
+	c.clock.Set(time.Unix(1_700_000_000, 0))
+	servers := map[string]string{}
+	for i := 1; i <= n; i++ {
+		id := fmt.Sprintf("n%d", i)
+		_, tr := raft.NewInmemTransport(raft.ServerAddress(id))
+		c.trans[id] = tr
+		c.snaps[id] = raft.NewInmemSnapshotStore()
+		c.logs[id] = raft.NewInmemStore()
+		servers[id] = id
+	}
+	for a, ta := range c.trans {
+		for b, tb := range c.trans {
+			if a != b {
+				ta.Connect(raft.ServerAddress(b), tb)
+			}
+		}
+	}
+	for id := range servers {
+		c.start(id)
+	}
+	if err := c.nodes["n1"].Bootstrap(servers); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.closeAll)
+	return c
+}
+
+// start runs node id on its stores (again, after a stop).
+func (c *testCluster) start(id string) {
+	c.t.Helper()
+	n, err := New(Config{
+		ID: id, Transport: c.trans[id], Logs: c.logs[id], Stable: c.logs[id], Snapshots: c.snaps[id],
+		Clock: c.clock, ExpireInterval: -1, TempDir: c.t.TempDir(), Raft: fastRaft(),
+	})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.nodes[id] = n
+}
+
+func (c *testCluster) stopNode(id string) {
+	c.t.Helper()
+	if err := c.nodes[id].Close(); err != nil {
+		c.t.Fatalf("close %s: %v", id, err)
+	}
+	delete(c.nodes, id)
+}
+
+func (c *testCluster) closeAll() {
+	for id := range c.nodes {
+		c.stopNode(id)
+	}
+	for _, tr := range c.trans {
+		tr.Close()
+	}
+}
+
+// leader waits until one running node is the leader and all running
+// nodes agree on it.
+func (c *testCluster) leader() *Node {
+	c.t.Helper()
+	obs := make(chan raft.Observation, 64)
+	for _, n := range c.nodes {
+		o := raft.NewObserver(obs, false, func(o *raft.Observation) bool {
+			_, ok := o.Data.(raft.LeaderObservation)
+			return ok
+		})
+		n.raft.RegisterObserver(o)
+		defer n.raft.DeregisterObserver(o)
+	}
+	timeout := time.After(10 * time.Second)
+	for {
+		var leader *Node
+		agree := true
+		for _, n := range c.nodes {
+			if n.raft.State() == raft.Leader {
+				leader = n
+			}
+		}
+		if leader != nil {
+			for _, n := range c.nodes {
+				if _, id := n.raft.LeaderWithID(); string(id) != leader.id {
+					agree = false
+				}
+			}
+			if agree {
+				return leader
+			}
+		}
+		select {
+		case <-obs:
+		case <-timeout:
+			c.t.Fatal("no leader within 10s")
+		}
+	}
+}
+
+// followers returns the running nodes but the leader.
+func (c *testCluster) followers(leader *Node) []*Node {
+	var out []*Node
+	for _, n := range c.nodes {
+		if n != leader {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// caughtUp waits until every running node has applied what the leader
+// committed: the leader commits an empty batch, which every FSM applies
+// after everything before it.
+func (c *testCluster) caughtUp(leader *Node) {
+	c.t.Helper()
+	fut := leader.raft.Apply(appendBatch(nil, leader.now(), nil), 10*time.Second)
+	if err := fut.Error(); err != nil {
+		c.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, n := range c.nodes {
+		if err := n.fsm.waitApplied(ctx, fut.Index()); err != nil {
+			c.t.Fatalf("%s did not apply through %d: %v (at %d)", n.id, fut.Index(), err, n.fsm.appliedIndex())
+		}
+	}
+}
+
+// data is every entry of n's data, expired or not, as key=value.
+func data(t *testing.T, n *Node) map[string]string {
+	t.Helper()
+	v, _, err := n.actor.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Release()
+	out := map[string]string{}
+	v.Range(func(k, val string, _ int64) bool {
+		out[k] = val
+		return true
+	})
+	return out
+}
+
+// sameData fails unless every running node holds want exactly.
+func (c *testCluster) sameData(want map[string]string) {
+	c.t.Helper()
+	for id, n := range c.nodes {
+		if got := data(c.t, n); !maps.Equal(got, want) {
+			c.t.Errorf("%s holds %d keys %v; want %d %v", id, len(got), got, len(want), want)
+		}
+	}
+}
+
+func TestEntryRoundTrip(t *testing.T) {
+	cmds := []actor.Command{
+		{Op: actor.OpSet, Key: "k", Value: "v", Deadline: 1234},
+		{Op: actor.OpGet, Key: "k"},
+		{Op: actor.OpDelete, Key: ""},
+		{Op: actor.OpSet, Key: "ü", Value: string(make([]byte, 300))},
+	}
+	b := appendBatch(nil, -5, cmds)
+	e, err := decodeEntry(b)
+	if err != nil || e.kind != entryBatch || e.now != -5 || len(e.cmds) != len(cmds) {
+		t.Fatalf("decode = %+v, %v", e, err)
+	}
+	for i := range cmds {
+		if e.cmds[i] != cmds[i] {
+			t.Errorf("command %d = %+v, want %+v", i, e.cmds[i], cmds[i])
+		}
+	}
+	x := appendExpire(nil, 99, 256)
+	if e, err := decodeEntry(x); err != nil || e.kind != entryExpire || e.now != 99 || e.max != 256 {
+		t.Fatalf("expire decode = %+v, %v", e, err)
+	}
+	// Every truncation and a trailing byte are refused, never a panic.
+	for _, enc := range [][]byte{b, x} {
+		for n := range len(enc) {
+			if _, err := decodeEntry(enc[:n]); !errors.Is(err, errBadEntry) {
+				t.Errorf("%d of %d bytes: %v; want errBadEntry", n, len(enc), err)
+			}
+		}
+		if _, err := decodeEntry(append(append([]byte{}, enc...), 0)); !errors.Is(err, errBadEntry) {
+			t.Errorf("trailing byte: %v", err)
+		}
+	}
+}
+
+// Writes on the leader reach every replica in order; a follower refuses
+// writes and linearizable reads, naming the leader, and serves stale
+// reads of what it applied.
+func TestReplicatesWrites(t *testing.T) {
+	c := newTestCluster(t, 3)
+	leader := c.leader()
+	ctx := context.Background()
+	want := map[string]string{}
+	for i := range 100 {
+		k := fmt.Sprintf("k%03d", i)
+		if err := leader.Set(ctx, k, "v"+k, 0); err != nil {
+			t.Fatal(err)
+		}
+		want[k] = "v" + k
+	}
+	for i := 0; i < 100; i += 3 {
+		k := fmt.Sprintf("k%03d", i)
+		if found, err := leader.Delete(ctx, k); err != nil || !found {
+			t.Fatalf("Delete %s = %v, %v", k, found, err)
+		}
+		delete(want, k)
+	}
+	if v, ok, err := leader.Get(ctx, "k001", false); err != nil || !ok || v != "vk001" {
+		t.Fatalf("leader Get = %q, %v, %v", v, ok, err)
+	}
+	c.caughtUp(leader)
+	c.sameData(want)
+	for _, f := range c.followers(leader) {
+		var le *LeaderError
+		if err := f.Set(ctx, "x", "y", 0); !errors.As(err, &le) || le.ID != leader.id || !errors.Is(err, ErrNotLeader) {
+			t.Errorf("Set on follower %s: %v; want ErrNotLeader naming %s", f.id, err, leader.id)
+		}
+		if _, _, err := f.Get(ctx, "k001", false); !errors.Is(err, ErrNotLeader) {
+			t.Errorf("linearizable Get on follower %s: %v", f.id, err)
+		}
+		if v, ok, err := f.Get(ctx, "k001", true); err != nil || !ok || v != "vk001" {
+			t.Errorf("stale Get on follower %s = %q, %v, %v", f.id, v, ok, err)
+		}
+	}
+}
+
+// A write acknowledged before the leader dies is on the new leader; a
+// write that failed said why (never a silent loss), and writes go on.
+func TestLeaderChangeMidWrite(t *testing.T) {
+	c := newTestCluster(t, 3)
+	leader := c.leader()
+	var (
+		mu    sync.Mutex
+		acked = map[string]string{}
+		wg    sync.WaitGroup
+		warm  = make(chan struct{})
+		once  sync.Once
+	)
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				k := fmt.Sprintf("w%d/%d", w, i)
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				err := leader.Set(ctx, k, k, 0)
+				cancel()
+				if err != nil {
+					if !errors.Is(err, ErrNotLeader) && !errors.Is(err, actor.ErrOutcomeUnknown) && !errors.Is(err, ErrNoLeader) {
+						t.Errorf("write %s: %v; want not-leader, no-leader or outcome-unknown", k, err)
+					}
+					return
+				}
+				mu.Lock()
+				acked[k] = k
+				n := len(acked)
+				mu.Unlock()
+				if n >= 200 {
+					once.Do(func() { close(warm) })
+				}
+			}
+		})
+	}
+	<-warm
+	c.stopNode(leader.id) // while the writers write
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(acked) < 200 {
+		t.Fatalf("only %d writes acknowledged before the leader stopped", len(acked))
+	}
+	next := c.leader()
+	if next.id == leader.id {
+		t.Fatal("the stopped node is still the leader")
+	}
+	ctx := context.Background()
+	for k, v := range acked {
+		got, ok, err := next.Get(ctx, k, false)
+		if err != nil || !ok || got != v {
+			t.Fatalf("acknowledged %s = %q, %v, %v on the new leader %s", k, got, ok, err, next.id)
+		}
+	}
+	if err := next.Set(ctx, "after", "failover", 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d writes acknowledged before %s stopped; %s took over", len(acked), leader.id, next.id)
+}
+
+// A follower cut off while the leader compacts its log catches up by
+// installing the leader's snapshot.
+func TestSnapshotInstallToLaggingFollower(t *testing.T) {
+	c := newTestCluster(t, 3)
+	leader := c.leader()
+	lag := c.followers(leader)[0]
+	for id, tr := range c.trans {
+		if id != lag.id {
+			tr.Disconnect(raft.ServerAddress(lag.id))
+			c.trans[lag.id].Disconnect(raft.ServerAddress(id))
+		}
+	}
+	ctx := context.Background()
+	want := map[string]string{}
+	for i := range 200 {
+		k := fmt.Sprintf("k%d", i)
+		if err := leader.Set(ctx, k, k, 0); err != nil {
+			t.Fatal(err)
+		}
+		want[k] = k
+	}
+	if err := leader.raft.Snapshot().Error(); err != nil {
+		t.Fatal(err)
+	}
+	for id, tr := range c.trans {
+		if id != lag.id {
+			tr.Connect(raft.ServerAddress(lag.id), c.trans[lag.id])
+			c.trans[lag.id].Connect(raft.ServerAddress(id), tr)
+		}
+	}
+	c.caughtUp(leader)
+	c.sameData(want)
+	if got := lag.fsm.restores.Load(); got != 1 {
+		t.Errorf("%s installed %d snapshots; want 1 (its log was compacted away)", lag.id, got)
+	}
+}
+
+// Only the leader expires keys, at its time, through the log: a follower
+// keeps an expired key until the expire entry arrives, hides nothing on
+// its own clock, and a new leader goes on where the old one stopped.
+func TestExpiryIsLeaderDriven(t *testing.T) {
+	c := newTestCluster(t, 3)
+	leader := c.leader()
+	ctx := context.Background()
+	if err := leader.Set(ctx, "short", "x", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := leader.Set(ctx, "forever", "y", 0); err != nil {
+		t.Fatal(err)
+	}
+	c.caughtUp(leader)
+	c.clock.Add(20 * time.Second)
+	if _, ok, err := leader.Get(ctx, "short", false); err != nil || ok {
+		t.Fatalf("leader Get after the TTL = %v, %v; want not found", ok, err)
+	}
+	for _, f := range c.followers(leader) {
+		// Applied time is still the write's: the key is live there.
+		if _, ok, _ := f.Get(ctx, "short", true); !ok {
+			t.Errorf("%s hid short on its own clock", f.id)
+		}
+	}
+	c.sameData(map[string]string{"short": "x", "forever": "y"})
+	if removed, more, err := leader.ExpireNow(ctx); err != nil || removed != 1 || more {
+		t.Fatalf("ExpireNow = %d, %v, %v; want 1 removed", removed, more, err)
+	}
+	c.caughtUp(leader)
+	c.sameData(map[string]string{"forever": "y"})
+	for _, f := range c.followers(leader) {
+		if _, ok, _ := f.Get(ctx, "short", true); ok {
+			t.Errorf("%s still shows short after the expire entry", f.id)
+		}
+	}
+
+	// Failover: the deadline is absolute, the new leader removes it.
+	if err := leader.Set(ctx, "again", "z", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	c.caughtUp(leader)
+	c.stopNode(leader.id)
+	c.clock.Add(20 * time.Second)
+	next := c.leader()
+	if removed, _, err := next.ExpireNow(ctx); err != nil || removed != 1 {
+		t.Fatalf("ExpireNow on the new leader = %d, %v; want 1", removed, err)
+	}
+	c.caughtUp(next)
+	c.sameData(map[string]string{"forever": "y"})
+}

@@ -1,0 +1,161 @@
+package cluster
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"kvstore/actor"
+)
+
+// A raft log entry of kvstore's (raft.LogCommand data) is one of:
+//
+//	batch:  0x01 varint(now) uvarint(n) n × command
+//	expire: 0x02 varint(now) uvarint(max)
+//
+//	command: op byte, uvarint(len) key, and for OpSet uvarint(len) value
+//	         varint(deadline)
+//
+// now is the leader's time in Unix nanoseconds when it proposed the
+// entry: every replica applies the entry at that time, so expiry and the
+// limits are judged the same everywhere. Deadlines are absolute. An
+// expire entry removes at most max keys whose deadline has passed at now,
+// in the State's deterministic order.
+const (
+	entryBatch  byte = 1
+	entryExpire byte = 2
+)
+
+// errBadEntry is a log entry this build cannot decode: a newer build's,
+// or damage raft's checksums did not catch.
+var errBadEntry = errors.New("cluster: bad log entry")
+
+// entry is a decoded log entry.
+type entry struct {
+	kind byte
+	now  int64
+	cmds []actor.Command // entryBatch
+	max  int             // entryExpire
+}
+
+// appendBatch encodes a batch entry.
+func appendBatch(b []byte, now int64, cmds []actor.Command) []byte {
+	b = append(b, entryBatch)
+	b = binary.AppendVarint(b, now)
+	b = binary.AppendUvarint(b, uint64(len(cmds)))
+	for _, c := range cmds {
+		b = append(b, byte(c.Op))
+		b = binary.AppendUvarint(b, uint64(len(c.Key)))
+		b = append(b, c.Key...)
+		if c.Op == actor.OpSet {
+			b = binary.AppendUvarint(b, uint64(len(c.Value)))
+			b = append(b, c.Value...)
+			b = binary.AppendVarint(b, c.Deadline)
+		}
+	}
+	return b
+}
+
+// appendExpire encodes an expire entry.
+func appendExpire(b []byte, now int64, max int) []byte {
+	b = append(b, entryExpire)
+	b = binary.AppendVarint(b, now)
+	return binary.AppendUvarint(b, uint64(max))
+}
+
+// decoder reads the fields of an entry, remembering the first failure.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: %s", errBadEntry, what)
+	}
+}
+
+func (d *decoder) uvarint(what string) uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail(what)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint(what string) int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail(what)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) bytes(what string) string {
+	n := d.uvarint(what + " length")
+	if d.err != nil {
+		return ""
+	}
+	if n > uint64(len(d.b)) {
+		d.fail(what + " past the end")
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+// decodeEntry decodes data, copying keys and values out of it (raft may
+// reuse the buffer).
+func decodeEntry(data []byte) (entry, error) {
+	if len(data) == 0 {
+		return entry{}, fmt.Errorf("%w: empty", errBadEntry)
+	}
+	d := &decoder{b: data[1:]}
+	e := entry{kind: data[0]}
+	e.now = d.varint("time")
+	switch e.kind {
+	case entryBatch:
+		n := d.uvarint("command count")
+		// Every command takes at least two bytes: a count past that is
+		// damage, not a reason to allocate.
+		if n > uint64(len(d.b))/2 {
+			d.fail("command count past the end")
+			break
+		}
+		e.cmds = make([]actor.Command, 0, n)
+		for i := uint64(0); i < n && d.err == nil; i++ {
+			if len(d.b) == 0 {
+				d.fail("command past the end")
+				break
+			}
+			c := actor.Command{Op: actor.Op(d.b[0])}
+			d.b = d.b[1:]
+			c.Key = d.bytes("key")
+			switch c.Op {
+			case actor.OpSet:
+				c.Value = d.bytes("value")
+				c.Deadline = d.varint("deadline")
+			case actor.OpGet, actor.OpDelete:
+			default:
+				d.fail(fmt.Sprintf("op %d", c.Op))
+			}
+			e.cmds = append(e.cmds, c)
+		}
+	case entryExpire:
+		e.max = int(min(d.uvarint("max"), 1<<30))
+	default:
+		return entry{}, fmt.Errorf("%w: kind %d", errBadEntry, e.kind)
+	}
+	if d.err == nil && len(d.b) > 0 {
+		d.fail(fmt.Sprintf("%d bytes after the entry", len(d.b)))
+	}
+	if d.err != nil {
+		return entry{}, d.err
+	}
+	return e, nil
+}

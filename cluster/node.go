@@ -1,0 +1,345 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/benbjohnson/clock"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+
+	"kvstore/actor"
+)
+
+// Errors of a Node's calls.
+var (
+	// ErrNotLeader is returned for a write or a linearizable read on a
+	// node that is not the leader: nothing was proposed, and the caller
+	// may send it to the leader (LeaderError names it).
+	ErrNotLeader = errors.New("cluster: not the leader")
+	// ErrNoLeader is returned when no leader is known.
+	ErrNoLeader = errors.New("cluster: no leader")
+)
+
+// LeaderError is ErrNotLeader with the leader this node knows of, if any.
+type LeaderError struct {
+	ID      string // "" when no leader is known
+	Address string // its raft address
+}
+
+func (e *LeaderError) Error() string {
+	if e.ID == "" {
+		return ErrNoLeader.Error()
+	}
+	return fmt.Sprintf("%v: the leader is %s at %s", ErrNotLeader, e.ID, e.Address)
+}
+
+func (e *LeaderError) Is(target error) bool {
+	return target == ErrNotLeader || (e.ID == "" && target == ErrNoLeader)
+}
+
+// DefaultExpireBatch bounds the keys one expire entry removes; every
+// replica applies the bound the entry carries.
+const DefaultExpireBatch = actor.DefaultExpireBatch
+
+// Config configures a Node.
+type Config struct {
+	// ID is the node's raft server ID, unique in the cluster.
+	ID string
+	// Transport carries raft's messages (raft.NewTCPTransport, or
+	// raft.InmemTransport in tests).
+	Transport raft.Transport
+	// Logs and Stable hold raft's log and its term and vote, Snapshots
+	// its snapshots; all must be durable for a real node.
+	Logs      raft.LogStore
+	Stable    raft.StableStore
+	Snapshots raft.SnapshotStore
+	// Clock stamps the entries this node proposes as leader and drives
+	// its expiry loop; nil is the real clock.
+	Clock clock.Clock
+	// Rules are the limits every replica's command machine enforces; the
+	// nodes of one cluster must agree on them.
+	Rules actor.Rules
+	// ExpireInterval is how often the leader proposes the removal of
+	// expired keys; 0 means actor.DefaultExpireInterval, negative none
+	// (tests call ExpireNow).
+	ExpireInterval time.Duration
+	// TempDir holds snapshots being installed; "" is os.TempDir().
+	TempDir string
+	// Raft tunes raft (timeouts, snapshot thresholds); nil is
+	// raft.DefaultConfig. LocalID and Logger are set by New.
+	Raft *raft.Config
+	// LogOutput receives raft's log lines; nil discards them.
+	LogOutput io.Writer
+}
+
+// Node is one replica: raft, the FSM and the actor it feeds.
+type Node struct {
+	id    string
+	raft  *raft.Raft
+	fsm   *fsm
+	actor *actor.Actor
+	clock clock.Clock
+
+	// readyTerm is the term whose first barrier has been applied:
+	// from then on the commit index is this leader's own.
+	readyTerm atomic.Uint64
+
+	stop      chan struct{}
+	loops     sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New starts a node: it restores raft's newest snapshot, if any, and
+// replays raft's log. A new cluster needs Bootstrap once, on one node or
+// on all with the same servers.
+func New(cfg Config) (*Node, error) {
+	clk := cfg.Clock
+	if clk == nil {
+		clk = clock.New()
+	}
+	rc := raft.DefaultConfig()
+	if cfg.Raft != nil {
+		c := *cfg.Raft
+		rc = &c
+	}
+	rc.LocalID = raft.ServerID(cfg.ID)
+	out := cfg.LogOutput
+	if out == nil {
+		out = io.Discard
+	}
+	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Output: out, Level: hclog.Info})
+	// Replicas never expire keys on their own: only expire entries do.
+	a := actor.New(actor.Config{Clock: clk, ExpireInterval: -1, Rules: cfg.Rules})
+	tempDir := cfg.TempDir
+	if tempDir == "" {
+		tempDir = os.TempDir()
+	}
+	f := newFSM(a, tempDir)
+	r, err := raft.NewRaft(rc, f, cfg.Logs, cfg.Stable, cfg.Snapshots, cfg.Transport)
+	if err != nil {
+		a.Stop()
+		return nil, fmt.Errorf("cluster: start raft: %w", err)
+	}
+	n := &Node{id: cfg.ID, raft: r, fsm: f, actor: a, clock: clk, stop: make(chan struct{})}
+	interval := cfg.ExpireInterval
+	if interval == 0 {
+		interval = actor.DefaultExpireInterval
+	}
+	if interval > 0 {
+		t := clk.Ticker(interval)
+		n.loops.Add(1)
+		go n.expireLoop(t)
+	}
+	return n, nil
+}
+
+// Bootstrap makes a new cluster of servers (raft ID to raft address). It
+// fails with raft.ErrCantBootstrap once the node holds cluster state.
+func (n *Node) Bootstrap(servers map[string]string) error {
+	var c raft.Configuration
+	for id, addr := range servers {
+		c.Servers = append(c.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(id), Address: raft.ServerAddress(addr)})
+	}
+	return n.raft.BootstrapCluster(c).Error()
+}
+
+// Raft is the node's raft, for membership and status.
+func (n *Node) Raft() *raft.Raft { return n.raft }
+
+// Actor is the node's actor: its data, for stale reads and statistics.
+func (n *Node) Actor() *actor.Actor { return n.actor }
+
+// Close shuts raft down, then the actor.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		close(n.stop)
+		n.loops.Wait()
+		n.closeErr = n.raft.Shutdown().Error()
+		n.actor.Stop()
+	})
+	return n.closeErr
+}
+
+// now is the time this node stamps on an entry as leader: its clock, but
+// never before the newest leader time applied, so that time seen through
+// the log never goes back when leadership moves to a node whose clock is
+// behind.
+func (n *Node) now() int64 {
+	return max(n.clock.Now().UnixNano(), n.fsm.now.Load())
+}
+
+// notLeader is the error for a call on a follower.
+func (n *Node) notLeader() error {
+	addr, id := n.raft.LeaderWithID()
+	return &LeaderError{ID: string(id), Address: string(addr)}
+}
+
+// propose appends data to the log and waits until it is committed and
+// applied here, returning the FSM's response. ctx bounds the wait for the
+// entry to be accepted; once accepted, raft decides its fate, so the wait
+// for the outcome is raft's (it fails when leadership is lost).
+func (n *Node) propose(ctx context.Context, data []byte) (*applyResult, error) {
+	if n.raft.State() != raft.Leader {
+		return nil, n.notLeader()
+	}
+	timeout := time.Duration(0)
+	if d, ok := ctx.Deadline(); ok {
+		timeout = max(time.Until(d), time.Millisecond)
+	}
+	fut := n.raft.Apply(data, timeout)
+	if err := fut.Error(); err != nil {
+		switch {
+		case errors.Is(err, raft.ErrNotLeader):
+			return nil, n.notLeader()
+		case errors.Is(err, raft.ErrEnqueueTimeout):
+			return nil, fmt.Errorf("%w: not proposed: %w", ErrNoLeader, err)
+		}
+		// Leadership lost, or a shutdown, after the entry was handed to
+		// raft: it may yet be committed by the next leader.
+		return nil, fmt.Errorf("%w: %w", actor.ErrOutcomeUnknown, err)
+	}
+	res, _ := fut.Response().(*applyResult)
+	if res == nil {
+		return nil, fmt.Errorf("cluster: entry %d: no response from the state machine", fut.Index())
+	}
+	return res, res.err
+}
+
+// Apply runs cmds as one batch, atomically, at this leader's time. Gets
+// in it see the batch's earlier commands.
+func (n *Node) Apply(ctx context.Context, cmds []actor.Command) ([]actor.Result, error) {
+	res, err := n.propose(ctx, appendBatch(nil, n.now(), cmds))
+	if err != nil {
+		return nil, err
+	}
+	return res.results, nil
+}
+
+// Set stores value under key, expiring ttl after this leader's time
+// (0: never). It returns once the write is committed on a quorum and
+// applied here.
+func (n *Node) Set(ctx context.Context, key, value string, ttl time.Duration) error {
+	now := n.now()
+	var deadline int64
+	if ttl > 0 {
+		deadline = now + int64(ttl)
+	}
+	_, err := n.propose(ctx, appendBatch(nil, now, []actor.Command{{Op: actor.OpSet, Key: key, Value: value, Deadline: deadline}}))
+	return err
+}
+
+// Delete removes key and reports whether it was live.
+func (n *Node) Delete(ctx context.Context, key string) (bool, error) {
+	res, err := n.Apply(ctx, []actor.Command{{Op: actor.OpDelete, Key: key}})
+	if err != nil {
+		return false, err
+	}
+	return res[0].Found, nil
+}
+
+// Get reads key. Linearizable (stale false), on the leader only: it sees
+// every write committed before it was called. Stale, on any node: it
+// sees this replica's applied state, judged at the newest leader time
+// applied here.
+func (n *Node) Get(ctx context.Context, key string, stale bool) (string, bool, error) {
+	now := n.fsm.now.Load()
+	if !stale {
+		if err := n.readIndex(ctx); err != nil {
+			return "", false, err
+		}
+		now = n.now()
+	}
+	return n.actor.Get(ctx, key, now)
+}
+
+// readIndex waits until this node may answer a linearizable read: it is
+// the leader (confirmed by a quorum after the read began), and it has
+// applied every entry committed when the read began. The first read of a
+// term first applies a barrier, so that the commit index is this term's.
+func (n *Node) readIndex(ctx context.Context) error {
+	if n.raft.State() != raft.Leader {
+		return n.notLeader()
+	}
+	if term := n.raft.CurrentTerm(); n.readyTerm.Load() != term {
+		if err := n.barrier(ctx); err != nil {
+			return err
+		}
+		n.readyTerm.Store(term)
+	}
+	idx := n.raft.CommitIndex()
+	if err := n.raft.VerifyLeader().Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return n.notLeader()
+		}
+		return fmt.Errorf("%w: %w", ErrNoLeader, err)
+	}
+	return n.fsm.waitApplied(ctx, idx)
+}
+
+// barrier appends a barrier and waits until it is applied; entries
+// before it are applied too. The FSM never sees a barrier, so its index
+// is recorded as applied here.
+func (n *Node) barrier(ctx context.Context) error {
+	timeout := time.Duration(0)
+	if d, ok := ctx.Deadline(); ok {
+		timeout = max(time.Until(d), time.Millisecond)
+	}
+	fut := n.raft.Barrier(timeout)
+	if err := fut.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return n.notLeader()
+		}
+		return fmt.Errorf("%w: %w", ErrNoLeader, err)
+	}
+	if f, ok := fut.(raft.IndexFuture); ok {
+		n.fsm.advance(f.Index())
+	}
+	return nil
+}
+
+// ExpireNow has the leader propose one expire entry at its time and
+// returns how many keys it removed and whether expired keys remain.
+func (n *Node) ExpireNow(ctx context.Context) (removed int, more bool, err error) {
+	res, err := n.propose(ctx, appendExpire(nil, n.now(), DefaultExpireBatch))
+	if err != nil {
+		return 0, false, err
+	}
+	return res.removed, res.more, nil
+}
+
+// maxExpirePerTick bounds the expire entries one tick proposes, so that
+// a mass expiry is spread over ticks instead of flooding the log.
+const maxExpirePerTick = 16
+
+// expireLoop proposes expire entries while this node is the leader and
+// keys with a deadline exist.
+func (n *Node) expireLoop(t *clock.Ticker) {
+	defer n.loops.Done()
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		if n.raft.State() != raft.Leader || n.actor.Stats().KeysWithTTL == 0 {
+			continue
+		}
+		for range maxExpirePerTick {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, more, err := n.ExpireNow(ctx)
+			cancel()
+			if err != nil || !more {
+				break
+			}
+		}
+	}
+}
