@@ -1,9 +1,11 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"sync"
 	"testing"
@@ -79,7 +81,7 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 func (c *testCluster) start(id string) {
 	c.t.Helper()
 	n, err := New(Config{
-		ID: id, Transport: c.trans[id], Logs: c.logs[id], Stable: c.logs[id], Snapshots: c.snaps[id],
+		ID: id, ClientAddr: "client-" + id, Transport: c.trans[id], Logs: c.logs[id], Stable: c.logs[id], Snapshots: c.snaps[id],
 		Clock: c.clock, ExpireInterval: -1, TempDir: c.t.TempDir(), Raft: fastRaft(),
 	})
 	if err != nil {
@@ -170,6 +172,30 @@ func (c *testCluster) caughtUp(leader *Node) {
 	for _, n := range c.nodes {
 		if err := n.fsm.waitApplied(ctx, fut.Index()); err != nil {
 			c.t.Fatalf("%s did not apply through %d: %v (at %d)", n.id, fut.Index(), err, n.fsm.appliedIndex())
+		}
+	}
+}
+
+// applyWait returns a channel closed when n next applies an entry.
+func applyWait(n *Node) <-chan struct{} {
+	n.fsm.mu.Lock()
+	defer n.fsm.mu.Unlock()
+	return n.fsm.waitc
+}
+
+// until waits until cond holds, checking whenever n applies an entry.
+func until(t *testing.T, n *Node, what string, cond func() bool) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		c := applyWait(n)
+		if cond() {
+			return
+		}
+		select {
+		case <-c:
+		case <-timeout:
+			t.Fatalf("%s: not within 10s", what)
 		}
 	}
 }
@@ -370,6 +396,9 @@ func TestSnapshotInstallToLaggingFollower(t *testing.T) {
 	if got := lag.fsm.restores.Load(); got != 1 {
 		t.Errorf("%s installed %d snapshots; want 1 (its log was compacted away)", lag.id, got)
 	}
+	if id, addr := lag.LeaderClient(); id != leader.id || addr != "client-"+leader.id {
+		t.Errorf("%s knows the leader as %q at %q; want %s at client-%s", lag.id, id, addr, leader.id, leader.id)
+	}
 }
 
 // Only the leader expires keys, at its time, through the log: a follower
@@ -421,4 +450,87 @@ func TestExpiryIsLeaderDriven(t *testing.T) {
 	}
 	c.caughtUp(next)
 	c.sameData(map[string]string{"forever": "y"})
+}
+
+// Every node learns the leader's client address through the log, and
+// again after the leadership moves.
+func TestLeaderClientAddressIsReplicated(t *testing.T) {
+	c := newTestCluster(t, 3)
+	leader := c.leader()
+	for _, f := range c.followers(leader) {
+		until(t, f, f.id+" learns the leader's address", func() bool {
+			_, addr := f.LeaderClient()
+			return addr == "client-"+leader.id
+		})
+	}
+	c.stopNode(leader.id)
+	next := c.leader()
+	for _, f := range c.followers(next) {
+		until(t, f, f.id+" learns the new leader's address", func() bool {
+			id, addr := f.LeaderClient()
+			return id == next.id && addr == "client-"+next.id
+		})
+		if m := f.Members(); m[leader.id] != "client-"+leader.id {
+			t.Errorf("%s forgot the old leader's address: %v", f.id, m)
+		}
+	}
+}
+
+// A snapshot carries the data, the leader time and the members; restoring
+// it on a fresh FSM gives all three back, and a damaged one is refused
+// with the data untouched.
+func TestSnapshotRoundTrip(t *testing.T) {
+	src := newFSM(actor.New(actor.Config{ExpireInterval: -1}), t.TempDir())
+	defer src.actor.Stop()
+	ctx := context.Background()
+	for _, e := range [][]byte{
+		appendBatch(nil, 100, []actor.Command{{Op: actor.OpSet, Key: "a", Value: "1"}, {Op: actor.OpSet, Key: "old", Value: "x", Deadline: 50}}),
+		appendMember(nil, 200, "n1", "127.0.0.1:50051"),
+	} {
+		if r := src.applyEntry(e); r.err != nil {
+			t.Fatal(r.err)
+		}
+	}
+	snap, err := src.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Release()
+	store := raft.NewInmemSnapshotStore()
+	sink, err := store.Create(raft.SnapshotVersionMax, 2, 1, raft.Configuration{}, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	_, rc, err := store.Open(sink.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	dst := newFSM(actor.New(actor.Config{ExpireInterval: -1}), t.TempDir())
+	defer dst.actor.Stop()
+	if err := dst.Restore(io.NopCloser(bytes.NewReader(raw))); err != nil {
+		t.Fatal(err)
+	}
+	// The expired key is kept: replicas that did not restore hold it too.
+	if got := dst.actor.Stats(); got.Keys != 2 || got.Seq != 2 {
+		t.Errorf("restored %+v; want 2 keys at seq 2", got)
+	}
+	if dst.now.Load() != 200 || dst.member("n1") != "127.0.0.1:50051" {
+		t.Errorf("restored now %d, members %v", dst.now.Load(), dst.memberList())
+	}
+	for _, cut := range []int{0, 8, snapHeaderSize + 3, len(raw) - 1} {
+		if err := dst.Restore(io.NopCloser(bytes.NewReader(raw[:cut]))); err == nil {
+			t.Errorf("a snapshot cut at %d of %d bytes restored", cut, len(raw))
+		}
+	}
+	if v, ok, _ := dst.actor.Get(ctx, "a", 0); !ok || v != "1" {
+		t.Errorf("a failed restore changed the data: a = %q, %v", v, ok)
+	}
 }

@@ -12,6 +12,7 @@ import (
 //
 //	batch:  0x01 varint(now) uvarint(n) n × command
 //	expire: 0x02 varint(now) uvarint(max)
+//	member: 0x03 varint(now) uvarint(len) id uvarint(len) client address
 //
 //	command: op byte, uvarint(len) key, and for OpSet uvarint(len) value
 //	         varint(deadline)
@@ -20,10 +21,12 @@ import (
 // entry: every replica applies the entry at that time, so expiry and the
 // limits are judged the same everywhere. Deadlines are absolute. An
 // expire entry removes at most max keys whose deadline has passed at now,
-// in the State's deterministic order.
+// in the State's deterministic order. A member entry records the client
+// (gRPC) address of a node, so that every node can forward to the leader.
 const (
 	entryBatch  byte = 1
 	entryExpire byte = 2
+	entryMember byte = 3
 )
 
 // errBadEntry is a log entry this build cannot decode: a newer build's,
@@ -36,6 +39,8 @@ type entry struct {
 	now  int64
 	cmds []actor.Command // entryBatch
 	max  int             // entryExpire
+	id   string          // entryMember
+	addr string          // entryMember
 }
 
 // appendBatch encodes a batch entry.
@@ -61,6 +66,16 @@ func appendExpire(b []byte, now int64, max int) []byte {
 	b = append(b, entryExpire)
 	b = binary.AppendVarint(b, now)
 	return binary.AppendUvarint(b, uint64(max))
+}
+
+// appendMember encodes a member entry.
+func appendMember(b []byte, now int64, id, addr string) []byte {
+	b = append(b, entryMember)
+	b = binary.AppendVarint(b, now)
+	b = binary.AppendUvarint(b, uint64(len(id)))
+	b = append(b, id...)
+	b = binary.AppendUvarint(b, uint64(len(addr)))
+	return append(b, addr...)
 }
 
 // decoder reads the fields of an entry, remembering the first failure.
@@ -148,6 +163,9 @@ func decodeEntry(data []byte) (entry, error) {
 		}
 	case entryExpire:
 		e.max = int(min(d.uvarint("max"), 1<<30))
+	case entryMember:
+		e.id = d.bytes("member id")
+		e.addr = d.bytes("client address")
 	default:
 		return entry{}, fmt.Errorf("%w: kind %d", errBadEntry, e.kind)
 	}

@@ -6,7 +6,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -32,6 +34,10 @@ type fsm struct {
 	// restores counts the snapshots installed.
 	restores atomic.Int64
 
+	// members are the client addresses by node ID, from member entries.
+	membersMu sync.Mutex
+	members   map[string]string
+
 	mu      sync.Mutex
 	applied uint64        // index of the last entry known applied
 	waitc   chan struct{} // closed when applied grows
@@ -43,7 +49,7 @@ var (
 )
 
 func newFSM(a *actor.Actor, tempDir string) *fsm {
-	return &fsm{actor: a, tempDir: tempDir, waitc: make(chan struct{})}
+	return &fsm{actor: a, tempDir: tempDir, waitc: make(chan struct{}), members: map[string]string{}}
 }
 
 // applyResult is the FSM's response to one entry, which raft hands to the
@@ -94,10 +100,29 @@ func (f *fsm) applyEntry(data []byte) *applyResult {
 			return &applyResult{err: err}
 		}
 		return &applyResult{results: r.Results}
+	case entryMember:
+		f.membersMu.Lock()
+		f.members[e.id] = e.addr
+		f.membersMu.Unlock()
+		return &applyResult{}
 	default: // entryExpire
 		removed, more, err := f.actor.ExpireAt(ctx, e.now, e.max)
 		return &applyResult{removed: removed, more: more, err: err}
 	}
+}
+
+// member returns the client address of node id, "" if none is known.
+func (f *fsm) member(id string) string {
+	f.membersMu.Lock()
+	defer f.membersMu.Unlock()
+	return f.members[id]
+}
+
+// memberList copies the client addresses.
+func (f *fsm) memberList() map[string]string {
+	f.membersMu.Lock()
+	defer f.membersMu.Unlock()
+	return maps.Clone(f.members)
 }
 
 // advance records that the entries through idx are applied.
@@ -135,14 +160,19 @@ func (f *fsm) waitApplied(ctx context.Context, idx uint64) error {
 	}
 }
 
-// A raft snapshot of kvstore is a 16-byte header, then a snapshot file
-// (package snap's format, the same bytes as a backup):
+// A raft snapshot of kvstore is a header, then a snapshot file (package
+// snap's format, the same bytes as a backup):
 //
-//	0  8  magic "KVRAFT1\n"
-//	8  8  now   int64, the newest leader time applied
+//	 0  8  magic   "KVRAFT1\n"
+//	 8  8  now     int64, the newest leader time applied
+//	16  4  length  uint32, of the members that follow
+//	20  -  members uvarint(n), n × (uvarint(len) id, uvarint(len) address)
 var snapMagic = [8]byte{'K', 'V', 'R', 'A', 'F', 'T', '1', '\n'}
 
-const snapHeaderSize = 16
+const (
+	snapHeaderSize = 20
+	maxMembersSize = 1 << 20
+)
 
 // Snapshot freezes the data: O(shards) on the owner. raft calls it on
 // its FSM goroutine, between applies, so the view is exactly the applied
@@ -152,24 +182,35 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &fsmSnapshot{view: v, seq: seq, now: f.now.Load()}, nil
+	return &fsmSnapshot{view: v, seq: seq, now: f.now.Load(), members: f.memberList()}, nil
 }
 
 // fsmSnapshot is a frozen view on its way to raft's snapshot store or to
 // a follower.
 type fsmSnapshot struct {
-	view *actor.View
-	seq  uint64
-	now  int64
+	view    *actor.View
+	seq     uint64
+	now     int64
+	members map[string]string
 }
 
 // Persist streams the view in the snapshot format, one block at a time.
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	var h [snapHeaderSize]byte
+	var m []byte
+	m = binary.AppendUvarint(m, uint64(len(s.members)))
+	for _, id := range slices.Sorted(maps.Keys(s.members)) {
+		m = binary.AppendUvarint(m, uint64(len(id)))
+		m = append(m, id...)
+		m = binary.AppendUvarint(m, uint64(len(s.members[id])))
+		m = append(m, s.members[id]...)
+	}
+	h := make([]byte, snapHeaderSize, snapHeaderSize+len(m))
 	copy(h[:8], snapMagic[:])
 	binary.LittleEndian.PutUint64(h[8:], uint64(s.now))
+	binary.LittleEndian.PutUint32(h[16:], uint32(len(m)))
+	h = append(h, m...)
 	w := bufio.NewWriterSize(sink, 64<<10)
-	_, err := w.Write(h[:])
+	_, err := w.Write(h)
 	if err == nil {
 		_, err = snap.Encode(w, s.seq, s.view)
 	}
@@ -202,6 +243,10 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("cluster: restore: not a kvstore raft snapshot (magic %q)", h[:8])
 	}
 	now := int64(binary.LittleEndian.Uint64(h[8:]))
+	members, err := readMembers(rc, binary.LittleEndian.Uint32(h[16:]))
+	if err != nil {
+		return fmt.Errorf("cluster: restore: %w", err)
+	}
 	tmp, err := os.CreateTemp(f.tempDir, "raft-restore-*.snap")
 	if err != nil {
 		return fmt.Errorf("cluster: restore: %w", err)
@@ -226,6 +271,9 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("cluster: restore: %w", err)
 	}
 	f.restores.Add(1)
+	f.membersMu.Lock()
+	f.members = members
+	f.membersMu.Unlock()
 	for {
 		old := f.now.Load()
 		if now <= old || f.now.CompareAndSwap(old, now) {
@@ -233,4 +281,26 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		}
 	}
 	return nil
+}
+
+// readMembers reads the members of a snapshot header, n bytes.
+func readMembers(r io.Reader, n uint32) (map[string]string, error) {
+	if n > maxMembersSize {
+		return nil, fmt.Errorf("%w: %d bytes of members", errBadEntry, n)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, fmt.Errorf("read the members: %w", err)
+	}
+	d := &decoder{b: b}
+	count := d.uvarint("member count")
+	members := map[string]string{}
+	for i := uint64(0); i < count && d.err == nil; i++ {
+		id := d.bytes("member id")
+		members[id] = d.bytes("client address")
+	}
+	if d.err == nil && len(d.b) > 0 {
+		d.fail("bytes after the members")
+	}
+	return members, d.err
 }

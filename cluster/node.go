@@ -52,6 +52,10 @@ const DefaultExpireBatch = actor.DefaultExpireBatch
 type Config struct {
 	// ID is the node's raft server ID, unique in the cluster.
 	ID string
+	// ClientAddr is the address clients (and other nodes forwarding to
+	// this one as leader) reach this node's gRPC API at. As leader the
+	// node records it in the log, so every node learns it.
+	ClientAddr string
 	// Transport carries raft's messages (raft.NewTCPTransport, or
 	// raft.InmemTransport in tests).
 	Transport raft.Transport
@@ -81,7 +85,8 @@ type Config struct {
 
 // Node is one replica: raft, the FSM and the actor it feeds.
 type Node struct {
-	id    string
+	id         string
+	clientAddr string
 	raft  *raft.Raft
 	fsm   *fsm
 	actor *actor.Actor
@@ -128,7 +133,17 @@ func New(cfg Config) (*Node, error) {
 		a.Stop()
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
-	n := &Node{id: cfg.ID, raft: r, fsm: f, actor: a, clock: clk, stop: make(chan struct{})}
+	n := &Node{id: cfg.ID, clientAddr: cfg.ClientAddr, raft: r, fsm: f, actor: a, clock: clk, stop: make(chan struct{})}
+	if n.clientAddr != "" {
+		obs := make(chan raft.Observation, 1)
+		o := raft.NewObserver(obs, false, func(o *raft.Observation) bool {
+			_, ok := o.Data.(raft.LeaderObservation)
+			return ok
+		})
+		r.RegisterObserver(o)
+		n.loops.Add(1)
+		go n.memberLoop(obs, o)
+	}
 	interval := cfg.ExpireInterval
 	if interval == 0 {
 		interval = actor.DefaultExpireInterval
@@ -319,6 +334,45 @@ func (n *Node) ExpireNow(ctx context.Context) (removed int, more bool, err error
 // a mass expiry is spread over ticks instead of flooding the log.
 const maxExpirePerTick = 16
 
+// LeaderClient returns the leader's ID and client address, "" for what
+// this node does not know.
+func (n *Node) LeaderClient() (id, addr string) {
+	_, lid := n.raft.LeaderWithID()
+	return string(lid), n.fsm.member(string(lid))
+}
+
+// Members returns the client addresses of the nodes, by ID, as the log
+// recorded them.
+func (n *Node) Members() map[string]string { return n.fsm.memberList() }
+
+// memberLoop records this node's client address in the log whenever it
+// becomes the leader and the log does not hold it yet.
+func (n *Node) memberLoop(obs chan raft.Observation, o *raft.Observer) {
+	defer n.loops.Done()
+	defer n.raft.DeregisterObserver(o)
+	n.recordMember()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-obs:
+			n.recordMember()
+		}
+	}
+}
+
+// recordMember has the leader record its client address if the log does
+// not hold it; a failure is retried at the next leadership change or
+// expiry tick.
+func (n *Node) recordMember() {
+	if n.clientAddr == "" || n.raft.State() != raft.Leader || n.fsm.member(n.id) == n.clientAddr {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	n.propose(ctx, appendMember(nil, n.now(), n.id, n.clientAddr))
+}
+
 // expireLoop proposes expire entries while this node is the leader and
 // keys with a deadline exist.
 func (n *Node) expireLoop(t *clock.Ticker) {
@@ -330,6 +384,7 @@ func (n *Node) expireLoop(t *clock.Ticker) {
 			return
 		case <-t.C:
 		}
+		n.recordMember()
 		if n.raft.State() != raft.Leader || n.actor.Stats().KeysWithTTL == 0 {
 			continue
 		}
