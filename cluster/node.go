@@ -87,10 +87,10 @@ type Config struct {
 type Node struct {
 	id         string
 	clientAddr string
-	raft  *raft.Raft
-	fsm   *fsm
-	actor *actor.Actor
-	clock clock.Clock
+	raft       *raft.Raft
+	fsm        *fsm
+	actor      *actor.Actor
+	clock      clock.Clock
 
 	// readyTerm is the term whose first barrier has been applied:
 	// from then on the commit index is this leader's own.
