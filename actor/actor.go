@@ -35,6 +35,16 @@ var ErrNotPersisted = errors.New("actor: write not persisted")
 // get ErrStorage. It wraps the log's failure.
 var ErrOutcomeUnknown = errors.New("actor: write outcome unknown")
 
+// ErrNotLeader is returned by a replicated store (package cluster) for a
+// write or a linearizable read on a node that is not the leader: nothing
+// was proposed, so the request may go to the leader. It lives here, with
+// the data path's other errors, so that the fronts can tell it without
+// depending on the replication.
+var ErrNotLeader = errors.New("not the leader")
+
+// ErrNoLeader is returned by a replicated store when no leader is known.
+var ErrNoLeader = errors.New("no leader")
+
 // ErrMemoryLimit is returned for a request with a Set that would grow the
 // data past Config.MaxMemory; no command of that request is applied.
 // Reads, deletes and overwrites that do not grow the data go on.

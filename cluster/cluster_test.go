@@ -176,19 +176,12 @@ func (c *testCluster) caughtUp(leader *Node) {
 	}
 }
 
-// applyWait returns a channel closed when n next applies an entry.
-func applyWait(n *Node) <-chan struct{} {
-	n.fsm.mu.Lock()
-	defer n.fsm.mu.Unlock()
-	return n.fsm.waitc
-}
-
 // until waits until cond holds, checking whenever n applies an entry.
 func until(t *testing.T, n *Node, what string, cond func() bool) {
 	t.Helper()
 	timeout := time.After(10 * time.Second)
 	for {
-		c := applyWait(n)
+		c := applyWaitc(n.fsm)
 		if cond() {
 			return
 		}

@@ -22,9 +22,9 @@ var (
 	// ErrNotLeader is returned for a write or a linearizable read on a
 	// node that is not the leader: nothing was proposed, and the caller
 	// may send it to the leader (LeaderError names it).
-	ErrNotLeader = errors.New("cluster: not the leader")
+	ErrNotLeader = actor.ErrNotLeader
 	// ErrNoLeader is returned when no leader is known.
-	ErrNoLeader = errors.New("cluster: no leader")
+	ErrNoLeader = actor.ErrNoLeader
 )
 
 // LeaderError is ErrNotLeader with the leader this node knows of, if any.
@@ -92,6 +92,10 @@ type Node struct {
 	actor      *actor.Actor
 	clock      clock.Clock
 
+	// leaderc is closed and replaced whenever the leader changes.
+	leaderMu sync.Mutex
+	leaderc  chan struct{}
+
 	// readyTerm is the term whose first barrier has been applied:
 	// from then on the commit index is this leader's own.
 	readyTerm atomic.Uint64
@@ -133,17 +137,16 @@ func New(cfg Config) (*Node, error) {
 		a.Stop()
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
-	n := &Node{id: cfg.ID, clientAddr: cfg.ClientAddr, raft: r, fsm: f, actor: a, clock: clk, stop: make(chan struct{})}
-	if n.clientAddr != "" {
-		obs := make(chan raft.Observation, 1)
-		o := raft.NewObserver(obs, false, func(o *raft.Observation) bool {
-			_, ok := o.Data.(raft.LeaderObservation)
-			return ok
-		})
-		r.RegisterObserver(o)
-		n.loops.Add(1)
-		go n.memberLoop(obs, o)
-	}
+	n := &Node{id: cfg.ID, clientAddr: cfg.ClientAddr, raft: r, fsm: f, actor: a, clock: clk,
+		stop: make(chan struct{}), leaderc: make(chan struct{})}
+	obs := make(chan raft.Observation, 1)
+	o := raft.NewObserver(obs, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	r.RegisterObserver(o)
+	n.loops.Add(1)
+	go n.leaderLoop(obs, o)
 	interval := cfg.ExpireInterval
 	if interval == 0 {
 		interval = actor.DefaultExpireInterval
@@ -345,9 +348,37 @@ func (n *Node) LeaderClient() (id, addr string) {
 // recorded them.
 func (n *Node) Members() map[string]string { return n.fsm.memberList() }
 
-// memberLoop records this node's client address in the log whenever it
-// becomes the leader and the log does not hold it yet.
-func (n *Node) memberLoop(obs chan raft.Observation, o *raft.Observer) {
+// Leader waits until this node knows the leader and its client address,
+// or ctx ends, and returns what it knows then; err is ctx's.
+func (n *Node) Leader(ctx context.Context) (id, addr string, err error) {
+	for {
+		n.leaderMu.Lock()
+		changed := n.leaderc
+		n.leaderMu.Unlock()
+		applied := applyWaitc(n.fsm)
+		if id, addr = n.LeaderClient(); id != "" && addr != "" {
+			return id, addr, nil
+		}
+		select {
+		case <-changed:
+		case <-applied:
+		case <-ctx.Done():
+			return id, addr, ctx.Err()
+		}
+	}
+}
+
+// applyWaitc is closed when f next applies an entry.
+func applyWaitc(f *fsm) <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.waitc
+}
+
+// leaderLoop follows leadership changes: it wakes Leader's waiters and,
+// on the leader, records this node's client address in the log if the
+// log does not hold it yet.
+func (n *Node) leaderLoop(obs chan raft.Observation, o *raft.Observer) {
 	defer n.loops.Done()
 	defer n.raft.DeregisterObserver(o)
 	n.recordMember()
@@ -356,6 +387,10 @@ func (n *Node) memberLoop(obs chan raft.Observation, o *raft.Observer) {
 		case <-n.stop:
 			return
 		case <-obs:
+			n.leaderMu.Lock()
+			close(n.leaderc)
+			n.leaderc = make(chan struct{})
+			n.leaderMu.Unlock()
 			n.recordMember()
 		}
 	}

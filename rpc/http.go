@@ -2,6 +2,8 @@ package rpc
 
 import (
 	"bytes"
+	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	kvstorepb "kvstore/proto"
@@ -172,6 +175,23 @@ func (h *httpHandler) readyz(w http.ResponseWriter, r *http.Request) {
 	writeText(w, http.StatusOK, "ok")
 }
 
+// httpMetadata is r's context carrying, as gRPC metadata, what a cluster
+// node needs to serve or forward it: the credentials and the read level
+// (a Kvstore-Read header, or ?read=stale).
+func httpMetadata(r *http.Request) context.Context {
+	md := metadata.MD{}
+	if a := r.Header.Get("Authorization"); a != "" {
+		md.Set("authorization", a)
+	}
+	if lvl := cmp.Or(r.Header.Get("Kvstore-Read"), r.URL.Query().Get("read")); lvl != "" {
+		md.Set(ReadLevelKey, lvl)
+	}
+	if len(md) == 0 {
+		return r.Context()
+	}
+	return metadata.NewIncomingContext(r.Context(), md)
+}
+
 // setBody is the body of PUT /v1/keys/{key}.
 type setBody struct {
 	Value      *string `json:"value"`
@@ -184,7 +204,7 @@ func (h *httpHandler) serveKey(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, codes.InvalidArgument, err.Error())
 		return
 	}
-	ctx := r.Context()
+	ctx := httpMetadata(r)
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		resp, err := h.svc.Get(ctx, &kvstorepb.GetRequest{Key: key})

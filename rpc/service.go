@@ -60,7 +60,9 @@ type Service struct {
 	// actor is nil until recovery has built it: the server answers health
 	// checks (NOT_SERVING) while the data is still loading.
 	actor atomic.Pointer[actor.Actor]
-	opts  Options
+	// replica, in cluster mode, is used instead of actor.
+	replica atomic.Pointer[replicaBox]
+	opts    Options
 }
 
 // NewService returns a Service that sends its commands to a. With a nil a,
@@ -95,12 +97,26 @@ func (s *Service) Set(ctx context.Context, req *kvstorepb.SetRequest) (*kvstorep
 			return nil, err
 		}
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	if b := s.replica.Load(); b != nil {
+		err := b.r.Set(ctx, req.GetKey(), req.GetValue(), time.Duration(req.GetTtlSeconds())*time.Second)
+		if isNotLeader(err) {
+			c, fctx, ferr := b.leader(ctx)
+			if ferr != nil {
+				return nil, ferr
+			}
+			return c.Set(fctx, req)
+		}
+		if err != nil {
+			return nil, s.fail("set", err)
+		}
+		return &kvstorepb.SetResponse{Success: true}, nil
+	}
 	a := s.actor.Load()
 	if a == nil {
 		return nil, errStarting
 	}
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
 	if err := a.Set(ctx, req.GetKey(), req.GetValue(), deadline); err != nil {
 		return nil, s.fail("set", err)
 	}
@@ -112,12 +128,26 @@ func (s *Service) Get(ctx context.Context, req *kvstorepb.GetRequest) (*kvstorep
 	if err := s.checkKey(req.GetKey()); err != nil {
 		return nil, err
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	if b := s.replica.Load(); b != nil {
+		v, ok, err := b.r.Get(ctx, req.GetKey(), staleRead(ctx))
+		if isNotLeader(err) {
+			c, fctx, ferr := b.leader(ctx)
+			if ferr != nil {
+				return nil, ferr
+			}
+			return c.Get(fctx, req)
+		}
+		if err != nil {
+			return nil, s.fail("get", err)
+		}
+		return &kvstorepb.GetResponse{Found: ok, Value: v}, nil
+	}
 	a := s.actor.Load()
 	if a == nil {
 		return nil, errStarting
 	}
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
 	v, ok, err := a.Get(ctx, req.GetKey(), s.opts.Clock.Now().UnixNano())
 	if err != nil {
 		return nil, s.fail("get", err)
@@ -130,12 +160,26 @@ func (s *Service) Delete(ctx context.Context, req *kvstorepb.DeleteRequest) (*kv
 	if err := s.checkKey(req.GetKey()); err != nil {
 		return nil, err
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	if b := s.replica.Load(); b != nil {
+		found, err := b.r.Delete(ctx, req.GetKey())
+		if isNotLeader(err) {
+			c, fctx, ferr := b.leader(ctx)
+			if ferr != nil {
+				return nil, ferr
+			}
+			return c.Delete(fctx, req)
+		}
+		if err != nil {
+			return nil, s.fail("delete", err)
+		}
+		return &kvstorepb.DeleteResponse{Success: true, Deleted: found}, nil
+	}
 	a := s.actor.Load()
 	if a == nil {
 		return nil, errStarting
 	}
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
 	found, err := a.Delete(ctx, req.GetKey(), s.opts.Clock.Now().UnixNano())
 	if err != nil {
 		return nil, s.fail("delete", err)
@@ -194,6 +238,12 @@ func (s *Service) fail(op string, err error) error {
 		return status.Errorf(codes.ResourceExhausted, "%v; delete keys or raise --max-memory", err)
 	case errors.Is(err, actor.ErrStorage):
 		return status.Errorf(codes.Unavailable, "writes are refused after a storage failure: %v", err)
+	case errors.Is(err, actor.ErrOutcomeUnknown) && s.replica.Load() != nil:
+		// Proposed, and the leadership lost before it was known to be
+		// committed: the next leader may or may not commit it.
+		return status.Errorf(codes.Unavailable, "write outcome unknown: leadership was lost before it was known to be committed; read the key to know: %v", err)
+	case errors.Is(err, actor.ErrNoLeader), errors.Is(err, actor.ErrNotLeader):
+		return status.Errorf(codes.Unavailable, "no leader: %v", err)
 	case errors.Is(err, actor.ErrOutcomeUnknown):
 		// Possibly on disk: the caller must read back to know.
 		return status.Errorf(codes.Unavailable, "write outcome unknown (it may be there after a restart), writes are refused from now on: %v", err)
