@@ -175,6 +175,12 @@ func (h *httpHandler) readyz(w http.ResponseWriter, r *http.Request) {
 	writeText(w, http.StatusOK, "ok")
 }
 
+// onlyReadLevel reports whether a query is just the read level.
+func onlyReadLevel(rawQuery string) bool {
+	q, err := url.ParseQuery(rawQuery)
+	return err == nil && len(q) == 1 && len(q["read"]) == 1
+}
+
 // httpMetadata is r's context carrying, as gRPC metadata, what a cluster
 // node needs to serve or forward it: the credentials and the read level
 // (a Kvstore-Read header, or ?read=stale).
@@ -254,8 +260,8 @@ func (h *httpHandler) serveKey(w http.ResponseWriter, r *http.Request) {
 // keyFromPath returns the key named by u: the escaped path after
 // /v1/keys/, percent-decoded once.
 func keyFromPath(u *url.URL) (string, error) {
-	if u.RawQuery != "" || u.ForceQuery {
-		return "", errors.New(`query parameters are not supported; send "?" in a key as %3F`)
+	if u.ForceQuery || (u.RawQuery != "" && !onlyReadLevel(u.RawQuery)) {
+		return "", errors.New(`the only query parameter is read=stale; send "?" in a key as %3F`)
 	}
 	key, err := url.PathUnescape(strings.TrimPrefix(u.EscapedPath(), keysPrefix))
 	if err != nil {

@@ -264,8 +264,8 @@ func TestHTTPInvalidArgument(t *testing.T) {
 		{"null value", "PUT", "/v1/keys/k", `{"value": null}`, `"value" is required`},
 		{"trailing data", "PUT", "/v1/keys/k", `{"value": "v"} {"value": "w"}`, "unexpected data after the JSON object"},
 		{"trailing garbage", "PUT", "/v1/keys/k", `{"value": "v"} x`, "unexpected data after the JSON object"},
-		{"query string", "GET", "/v1/keys/k?ttl=5", "", "query parameters are not supported"},
-		{"empty query", "GET", "/v1/keys/k?", "", "query parameters are not supported"},
+		{"query string", "GET", "/v1/keys/k?ttl=5", "", "the only query parameter is read=stale"},
+		{"empty query", "GET", "/v1/keys/k?", "", "the only query parameter is read=stale"},
 		{"invalid UTF-8 key", "GET", "/v1/keys/%FF", "", "valid UTF-8"},
 		{"surrogate key", "PUT", "/v1/keys/%ED%A0%80", `{"value": "v"}`, "valid UTF-8"}, // as gRPC refuses it
 		// Issue 13: encoding/json stored U+FFFD for each of these and

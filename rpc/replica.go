@@ -100,6 +100,46 @@ func (b *replicaBox) leader(ctx context.Context) (kvstorepb.KVStoreClient, conte
 	return c, metadata.NewOutgoingContext(ctx, out), nil
 }
 
+// forward runs call on the leader. A leader that cannot be reached (it
+// died, and this node has not heard of the next one yet) was not sent
+// the request, so the request waits for the next leader and tries again,
+// within its deadline and maxLeaderWait.
+func forward[Resp any](ctx context.Context, b *replicaBox, call func(kvstorepb.KVStoreClient, context.Context) (Resp, error)) (Resp, error) {
+	var zero Resp
+	give := time.Now().Add(maxLeaderWait)
+	if d, ok := ctx.Deadline(); ok {
+		give = time.Now().Add(time.Until(d) * 9 / 10)
+	}
+	for backoff := 10 * time.Millisecond; ; backoff = min(2*backoff, 200*time.Millisecond) {
+		c, fctx, err := b.leader(ctx)
+		if err != nil {
+			return zero, err
+		}
+		resp, err := call(c, fctx)
+		if !notSent(err) {
+			return resp, err
+		}
+		if time.Now().Add(backoff).After(give) {
+			return zero, status.Errorf(codes.Unavailable, "no leader: the last one known is unreachable: %v", status.Convert(err).Message())
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return zero, status.FromContextError(ctx.Err()).Err()
+		}
+	}
+}
+
+// notSent reports whether err is gRPC failing to reach the server before
+// the request was sent: Unavailable from the client's connection, not an
+// answer of the server's.
+func notSent(err error) bool {
+	s, ok := status.FromError(err)
+	return ok && s.Code() == codes.Unavailable && strings.HasPrefix(s.Message(), "connection error:")
+}
+
 // isNotLeader reports whether err asks for the request to go to the
 // leader.
 func isNotLeader(err error) bool { return errors.Is(err, actor.ErrNotLeader) }

@@ -23,6 +23,10 @@ type fakeReplica struct {
 	leaderID string
 	addr     string // the leader's client address, "" if unknown
 
+	// next, if set, is the leader from the second Leader call on.
+	next        func() (id, addr string)
+	leaderCalls int
+
 	mu   sync.Mutex
 	data map[string]string
 	md   []metadata.MD // incoming metadata of the calls that ran here
@@ -70,6 +74,12 @@ func (f *fakeReplica) Get(ctx context.Context, key string, stale bool) (string, 
 }
 
 func (f *fakeReplica) Leader(ctx context.Context) (string, string, error) {
+	f.mu.Lock()
+	f.leaderCalls++
+	if f.next != nil && f.leaderCalls > 1 {
+		f.leaderID, f.addr = f.next()
+	}
+	f.mu.Unlock()
 	if f.leaderID == "" {
 		<-ctx.Done()
 		return "", "", ctx.Err()
@@ -151,4 +161,28 @@ func TestForwardingRefusals(t *testing.T) {
 	_, xc := serveReplica(t, noAddr)
 	_, err = xc.Get(context.Background(), &kvstorepb.GetRequest{Key: "k"})
 	wantCode(t, err, codes.Unavailable, "has not published its client address")
+}
+
+// A leader that died is not sent the request: the follower waits for the
+// next leader and sends it there.
+func TestForwardingWaitsOutADeadLeader(t *testing.T) {
+	live := &fakeReplica{leader: true, leaderID: "n2", data: map[string]string{}}
+	liveAddr, _ := serveReplica(t, live)
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close() // nothing listens there any more
+	follower := &fakeReplica{leaderID: "n1", addr: deadAddr, data: map[string]string{},
+		next: func() (string, string) { return "n2", liveAddr }}
+	_, fc := serveReplica(t, follower)
+	if _, err := fc.Set(context.Background(), &kvstorepb.SetRequest{Key: "k", Value: "v"}); err != nil {
+		t.Fatalf("Set while the leader moves: %v", err)
+	}
+	live.mu.Lock()
+	defer live.mu.Unlock()
+	if live.data["k"] != "v" {
+		t.Fatalf("the new leader holds %v", live.data)
+	}
 }

@@ -102,11 +102,9 @@ func (s *Service) Set(ctx context.Context, req *kvstorepb.SetRequest) (*kvstorep
 	if b := s.replica.Load(); b != nil {
 		err := b.r.Set(ctx, req.GetKey(), req.GetValue(), time.Duration(req.GetTtlSeconds())*time.Second)
 		if isNotLeader(err) {
-			c, fctx, ferr := b.leader(ctx)
-			if ferr != nil {
-				return nil, ferr
-			}
-			return c.Set(fctx, req)
+			return forward(ctx, b, func(c kvstorepb.KVStoreClient, ctx context.Context) (*kvstorepb.SetResponse, error) {
+				return c.Set(ctx, req)
+			})
 		}
 		if err != nil {
 			return nil, s.fail("set", err)
@@ -133,11 +131,9 @@ func (s *Service) Get(ctx context.Context, req *kvstorepb.GetRequest) (*kvstorep
 	if b := s.replica.Load(); b != nil {
 		v, ok, err := b.r.Get(ctx, req.GetKey(), staleRead(ctx))
 		if isNotLeader(err) {
-			c, fctx, ferr := b.leader(ctx)
-			if ferr != nil {
-				return nil, ferr
-			}
-			return c.Get(fctx, req)
+			return forward(ctx, b, func(c kvstorepb.KVStoreClient, ctx context.Context) (*kvstorepb.GetResponse, error) {
+				return c.Get(ctx, req)
+			})
 		}
 		if err != nil {
 			return nil, s.fail("get", err)
@@ -165,11 +161,9 @@ func (s *Service) Delete(ctx context.Context, req *kvstorepb.DeleteRequest) (*kv
 	if b := s.replica.Load(); b != nil {
 		found, err := b.r.Delete(ctx, req.GetKey())
 		if isNotLeader(err) {
-			c, fctx, ferr := b.leader(ctx)
-			if ferr != nil {
-				return nil, ferr
-			}
-			return c.Delete(fctx, req)
+			return forward(ctx, b, func(c kvstorepb.KVStoreClient, ctx context.Context) (*kvstorepb.DeleteResponse, error) {
+				return c.Delete(ctx, req)
+			})
 		}
 		if err != nil {
 			return nil, s.fail("delete", err)

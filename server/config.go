@@ -105,6 +105,18 @@ type Config struct {
 	// SIGHUP. Off, the embedding program calls Close and Reload itself.
 	HandleSignals bool
 
+	// RaftListen turns cluster mode on: raft's transport listens there,
+	// and the raft log (in DataDir/raft) replaces the wal and snapshots.
+	// NodeID names this node in the cluster; RaftAdvertise is the raft
+	// address the other nodes dial (default: RaftListen).
+	// InitialCluster ("n1=host:port,n2=host:port,...", IDs to raft
+	// addresses) bootstraps a new cluster; it is ignored once the data
+	// dir holds cluster state.
+	NodeID         string
+	RaftListen     string
+	RaftAdvertise  string
+	InitialCluster string
+
 	// fs is the file system of the data dir, nil for the OS; tests put
 	// recovery on a fault-injecting one.
 	fs wal.FS
@@ -148,6 +160,21 @@ func (c *Config) Validate() error {
 		return errors.New("--tls-cert and --tls-key go together")
 	case c.TLSClientCA != "" && c.TLSCert == "":
 		return errors.New("--tls-client-ca needs --tls-cert and --tls-key")
+	case c.RaftListen == "" && (c.NodeID != "" || c.RaftAdvertise != "" || c.InitialCluster != ""):
+		return errors.New("--node-id, --raft-advertise and --initial-cluster need --raft-listen (cluster mode)")
+	case c.RaftListen != "" && c.NodeID == "":
+		return errors.New("--raft-listen needs --node-id, this node's name in the cluster")
+	case c.RaftListen != "" && c.TLSCert != "":
+		return errors.New("--raft-listen with --tls-cert: cluster mode does not support TLS yet (nodes forward to the leader in plaintext)")
+	}
+	if c.InitialCluster != "" {
+		servers, err := parseInitialCluster(c.InitialCluster)
+		if err != nil {
+			return err
+		}
+		if _, ok := servers[c.NodeID]; !ok {
+			return fmt.Errorf("--initial-cluster does not list --node-id %q", c.NodeID)
+		}
 	}
 	for _, r := range settingRanges {
 		if err := r.check(r.get(c)); err != nil {

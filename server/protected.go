@@ -26,7 +26,17 @@ func isLoopback(addr string) bool {
 // machines with neither authentication nor TLS refuses to start, unless
 // the operator says --insecure. Loopback needs no configuration.
 func (c *Config) checkProtected() error {
-	if c.Insecure || c.AuthFile != "" || c.TLSCert != "" {
+	if c.Insecure {
+		return nil
+	}
+	// Raft's transport has neither authentication nor TLS yet: any
+	// machine that reaches it could join the log.
+	if c.RaftListen != "" && !isLoopback(c.RaftListen) {
+		return fmt.Errorf("protected mode: --raft-listen %s accepts raft traffic from other machines, "+
+			"which is neither authenticated nor encrypted yet. Listen on a loopback address (or one only "+
+			"the cluster's machines reach, with --insecure)", c.RaftListen)
+	}
+	if c.AuthFile != "" || c.TLSCert != "" {
 		return nil
 	}
 	for _, l := range []struct{ flag, addr string }{{"--listen", c.Listen}, {"--http-listen", c.HTTPListen}} {

@@ -163,6 +163,9 @@ func (s *Server) Run(ctx context.Context) error {
 	// (NOT_SERVING) while the data loads; KVStore calls are Unavailable
 	// until the actor is attached.
 	fr.serve()
+	if c.RaftListen != "" {
+		return s.runCluster(ctx, cancel, fr, svc, admin, metrics)
+	}
 
 	// Once the log fails, writes are refused until a restart: health
 	// says so at once, before the first refused caller hears it, while

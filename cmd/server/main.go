@@ -122,6 +122,10 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.Var(&c.WALPreallocBytes, "wal-prealloc-bytes", "how far ahead of its records the log zero-fills its file, a `size` like 1MiB, so an fsync need not update the file size (0: off, for copy-on-write file systems)")
 	fs.Var((*durationValue)(&c.SnapshotInterval), "snapshot-interval", "how often to write a snapshot, a `duration` like 30s (0s disables periodic snapshots)")
 	fs.BoolVar(&c.NoFinalSnapshot, "no-final-snapshot", false, "skip the snapshot at shutdown (restart then replays the log)")
+	fs.StringVar(&c.NodeID, "node-id", "", "this node's `name` in the cluster (cluster mode)")
+	fs.StringVar(&c.RaftListen, "raft-listen", "", "`address` for raft traffic between nodes: turns cluster mode on (empty: a single node)")
+	fs.StringVar(&c.RaftAdvertise, "raft-advertise", "", "raft `address` the other nodes dial (default: --raft-listen)")
+	fs.StringVar(&c.InitialCluster, "initial-cluster", "", "`members` of a new cluster, ID=RAFTADDR,..., the same on every node; ignored once the data dir holds cluster state")
 	fs.VisitAll(func(f *flag.Flag) { f.Usage += " (env " + envName(f.Name) + ")" })
 	// The flag package calls Usage on every parse error too; a bad flag
 	// gets its error and one line pointing at --help instead (see main).

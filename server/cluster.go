@@ -1,0 +1,285 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"github.com/oklog/run"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"kvstore/cluster"
+	kvstorepb "kvstore/proto"
+	"kvstore/rpc"
+)
+
+// parseInitialCluster reads --initial-cluster: ID=ADDR pairs, commas
+// between them.
+func parseInitialCluster(s string) (map[string]string, error) {
+	servers := map[string]string{}
+	for part := range strings.SplitSeq(s, ",") {
+		id, addr, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || id == "" || addr == "" {
+			return nil, fmt.Errorf("--initial-cluster: %q is not ID=HOST:PORT", part)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("--initial-cluster: %s: %v", id, err)
+		}
+		if _, dup := servers[id]; dup {
+			return nil, fmt.Errorf("--initial-cluster: %s is listed twice", id)
+		}
+		servers[id] = addr
+	}
+	return servers, nil
+}
+
+// raftDir holds a cluster node's raft log, its term and vote (raft.db)
+// and raft's snapshots.
+func raftDir(dataDir string) string { return filepath.Join(dataDir, "raft") }
+
+// clusterStorage is what a cluster node runs on: the raft stores and the
+// transport, closed in reverse.
+type clusterStorage struct {
+	bolt  *raftboltdb.BoltStore
+	logs  raft.LogStore
+	snaps raft.SnapshotStore
+	trans *raft.NetworkTransport
+}
+
+func (cs *clusterStorage) close() error {
+	var errs []error
+	if cs.trans != nil {
+		errs = append(errs, cs.trans.Close())
+	}
+	if cs.bolt != nil {
+		errs = append(errs, cs.bolt.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// openClusterStorage opens the raft stores in the data dir and listens
+// for raft traffic. raft.db is fsynced on every append: an entry is
+// acknowledged to the leader only once it is durable here.
+func openClusterStorage(c *Config, log *slog.Logger) (*clusterStorage, error) {
+	dir := raftDir(c.DataDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	cs := &clusterStorage{}
+	var err error
+	if cs.bolt, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")}); err != nil {
+		return nil, fmt.Errorf("open the raft log: %w", err)
+	}
+	if cs.logs, err = raft.NewLogCache(512, cs.bolt); err != nil {
+		cs.close()
+		return nil, err
+	}
+	out := raftLogWriter{log}
+	if cs.snaps, err = raft.NewFileSnapshotStore(dir, 2, out); err != nil {
+		cs.close()
+		return nil, fmt.Errorf("open the raft snapshots: %w", err)
+	}
+	advertise := c.RaftAdvertise
+	if advertise == "" {
+		advertise = c.RaftListen
+	}
+	adv, err := net.ResolveTCPAddr("tcp", advertise)
+	if err != nil {
+		cs.close()
+		return nil, fmt.Errorf("--raft-advertise %s: %w", advertise, err)
+	}
+	if cs.trans, err = raft.NewTCPTransport(c.RaftListen, adv, 3, 10*time.Second, out); err != nil {
+		cs.close()
+		return nil, fmt.Errorf("listen on %s (--raft-listen): %w", c.RaftListen, err)
+	}
+	return cs, nil
+}
+
+// raftLogWriter turns raft's log lines ("2026-12-03T... [WARN]  raft: ...")
+// into the server's structured log, at their level.
+type raftLogWriter struct{ log *slog.Logger }
+
+func (w raftLogWriter) Write(p []byte) (int, error) {
+	for line := range bytes.Lines(p) {
+		msg := strings.TrimSpace(string(line))
+		level := slog.LevelInfo
+		switch {
+		case strings.Contains(msg, "[ERROR]"):
+			level = slog.LevelError
+		case strings.Contains(msg, "[WARN]"):
+			level = slog.LevelWarn
+		case strings.Contains(msg, "[DEBUG]"), strings.Contains(msg, "[TRACE]"):
+			level = slog.LevelDebug
+		}
+		if _, rest, ok := strings.Cut(msg, "]"); ok {
+			msg = strings.TrimSpace(rest)
+		}
+		w.log.Log(context.Background(), level, msg, "component", "raft")
+	}
+	return len(p), nil
+}
+
+// clientAddr is the address other nodes forward to: --listen's, with the
+// raft address's host when --listen names no host (":50051", "0.0.0.0").
+func clientAddr(listen net.Addr, raftAdvertise string) string {
+	host, port, err := net.SplitHostPort(listen.String())
+	if err != nil {
+		return listen.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		if h, _, err := net.SplitHostPort(raftAdvertise); err == nil {
+			host = h
+		}
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// startCluster starts this node's raft and bootstraps a new cluster from
+// --initial-cluster when the data dir holds no cluster state.
+func (s *Server) startCluster(cs *clusterStorage, svc *rpc.Service) (*cluster.Node, *rpc.Forwarder, error) {
+	c := &s.cfg
+	node, err := cluster.New(cluster.Config{
+		ID:             c.NodeID,
+		ClientAddr:     clientAddr(s.addr, string(cs.trans.LocalAddr())),
+		Transport:      cs.trans,
+		Logs:           cs.logs,
+		Stable:         cs.bolt,
+		Snapshots:      cs.snaps,
+		Clock:          s.clock,
+		Rules:          c.rules(),
+		ExpireInterval: c.ExpireInterval,
+		TempDir:        raftDir(c.DataDir),
+		LogOutput:      raftLogWriter{s.log},
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if c.InitialCluster != "" {
+		has, err := raft.HasExistingState(cs.logs, cs.bolt, cs.snaps)
+		if err == nil && !has {
+			servers, _ := parseInitialCluster(c.InitialCluster) // Validate checked it
+			err = node.Bootstrap(servers)
+			if err == nil {
+				s.log.Info("bootstrapped a new cluster", "members", c.InitialCluster)
+			}
+		}
+		if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			node.Close()
+			return nil, nil, fmt.Errorf("bootstrap the cluster: %w", err)
+		}
+	}
+	// Forwarded requests carry the caller's token; the leader checks it.
+	fwd := rpc.NewForwarder(grpc.WithTransportCredentials(insecure.NewCredentials()))
+	svc.AttachReplica(node, fwd)
+	return node, fwd, nil
+}
+
+// waitLeader marks the node serving once it knows a leader, or returns
+// when ctx ends.
+func waitLeader(ctx context.Context, node *cluster.Node, serving func()) {
+	if _, _, err := node.Leader(ctx); err == nil {
+		serving()
+	}
+}
+
+// clusterAdmin is the Admin service of a cluster node. A backup is of
+// this node's applied data (on a follower, as of its last applied entry;
+// take it from the leader for the newest); Snapshot has raft write one.
+type clusterAdmin struct {
+	node *cluster.Node
+	cfg  *Config
+}
+
+func (b *clusterAdmin) Backup(ctx context.Context) (rpc.BackupSource, error) {
+	v, seq, err := b.node.Actor().Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &backupView{view: v, seq: seq}, nil
+}
+
+func (b *clusterAdmin) Snapshot(ctx context.Context) (*kvstorepb.SnapshotResponse, error) {
+	if err := b.node.Raft().Snapshot().Error(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+		return nil, err
+	}
+	st := b.node.Actor().Stats()
+	return &kvstorepb.SnapshotResponse{Seq: st.Seq, Path: raftDir(b.cfg.DataDir), Keys: uint64(st.Keys)}, nil
+}
+
+func (b *clusterAdmin) Info(context.Context) (*kvstorepb.InfoResponse, error) {
+	st := b.node.Actor().Stats()
+	c := b.cfg
+	return &kvstorepb.InfoResponse{
+		Keys:           uint64(st.Keys),
+		KeysWithTtl:    uint64(st.KeysWithTTL),
+		Seq:            st.Seq,
+		MemoryBytes:    uint64(max(st.Bytes, 0)),
+		MaxMemoryBytes: uint64(c.MaxMemory),
+		Fsync:          "raft (fsync per append)",
+		DataDir:        c.DataDir,
+		MaxKeyBytes:    uint64(c.MaxKeyBytes),
+		MaxValueBytes:  uint64(c.MaxValueBytes),
+		MaxConnections: uint64(c.MaxConnections),
+	}, nil
+}
+
+// runCluster is Run's cluster mode, from the fronts on: raft instead of
+// the wal and the snapshotter, the service attached to the node.
+func (s *Server) runCluster(ctx context.Context, cancel context.CancelFunc, fr *fronts, svc *rpc.Service, admin *rpc.Admin, metrics *rpc.Metrics) error {
+	c, log := &s.cfg, s.log
+	cs, err := openClusterStorage(c, log)
+	if err != nil {
+		fr.stop()
+		return err
+	}
+	node, fwd, err := s.startCluster(cs, svc)
+	if err != nil {
+		cs.close()
+		fr.stop()
+		return err
+	}
+	metrics.Attach(node.Actor(), nil, nil)
+	admin.Attach(&clusterAdmin{node: node, cfg: c})
+	fmt.Fprintf(s.stdout, "Key-Value Store gRPC server is running on port %d (cluster node %s, raft %s)\n",
+		s.addr.(*net.TCPAddr).Port, c.NodeID, cs.trans.LocalAddr())
+	fmt.Fprintf(s.stdout, "Press Ctrl+C to stop the server\n")
+	log.Info("serving", "grpc", s.addr.String(), "http", addrString(s.httpAddr), "data_dir", c.DataDir,
+		"node_id", c.NodeID, "raft", string(cs.trans.LocalAddr()))
+	close(s.ready)
+
+	var g run.Group
+	g.Add(func() error { <-ctx.Done(); return nil }, func(error) { cancel() })
+	// Serving once a leader is known: before, every call would wait.
+	leaderCtx, stopWaiting := context.WithCancel(context.Background())
+	g.Add(func() error {
+		waitLeader(leaderCtx, node, fr.grpc.SetServing)
+		<-leaderCtx.Done()
+		return nil
+	}, func(error) { stopWaiting() })
+	g.Add(s.frontsUnit(fr))
+	var closeErr error
+	done := make(chan struct{})
+	g.Add(func() error { <-done; return nil }, func(error) {
+		fwd.Close()
+		closeErr = errors.Join(node.Close(), cs.close())
+		close(done)
+	})
+	if err := g.Run(); err != nil {
+		return err
+	}
+	if closeErr != nil {
+		return fmt.Errorf("close the raft node: %w", closeErr)
+	}
+	log.Info("shutdown complete")
+	return nil
+}
