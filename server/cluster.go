@@ -144,6 +144,20 @@ func clientAddr(listen net.Addr, raftAdvertise string) string {
 	return net.JoinHostPort(host, port)
 }
 
+// raftConfig is raft's defaults with faster failure detection: a
+// follower that hears nothing for 500 ms (raft's default is 1 s) stands
+// for election, so a dead leader is replaced in about a second; a leader
+// that cannot reach a quorum for 250 ms steps down. Snapshots: raft's
+// defaults (every 2 minutes once 8,192 entries have accumulated, keeping
+// 10,240 entries after one for followers that are briefly behind).
+func raftConfig() *raft.Config {
+	c := raft.DefaultConfig()
+	c.HeartbeatTimeout = 500 * time.Millisecond
+	c.ElectionTimeout = 500 * time.Millisecond
+	c.LeaderLeaseTimeout = 250 * time.Millisecond
+	return c
+}
+
 // startCluster starts this node's raft and bootstraps a new cluster from
 // --initial-cluster when the data dir holds no cluster state.
 func (s *Server) startCluster(cs *clusterStorage, svc *rpc.Service) (*cluster.Node, *rpc.Forwarder, error) {
@@ -160,6 +174,7 @@ func (s *Server) startCluster(cs *clusterStorage, svc *rpc.Service) (*cluster.No
 		ExpireInterval: c.ExpireInterval,
 		TempDir:        raftDir(c.DataDir),
 		LogOutput:      raftLogWriter{s.log},
+		Raft:           raftConfig(),
 	})
 	if err != nil {
 		return nil, nil, err
