@@ -135,11 +135,11 @@ func TestClusterSurvivesLeaderKills(t *testing.T) {
 	leaderOf(t, nodes, nil)
 
 	var (
-		mu      sync.Mutex
-		acked   = map[string]string{}
-		live    = slices.Clone(nodes) // the nodes writers may use
-		stop    = make(chan struct{})
-		wg      sync.WaitGroup
+		mu    sync.Mutex
+		acked = map[string]string{}
+		live  = slices.Clone(nodes) // the nodes writers may use
+		stop  = make(chan struct{})
+		wg    sync.WaitGroup
 		// killedAt is the last kill; recovered, once set, is how long
 		// after it the first write begun after it was acknowledged.
 		killedAt  time.Time
