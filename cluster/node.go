@@ -100,6 +100,11 @@ type Node struct {
 	// from then on the commit index is this leader's own.
 	readyTerm atomic.Uint64
 
+	// unsafeFollowerReads breaks linearizability on purpose, for the
+	// test that must catch it: a follower answers reads from its own
+	// data instead of refusing them.
+	unsafeFollowerReads bool
+
 	stop      chan struct{}
 	loops     sync.WaitGroup
 	closeOnce sync.Once
@@ -269,6 +274,9 @@ func (n *Node) Delete(ctx context.Context, key string) (bool, error) {
 // applied here.
 func (n *Node) Get(ctx context.Context, key string, stale bool) (string, bool, error) {
 	now := n.fsm.now.Load()
+	if n.unsafeFollowerReads && n.raft.State() != raft.Leader {
+		stale = true
+	}
 	if !stale {
 		if err := n.readIndex(ctx); err != nil {
 			return "", false, err
