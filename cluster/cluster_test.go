@@ -527,3 +527,79 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		t.Errorf("a failed restore changed the data: a = %q, %v", v, ok)
 	}
 }
+
+// addNode starts node id, connected to all, with no cluster state: it
+// waits to be added.
+func (c *testCluster) addNode(id string) {
+	c.t.Helper()
+	_, tr := raft.NewInmemTransport(raft.ServerAddress(id))
+	for other, to := range c.trans {
+		tr.Connect(raft.ServerAddress(other), to)
+		to.Connect(raft.ServerAddress(id), tr)
+	}
+	c.trans[id] = tr
+	c.snaps[id] = raft.NewInmemSnapshotStore()
+	c.logs[id] = raft.NewInmemStore()
+	c.start(id)
+}
+
+// Members join (voter or not), leave and hand over the leadership; a
+// follower refuses the changes, naming the leader.
+func TestMembership(t *testing.T) {
+	c := newTestCluster(t, 3)
+	leader := c.leader()
+	ctx := context.Background()
+	if err := leader.Set(ctx, "before", "join", 0); err != nil {
+		t.Fatal(err)
+	}
+	c.addNode("n4")
+	if _, err := c.followers(leader)[0].AddMember(ctx, "n4", "n4", "client-n4", true); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("AddMember on a follower: %v", err)
+	}
+	if _, err := leader.AddMember(ctx, "n4", "n4", "client-n4", true); err != nil {
+		t.Fatal(err)
+	}
+	c.caughtUp(leader)
+	c.sameData(map[string]string{"before": "join"})
+	st, err := c.nodes["n4"].Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	voters := map[string]bool{}
+	for _, m := range st.Members {
+		voters[m.ID] = m.Voter
+	}
+	if len(st.Members) != 4 || voters["n4"] || !voters["n1"] || st.LeaderID != leader.id {
+		t.Fatalf("n4's status %+v; want 4 members, n4 a nonvoter, leader %s", st, leader.id)
+	}
+
+	var victim *Node
+	for _, f := range c.followers(leader) {
+		if f.id != "n4" {
+			victim = f
+		}
+	}
+	if _, err := leader.RemoveMember(ctx, victim.id); err != nil {
+		t.Fatal(err)
+	}
+	c.stopNode(victim.id)
+	if st, _ := leader.Status(); len(st.Members) != 3 {
+		t.Fatalf("after removing %s: %+v", victim.id, st.Members)
+	}
+	// Two voters left (the leader and one more) plus n4: writes need both.
+	if err := leader.Set(ctx, "after", "remove", 0); err != nil {
+		t.Fatal(err)
+	}
+	var other *Node
+	for _, f := range c.followers(leader) {
+		if f.id != "n4" {
+			other = f
+		}
+	}
+	if err := leader.TransferLeader(ctx, other.id); err != nil {
+		t.Fatal(err)
+	}
+	if next := c.leader(); next.id != other.id {
+		t.Fatalf("leader %s after the transfer to %s", next.id, other.id)
+	}
+}

@@ -81,12 +81,17 @@ type Config struct {
 	Raft *raft.Config
 	// LogOutput receives raft's log lines; nil discards them.
 	LogOutput io.Writer
+	// Publish, on a follower, asks the leader (at its client address) to
+	// record this node's client address; nil leaves followers' addresses
+	// to AddMember. Package server calls the leader's Admin.PublishMember.
+	Publish func(ctx context.Context, leaderAddr, id, clientAddr string) error
 }
 
 // Node is one replica: raft, the FSM and the actor it feeds.
 type Node struct {
 	id         string
 	clientAddr string
+	publish    func(ctx context.Context, leaderAddr, id, clientAddr string) error
 	raft       *raft.Raft
 	fsm        *fsm
 	actor      *actor.Actor
@@ -142,7 +147,7 @@ func New(cfg Config) (*Node, error) {
 		a.Stop()
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
-	n := &Node{id: cfg.ID, clientAddr: cfg.ClientAddr, raft: r, fsm: f, actor: a, clock: clk,
+	n := &Node{id: cfg.ID, clientAddr: cfg.ClientAddr, publish: cfg.Publish, raft: r, fsm: f, actor: a, clock: clk,
 		stop: make(chan struct{}), leaderc: make(chan struct{})}
 	obs := make(chan raft.Observation, 1)
 	o := raft.NewObserver(obs, false, func(o *raft.Observation) bool {
@@ -404,16 +409,40 @@ func (n *Node) leaderLoop(obs chan raft.Observation, o *raft.Observer) {
 	}
 }
 
-// recordMember has the leader record its client address if the log does
-// not hold it; a failure is retried at the next leadership change or
+// recordMember gets this node's client address into the log if the log
+// does not hold it: the leader proposes it, a follower asks the leader
+// (Config.Publish). A failure is retried at the next leadership change or
 // expiry tick.
 func (n *Node) recordMember() {
-	if n.clientAddr == "" || n.raft.State() != raft.Leader || n.fsm.member(n.id) == n.clientAddr {
+	if n.clientAddr == "" || n.fsm.member(n.id) == n.clientAddr {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	n.propose(ctx, appendMember(nil, n.now(), n.id, n.clientAddr))
+	if n.raft.State() == raft.Leader {
+		n.propose(ctx, appendMember(nil, n.now(), n.id, n.clientAddr))
+		return
+	}
+	if _, addr := n.LeaderClient(); addr != "" && n.publish != nil {
+		n.publish(ctx, addr, n.id, n.clientAddr)
+	}
+}
+
+// PublishMember records node id's client address in the log. Leader
+// only.
+func (n *Node) PublishMember(ctx context.Context, id, clientAddr string) (uint64, error) {
+	if id == "" || clientAddr == "" {
+		return 0, errors.New("cluster: publishing a member needs its ID and client address")
+	}
+	data := appendMember(nil, n.now(), id, clientAddr)
+	if n.raft.State() != raft.Leader {
+		return 0, n.notLeader()
+	}
+	fut := n.raft.Apply(data, timeoutOf(ctx))
+	if err := fut.Error(); err != nil {
+		return 0, n.membershipError(err)
+	}
+	return fut.Index(), nil
 }
 
 // expireLoop proposes expire entries while this node is the leader and

@@ -502,6 +502,496 @@ func (x *InfoResponse) GetWritesRefused() bool {
 	return false
 }
 
+type ClusterStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterStatusRequest) Reset() {
+	*x = ClusterStatusRequest{}
+	mi := &file_admin_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterStatusRequest) ProtoMessage() {}
+
+func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
+func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
+	return file_admin_proto_rawDescGZIP(), []int{6}
+}
+
+type ClusterMember struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Id          string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	RaftAddress string                 `protobuf:"bytes,2,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
+	// The gRPC address clients and forwarding nodes use; empty until the
+	// node has published it.
+	ClientAddress string `protobuf:"bytes,3,opt,name=client_address,json=clientAddress,proto3" json:"client_address,omitempty"`
+	// "voter" or "nonvoter".
+	Suffrage string `protobuf:"bytes,4,opt,name=suffrage,proto3" json:"suffrage,omitempty"`
+	Leader   bool   `protobuf:"varint,5,opt,name=leader,proto3" json:"leader,omitempty"`
+	// From the leader's view: the member's applied index, and seconds since
+	// it last answered (-1 when it could not be asked).
+	AppliedIndex       uint64  `protobuf:"varint,6,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	LastContactSeconds float64 `protobuf:"fixed64,7,opt,name=last_contact_seconds,json=lastContactSeconds,proto3" json:"last_contact_seconds,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *ClusterMember) Reset() {
+	*x = ClusterMember{}
+	mi := &file_admin_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterMember) ProtoMessage() {}
+
+func (x *ClusterMember) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterMember.ProtoReflect.Descriptor instead.
+func (*ClusterMember) Descriptor() ([]byte, []int) {
+	return file_admin_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ClusterMember) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ClusterMember) GetRaftAddress() string {
+	if x != nil {
+		return x.RaftAddress
+	}
+	return ""
+}
+
+func (x *ClusterMember) GetClientAddress() string {
+	if x != nil {
+		return x.ClientAddress
+	}
+	return ""
+}
+
+func (x *ClusterMember) GetSuffrage() string {
+	if x != nil {
+		return x.Suffrage
+	}
+	return ""
+}
+
+func (x *ClusterMember) GetLeader() bool {
+	if x != nil {
+		return x.Leader
+	}
+	return false
+}
+
+func (x *ClusterMember) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *ClusterMember) GetLastContactSeconds() float64 {
+	if x != nil {
+		return x.LastContactSeconds
+	}
+	return 0
+}
+
+type ClusterStatusResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The node that answered.
+	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// "leader", "follower", "candidate" or "shutdown".
+	State         string           `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	LeaderId      string           `protobuf:"bytes,3,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	Term          uint64           `protobuf:"varint,4,opt,name=term,proto3" json:"term,omitempty"`
+	CommitIndex   uint64           `protobuf:"varint,5,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
+	AppliedIndex  uint64           `protobuf:"varint,6,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	Members       []*ClusterMember `protobuf:"bytes,7,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterStatusResponse) Reset() {
+	*x = ClusterStatusResponse{}
+	mi := &file_admin_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterStatusResponse) ProtoMessage() {}
+
+func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterStatusResponse.ProtoReflect.Descriptor instead.
+func (*ClusterStatusResponse) Descriptor() ([]byte, []int) {
+	return file_admin_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ClusterStatusResponse) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *ClusterStatusResponse) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *ClusterStatusResponse) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
+func (x *ClusterStatusResponse) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *ClusterStatusResponse) GetCommitIndex() uint64 {
+	if x != nil {
+		return x.CommitIndex
+	}
+	return 0
+}
+
+func (x *ClusterStatusResponse) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *ClusterStatusResponse) GetMembers() []*ClusterMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+type AddMemberRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Id          string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	RaftAddress string                 `protobuf:"bytes,2,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
+	Nonvoter    bool                   `protobuf:"varint,3,opt,name=nonvoter,proto3" json:"nonvoter,omitempty"`
+	// The node's gRPC address, recorded with it when given.
+	ClientAddress string `protobuf:"bytes,4,opt,name=client_address,json=clientAddress,proto3" json:"client_address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddMemberRequest) Reset() {
+	*x = AddMemberRequest{}
+	mi := &file_admin_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddMemberRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddMemberRequest) ProtoMessage() {}
+
+func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
+func (*AddMemberRequest) Descriptor() ([]byte, []int) {
+	return file_admin_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *AddMemberRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *AddMemberRequest) GetRaftAddress() string {
+	if x != nil {
+		return x.RaftAddress
+	}
+	return ""
+}
+
+func (x *AddMemberRequest) GetNonvoter() bool {
+	if x != nil {
+		return x.Nonvoter
+	}
+	return false
+}
+
+func (x *AddMemberRequest) GetClientAddress() string {
+	if x != nil {
+		return x.ClientAddress
+	}
+	return ""
+}
+
+type PublishMemberRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	ClientAddress string                 `protobuf:"bytes,2,opt,name=client_address,json=clientAddress,proto3" json:"client_address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishMemberRequest) Reset() {
+	*x = PublishMemberRequest{}
+	mi := &file_admin_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishMemberRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishMemberRequest) ProtoMessage() {}
+
+func (x *PublishMemberRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishMemberRequest.ProtoReflect.Descriptor instead.
+func (*PublishMemberRequest) Descriptor() ([]byte, []int) {
+	return file_admin_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *PublishMemberRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PublishMemberRequest) GetClientAddress() string {
+	if x != nil {
+		return x.ClientAddress
+	}
+	return ""
+}
+
+type RemoveMemberRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveMemberRequest) Reset() {
+	*x = RemoveMemberRequest{}
+	mi := &file_admin_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveMemberRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveMemberRequest) ProtoMessage() {}
+
+func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
+func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
+	return file_admin_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RemoveMemberRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type TransferLeaderRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Empty: raft picks the voter most up to date.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferLeaderRequest) Reset() {
+	*x = TransferLeaderRequest{}
+	mi := &file_admin_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferLeaderRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferLeaderRequest) ProtoMessage() {}
+
+func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
+func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
+	return file_admin_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *TransferLeaderRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type MembershipResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The leader that made the change, and the log index of it.
+	LeaderId      string `protobuf:"bytes,1,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	Index         uint64 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MembershipResponse) Reset() {
+	*x = MembershipResponse{}
+	mi := &file_admin_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MembershipResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MembershipResponse) ProtoMessage() {}
+
+func (x *MembershipResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MembershipResponse.ProtoReflect.Descriptor instead.
+func (*MembershipResponse) Descriptor() ([]byte, []int) {
+	return file_admin_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *MembershipResponse) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
+func (x *MembershipResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
 var File_admin_proto protoreflect.FileDescriptor
 
 const file_admin_proto_rawDesc = "" +
@@ -546,11 +1036,48 @@ const file_admin_proto_rawDesc = "" +
 	"\rmax_key_bytes\x18\x11 \x01(\x04R\vmaxKeyBytes\x12&\n" +
 	"\x0fmax_value_bytes\x18\x12 \x01(\x04R\rmaxValueBytes\x12'\n" +
 	"\x0fmax_connections\x18\x13 \x01(\x04R\x0emaxConnections\x12%\n" +
-	"\x0ewrites_refused\x18\x14 \x01(\bR\rwritesRefused2\xc9\x01\n" +
+	"\x0ewrites_refused\x18\x14 \x01(\bR\rwritesRefused\"\x16\n" +
+	"\x14ClusterStatusRequest\"\xf4\x01\n" +
+	"\rClusterMember\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
+	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12%\n" +
+	"\x0eclient_address\x18\x03 \x01(\tR\rclientAddress\x12\x1a\n" +
+	"\bsuffrage\x18\x04 \x01(\tR\bsuffrage\x12\x16\n" +
+	"\x06leader\x18\x05 \x01(\bR\x06leader\x12#\n" +
+	"\rapplied_index\x18\x06 \x01(\x04R\fappliedIndex\x120\n" +
+	"\x14last_contact_seconds\x18\a \x01(\x01R\x12lastContactSeconds\"\xf4\x01\n" +
+	"\x15ClusterStatusResponse\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1b\n" +
+	"\tleader_id\x18\x03 \x01(\tR\bleaderId\x12\x12\n" +
+	"\x04term\x18\x04 \x01(\x04R\x04term\x12!\n" +
+	"\fcommit_index\x18\x05 \x01(\x04R\vcommitIndex\x12#\n" +
+	"\rapplied_index\x18\x06 \x01(\x04R\fappliedIndex\x123\n" +
+	"\amembers\x18\a \x03(\v2\x19.kvstore.v1.ClusterMemberR\amembers\"\x88\x01\n" +
+	"\x10AddMemberRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
+	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12\x1a\n" +
+	"\bnonvoter\x18\x03 \x01(\bR\bnonvoter\x12%\n" +
+	"\x0eclient_address\x18\x04 \x01(\tR\rclientAddress\"M\n" +
+	"\x14PublishMemberRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12%\n" +
+	"\x0eclient_address\x18\x02 \x01(\tR\rclientAddress\"%\n" +
+	"\x13RemoveMemberRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"'\n" +
+	"\x15TransferLeaderRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"G\n" +
+	"\x12MembershipResponse\x12\x1b\n" +
+	"\tleader_id\x18\x01 \x01(\tR\bleaderId\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index2\xe3\x04\n" +
 	"\x05Admin\x12>\n" +
 	"\x06Backup\x12\x19.kvstore.v1.BackupRequest\x1a\x17.kvstore.v1.BackupChunk0\x01\x12E\n" +
 	"\bSnapshot\x12\x1b.kvstore.v1.SnapshotRequest\x1a\x1c.kvstore.v1.SnapshotResponse\x129\n" +
-	"\x04Info\x12\x17.kvstore.v1.InfoRequest\x1a\x18.kvstore.v1.InfoResponseB\x19Z\x17kvstore/proto;kvstorepbb\x06proto3"
+	"\x04Info\x12\x17.kvstore.v1.InfoRequest\x1a\x18.kvstore.v1.InfoResponse\x12T\n" +
+	"\rClusterStatus\x12 .kvstore.v1.ClusterStatusRequest\x1a!.kvstore.v1.ClusterStatusResponse\x12I\n" +
+	"\tAddMember\x12\x1c.kvstore.v1.AddMemberRequest\x1a\x1e.kvstore.v1.MembershipResponse\x12O\n" +
+	"\fRemoveMember\x12\x1f.kvstore.v1.RemoveMemberRequest\x1a\x1e.kvstore.v1.MembershipResponse\x12S\n" +
+	"\x0eTransferLeader\x12!.kvstore.v1.TransferLeaderRequest\x1a\x1e.kvstore.v1.MembershipResponse\x12Q\n" +
+	"\rPublishMember\x12 .kvstore.v1.PublishMemberRequest\x1a\x1e.kvstore.v1.MembershipResponseB\x19Z\x17kvstore/proto;kvstorepbb\x06proto3"
 
 var (
 	file_admin_proto_rawDescOnce sync.Once
@@ -564,27 +1091,46 @@ func file_admin_proto_rawDescGZIP() []byte {
 	return file_admin_proto_rawDescData
 }
 
-var file_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_admin_proto_goTypes = []any{
-	(*BackupRequest)(nil),    // 0: kvstore.v1.BackupRequest
-	(*BackupChunk)(nil),      // 1: kvstore.v1.BackupChunk
-	(*SnapshotRequest)(nil),  // 2: kvstore.v1.SnapshotRequest
-	(*SnapshotResponse)(nil), // 3: kvstore.v1.SnapshotResponse
-	(*InfoRequest)(nil),      // 4: kvstore.v1.InfoRequest
-	(*InfoResponse)(nil),     // 5: kvstore.v1.InfoResponse
+	(*BackupRequest)(nil),         // 0: kvstore.v1.BackupRequest
+	(*BackupChunk)(nil),           // 1: kvstore.v1.BackupChunk
+	(*SnapshotRequest)(nil),       // 2: kvstore.v1.SnapshotRequest
+	(*SnapshotResponse)(nil),      // 3: kvstore.v1.SnapshotResponse
+	(*InfoRequest)(nil),           // 4: kvstore.v1.InfoRequest
+	(*InfoResponse)(nil),          // 5: kvstore.v1.InfoResponse
+	(*ClusterStatusRequest)(nil),  // 6: kvstore.v1.ClusterStatusRequest
+	(*ClusterMember)(nil),         // 7: kvstore.v1.ClusterMember
+	(*ClusterStatusResponse)(nil), // 8: kvstore.v1.ClusterStatusResponse
+	(*AddMemberRequest)(nil),      // 9: kvstore.v1.AddMemberRequest
+	(*PublishMemberRequest)(nil),  // 10: kvstore.v1.PublishMemberRequest
+	(*RemoveMemberRequest)(nil),   // 11: kvstore.v1.RemoveMemberRequest
+	(*TransferLeaderRequest)(nil), // 12: kvstore.v1.TransferLeaderRequest
+	(*MembershipResponse)(nil),    // 13: kvstore.v1.MembershipResponse
 }
 var file_admin_proto_depIdxs = []int32{
-	0, // 0: kvstore.v1.Admin.Backup:input_type -> kvstore.v1.BackupRequest
-	2, // 1: kvstore.v1.Admin.Snapshot:input_type -> kvstore.v1.SnapshotRequest
-	4, // 2: kvstore.v1.Admin.Info:input_type -> kvstore.v1.InfoRequest
-	1, // 3: kvstore.v1.Admin.Backup:output_type -> kvstore.v1.BackupChunk
-	3, // 4: kvstore.v1.Admin.Snapshot:output_type -> kvstore.v1.SnapshotResponse
-	5, // 5: kvstore.v1.Admin.Info:output_type -> kvstore.v1.InfoResponse
-	3, // [3:6] is the sub-list for method output_type
-	0, // [0:3] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	7,  // 0: kvstore.v1.ClusterStatusResponse.members:type_name -> kvstore.v1.ClusterMember
+	0,  // 1: kvstore.v1.Admin.Backup:input_type -> kvstore.v1.BackupRequest
+	2,  // 2: kvstore.v1.Admin.Snapshot:input_type -> kvstore.v1.SnapshotRequest
+	4,  // 3: kvstore.v1.Admin.Info:input_type -> kvstore.v1.InfoRequest
+	6,  // 4: kvstore.v1.Admin.ClusterStatus:input_type -> kvstore.v1.ClusterStatusRequest
+	9,  // 5: kvstore.v1.Admin.AddMember:input_type -> kvstore.v1.AddMemberRequest
+	11, // 6: kvstore.v1.Admin.RemoveMember:input_type -> kvstore.v1.RemoveMemberRequest
+	12, // 7: kvstore.v1.Admin.TransferLeader:input_type -> kvstore.v1.TransferLeaderRequest
+	10, // 8: kvstore.v1.Admin.PublishMember:input_type -> kvstore.v1.PublishMemberRequest
+	1,  // 9: kvstore.v1.Admin.Backup:output_type -> kvstore.v1.BackupChunk
+	3,  // 10: kvstore.v1.Admin.Snapshot:output_type -> kvstore.v1.SnapshotResponse
+	5,  // 11: kvstore.v1.Admin.Info:output_type -> kvstore.v1.InfoResponse
+	8,  // 12: kvstore.v1.Admin.ClusterStatus:output_type -> kvstore.v1.ClusterStatusResponse
+	13, // 13: kvstore.v1.Admin.AddMember:output_type -> kvstore.v1.MembershipResponse
+	13, // 14: kvstore.v1.Admin.RemoveMember:output_type -> kvstore.v1.MembershipResponse
+	13, // 15: kvstore.v1.Admin.TransferLeader:output_type -> kvstore.v1.MembershipResponse
+	13, // 16: kvstore.v1.Admin.PublishMember:output_type -> kvstore.v1.MembershipResponse
+	9,  // [9:17] is the sub-list for method output_type
+	1,  // [1:9] is the sub-list for method input_type
+	1,  // [1:1] is the sub-list for extension type_name
+	1,  // [1:1] is the sub-list for extension extendee
+	0,  // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_admin_proto_init() }
@@ -598,7 +1144,7 @@ func file_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_admin_proto_rawDesc), len(file_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,9 +22,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Admin_Backup_FullMethodName   = "/kvstore.v1.Admin/Backup"
-	Admin_Snapshot_FullMethodName = "/kvstore.v1.Admin/Snapshot"
-	Admin_Info_FullMethodName     = "/kvstore.v1.Admin/Info"
+	Admin_Backup_FullMethodName         = "/kvstore.v1.Admin/Backup"
+	Admin_Snapshot_FullMethodName       = "/kvstore.v1.Admin/Snapshot"
+	Admin_Info_FullMethodName           = "/kvstore.v1.Admin/Info"
+	Admin_ClusterStatus_FullMethodName  = "/kvstore.v1.Admin/ClusterStatus"
+	Admin_AddMember_FullMethodName      = "/kvstore.v1.Admin/AddMember"
+	Admin_RemoveMember_FullMethodName   = "/kvstore.v1.Admin/RemoveMember"
+	Admin_TransferLeader_FullMethodName = "/kvstore.v1.Admin/TransferLeader"
+	Admin_PublishMember_FullMethodName  = "/kvstore.v1.Admin/PublishMember"
 )
 
 // AdminClient is the client API for Admin service.
@@ -50,6 +55,23 @@ type AdminClient interface {
 	// Info returns the server's version, data, storage and limits: what
 	// `redis-cli INFO` users look for.
 	Info(ctx context.Context, in *InfoRequest, opts ...grpc.CallOption) (*InfoResponse, error)
+	// Cluster mode (FailedPrecondition on a single node). ClusterStatus
+	// describes the cluster as the node asked sees it: members, roles, the
+	// leader, term, commit and applied index, and, from the leader, each
+	// member's applied index and last contact. The membership changes run
+	// on the leader; any node forwards them there.
+	ClusterStatus(ctx context.Context, in *ClusterStatusRequest, opts ...grpc.CallOption) (*ClusterStatusResponse, error)
+	// AddMember adds a node (its raft address) as a voter, or as a
+	// nonvoter that replicates without voting (a read replica).
+	AddMember(ctx context.Context, in *AddMemberRequest, opts ...grpc.CallOption) (*MembershipResponse, error)
+	// RemoveMember removes a node from the cluster.
+	RemoveMember(ctx context.Context, in *RemoveMemberRequest, opts ...grpc.CallOption) (*MembershipResponse, error)
+	// TransferLeader hands the leadership to the node named, or to the
+	// most up-to-date voter when none is.
+	TransferLeader(ctx context.Context, in *TransferLeaderRequest, opts ...grpc.CallOption) (*MembershipResponse, error)
+	// PublishMember records a member's client address in the log, so that
+	// every node learns it; nodes call it for themselves at start.
+	PublishMember(ctx context.Context, in *PublishMemberRequest, opts ...grpc.CallOption) (*MembershipResponse, error)
 }
 
 type adminClient struct {
@@ -99,6 +121,56 @@ func (c *adminClient) Info(ctx context.Context, in *InfoRequest, opts ...grpc.Ca
 	return out, nil
 }
 
+func (c *adminClient) ClusterStatus(ctx context.Context, in *ClusterStatusRequest, opts ...grpc.CallOption) (*ClusterStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ClusterStatusResponse)
+	err := c.cc.Invoke(ctx, Admin_ClusterStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) AddMember(ctx context.Context, in *AddMemberRequest, opts ...grpc.CallOption) (*MembershipResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MembershipResponse)
+	err := c.cc.Invoke(ctx, Admin_AddMember_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) RemoveMember(ctx context.Context, in *RemoveMemberRequest, opts ...grpc.CallOption) (*MembershipResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MembershipResponse)
+	err := c.cc.Invoke(ctx, Admin_RemoveMember_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) TransferLeader(ctx context.Context, in *TransferLeaderRequest, opts ...grpc.CallOption) (*MembershipResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MembershipResponse)
+	err := c.cc.Invoke(ctx, Admin_TransferLeader_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) PublishMember(ctx context.Context, in *PublishMemberRequest, opts ...grpc.CallOption) (*MembershipResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MembershipResponse)
+	err := c.cc.Invoke(ctx, Admin_PublishMember_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -122,6 +194,23 @@ type AdminServer interface {
 	// Info returns the server's version, data, storage and limits: what
 	// `redis-cli INFO` users look for.
 	Info(context.Context, *InfoRequest) (*InfoResponse, error)
+	// Cluster mode (FailedPrecondition on a single node). ClusterStatus
+	// describes the cluster as the node asked sees it: members, roles, the
+	// leader, term, commit and applied index, and, from the leader, each
+	// member's applied index and last contact. The membership changes run
+	// on the leader; any node forwards them there.
+	ClusterStatus(context.Context, *ClusterStatusRequest) (*ClusterStatusResponse, error)
+	// AddMember adds a node (its raft address) as a voter, or as a
+	// nonvoter that replicates without voting (a read replica).
+	AddMember(context.Context, *AddMemberRequest) (*MembershipResponse, error)
+	// RemoveMember removes a node from the cluster.
+	RemoveMember(context.Context, *RemoveMemberRequest) (*MembershipResponse, error)
+	// TransferLeader hands the leadership to the node named, or to the
+	// most up-to-date voter when none is.
+	TransferLeader(context.Context, *TransferLeaderRequest) (*MembershipResponse, error)
+	// PublishMember records a member's client address in the log, so that
+	// every node learns it; nodes call it for themselves at start.
+	PublishMember(context.Context, *PublishMemberRequest) (*MembershipResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -140,6 +229,21 @@ func (UnimplementedAdminServer) Snapshot(context.Context, *SnapshotRequest) (*Sn
 }
 func (UnimplementedAdminServer) Info(context.Context, *InfoRequest) (*InfoResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Info not implemented")
+}
+func (UnimplementedAdminServer) ClusterStatus(context.Context, *ClusterStatusRequest) (*ClusterStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ClusterStatus not implemented")
+}
+func (UnimplementedAdminServer) AddMember(context.Context, *AddMemberRequest) (*MembershipResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddMember not implemented")
+}
+func (UnimplementedAdminServer) RemoveMember(context.Context, *RemoveMemberRequest) (*MembershipResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveMember not implemented")
+}
+func (UnimplementedAdminServer) TransferLeader(context.Context, *TransferLeaderRequest) (*MembershipResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method TransferLeader not implemented")
+}
+func (UnimplementedAdminServer) PublishMember(context.Context, *PublishMemberRequest) (*MembershipResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PublishMember not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -209,6 +313,96 @@ func _Admin_Info_Handler(srv interface{}, ctx context.Context, dec func(interfac
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_ClusterStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ClusterStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ClusterStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ClusterStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ClusterStatus(ctx, req.(*ClusterStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_AddMember_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddMemberRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).AddMember(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_AddMember_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).AddMember(ctx, req.(*AddMemberRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_RemoveMember_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveMemberRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).RemoveMember(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_RemoveMember_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).RemoveMember(ctx, req.(*RemoveMemberRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_TransferLeader_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TransferLeaderRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).TransferLeader(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_TransferLeader_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).TransferLeader(ctx, req.(*TransferLeaderRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_PublishMember_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PublishMemberRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).PublishMember(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_PublishMember_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).PublishMember(ctx, req.(*PublishMemberRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -223,6 +417,26 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Info",
 			Handler:    _Admin_Info_Handler,
+		},
+		{
+			MethodName: "ClusterStatus",
+			Handler:    _Admin_ClusterStatus_Handler,
+		},
+		{
+			MethodName: "AddMember",
+			Handler:    _Admin_AddMember_Handler,
+		},
+		{
+			MethodName: "RemoveMember",
+			Handler:    _Admin_RemoveMember_Handler,
+		},
+		{
+			MethodName: "TransferLeader",
+			Handler:    _Admin_TransferLeader_Handler,
+		},
+		{
+			MethodName: "PublishMember",
+			Handler:    _Admin_PublishMember_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -55,6 +55,7 @@ type BackupSource interface {
 type Admin struct {
 	kvstorepb.UnimplementedAdminServer
 	backend atomic.Pointer[adminBackend]
+	cluster atomic.Pointer[clusterBox]
 	clock   clock.Clock
 	started time.Time
 	// httpWriteTimeout is how long one chunk of an HTTP backup may take

@@ -390,7 +390,8 @@ func TestAuthHTTPPathSpellings(t *testing.T) {
 // TestAuthAdminNeedsAdmin: the Admin service and /v1/admin/, in any
 // spelling, need the admin role.
 func TestAuthAdminNeedsAdmin(t *testing.T) {
-	for _, m := range []string{"/kvstore.v1.Admin/Backup", "/kvstore.v1.Admin/Info", "/kvstore.v1.Admin/Snapshot"} {
+	for _, m := range []string{"/kvstore.v1.Admin/Backup", "/kvstore.v1.Admin/Info", "/kvstore.v1.Admin/Snapshot",
+		"/kvstore.v1.Admin/ClusterStatus", "/kvstore.v1.Admin/AddMember", "/kvstore.v1.Admin/RemoveMember", "/kvstore.v1.Admin/TransferLeader"} {
 		if got := grpcRole(m); got != RoleAdmin {
 			t.Errorf("%s needs %v; want admin", m, got)
 		}

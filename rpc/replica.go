@@ -160,6 +160,23 @@ func NewForwarder(opts ...grpc.DialOption) *Forwarder {
 }
 
 func (f *Forwarder) client(addr string) (kvstorepb.KVStoreClient, error) {
+	conn, err := f.conn(addr)
+	if err != nil {
+		return nil, err
+	}
+	return kvstorepb.NewKVStoreClient(conn), nil
+}
+
+func (f *Forwarder) admin(addr string) (kvstorepb.AdminClient, error) {
+	conn, err := f.conn(addr)
+	if err != nil {
+		return nil, err
+	}
+	return kvstorepb.NewAdminClient(conn), nil
+}
+
+// conn is the connection to addr, made on first use.
+func (f *Forwarder) conn(addr string) (*grpc.ClientConn, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.conns == nil {
@@ -173,7 +190,18 @@ func (f *Forwarder) client(addr string) (kvstorepb.KVStoreClient, error) {
 		}
 		f.conns[addr] = conn
 	}
-	return kvstorepb.NewKVStoreClient(conn), nil
+	return conn, nil
+}
+
+// PublishMember asks the leader at leaderAddr to record node id's client
+// address (cluster.Config.Publish).
+func (f *Forwarder) PublishMember(ctx context.Context, leaderAddr, id, clientAddr string) error {
+	admin, err := f.admin(leaderAddr)
+	if err != nil {
+		return err
+	}
+	_, err = admin.PublishMember(ctx, &kvstorepb.PublishMemberRequest{Id: id, ClientAddress: clientAddr})
+	return err
 }
 
 // Close closes the connections.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -16,7 +17,9 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/oklog/run"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"kvstore/cluster"
 	kvstorepb "kvstore/proto"
@@ -158,13 +161,23 @@ func raftConfig() *raft.Config {
 	return c
 }
 
+// clientAddr is this node's client address as the other nodes should
+// dial it (see clientAddr), remembered for --join.
+func (s *Server) clientAddr(cs *clusterStorage) string {
+	s.joinClientAddr = clientAddr(s.addr, string(cs.trans.LocalAddr()))
+	return s.joinClientAddr
+}
+
 // startCluster starts this node's raft and bootstraps a new cluster from
 // --initial-cluster when the data dir holds no cluster state.
 func (s *Server) startCluster(cs *clusterStorage, svc *rpc.Service) (*cluster.Node, *rpc.Forwarder, error) {
 	c := &s.cfg
+	// Forwarded requests carry the caller's token; the leader checks it.
+	fwd := rpc.NewForwarder(grpc.WithTransportCredentials(insecure.NewCredentials()))
 	node, err := cluster.New(cluster.Config{
 		ID:             c.NodeID,
-		ClientAddr:     clientAddr(s.addr, string(cs.trans.LocalAddr())),
+		ClientAddr:     s.clientAddr(cs),
+		Publish:        fwd.PublishMember,
 		Transport:      cs.trans,
 		Logs:           cs.logs,
 		Stable:         cs.bolt,
@@ -177,7 +190,17 @@ func (s *Server) startCluster(cs *clusterStorage, svc *rpc.Service) (*cluster.No
 		Raft:           raftConfig(),
 	})
 	if err != nil {
+		fwd.Close()
 		return nil, nil, err
+	}
+	if c.Join != "" {
+		has, err := raft.HasExistingState(cs.logs, cs.bolt, cs.snaps)
+		if err != nil {
+			node.Close()
+			fwd.Close()
+			return nil, nil, err
+		}
+		s.joining = !has
 	}
 	if c.InitialCluster != "" {
 		has, err := raft.HasExistingState(cs.logs, cs.bolt, cs.snaps)
@@ -190,11 +213,10 @@ func (s *Server) startCluster(cs *clusterStorage, svc *rpc.Service) (*cluster.No
 		}
 		if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			node.Close()
+			fwd.Close()
 			return nil, nil, fmt.Errorf("bootstrap the cluster: %w", err)
 		}
 	}
-	// Forwarded requests carry the caller's token; the leader checks it.
-	fwd := rpc.NewForwarder(grpc.WithTransportCredentials(insecure.NewCredentials()))
 	svc.AttachReplica(node, fwd)
 	return node, fwd, nil
 }
@@ -264,7 +286,9 @@ func (s *Server) runCluster(ctx context.Context, cancel context.CancelFunc, fr *
 		return err
 	}
 	metrics.Attach(node.Actor(), nil, nil)
-	admin.Attach(&clusterAdmin{node: node, cfg: c})
+	ca := &clusterAdmin{node: node, cfg: c}
+	admin.Attach(ca)
+	admin.AttachCluster(ca, fwd)
 	fmt.Fprintf(s.stdout, "Key-Value Store gRPC server is running on port %d (cluster node %s, raft %s)\n",
 		s.addr.(*net.TCPAddr).Port, c.NodeID, cs.trans.LocalAddr())
 	fmt.Fprintf(s.stdout, "Press Ctrl+C to stop the server\n")
@@ -281,6 +305,17 @@ func (s *Server) runCluster(ctx context.Context, cancel context.CancelFunc, fr *
 		<-leaderCtx.Done()
 		return nil
 	}, func(error) { stopWaiting() })
+	if s.joining {
+		joinCtx, stopJoin := context.WithCancel(context.Background())
+		g.Add(func() error {
+			err := s.join(joinCtx, string(cs.trans.LocalAddr()))
+			if err != nil && joinCtx.Err() == nil {
+				return err
+			}
+			<-joinCtx.Done()
+			return nil
+		}, func(error) { stopJoin() })
+	}
 	g.Add(s.frontsUnit(fr))
 	var closeErr error
 	done := make(chan struct{})
@@ -297,4 +332,93 @@ func (s *Server) runCluster(ctx context.Context, cancel context.CancelFunc, fr *
 	}
 	log.Info("shutdown complete")
 	return nil
+}
+
+// ClusterStatus is this node's view of the cluster.
+func (b *clusterAdmin) ClusterStatus(context.Context) (*kvstorepb.ClusterStatusResponse, error) {
+	st, err := b.node.Status()
+	if err != nil {
+		return nil, err
+	}
+	resp := &kvstorepb.ClusterStatusResponse{
+		NodeId: st.ID, State: st.State, LeaderId: st.LeaderID,
+		Term: st.Term, CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex,
+	}
+	for _, m := range st.Members {
+		cm := &kvstorepb.ClusterMember{Id: m.ID, RaftAddress: m.RaftAddress, ClientAddress: m.ClientAddress,
+			Suffrage: "nonvoter", Leader: m.Leader}
+		if m.Voter {
+			cm.Suffrage = "voter"
+		}
+		if m.ID == st.ID {
+			cm.AppliedIndex, cm.LastContactSeconds = st.AppliedIndex, st.LastContact.Seconds()
+		}
+		resp.Members = append(resp.Members, cm)
+	}
+	return resp, nil
+}
+
+func (b *clusterAdmin) membership(index uint64, err error) (*kvstorepb.MembershipResponse, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &kvstorepb.MembershipResponse{LeaderId: b.cfg.NodeID, Index: index}, nil
+}
+
+func (b *clusterAdmin) AddMember(ctx context.Context, id, raftAddr, clientAddr string, nonvoter bool) (*kvstorepb.MembershipResponse, error) {
+	return b.membership(b.node.AddMember(ctx, id, raftAddr, clientAddr, nonvoter))
+}
+
+func (b *clusterAdmin) PublishMember(ctx context.Context, id, clientAddr string) (*kvstorepb.MembershipResponse, error) {
+	return b.membership(b.node.PublishMember(ctx, id, clientAddr))
+}
+
+func (b *clusterAdmin) RemoveMember(ctx context.Context, id string) (*kvstorepb.MembershipResponse, error) {
+	return b.membership(b.node.RemoveMember(ctx, id))
+}
+
+func (b *clusterAdmin) TransferLeader(ctx context.Context, id string) (*kvstorepb.MembershipResponse, error) {
+	if err := b.node.TransferLeader(ctx, id); err != nil {
+		return nil, err
+	}
+	_, lid := b.node.Raft().LeaderWithID()
+	return &kvstorepb.MembershipResponse{LeaderId: string(lid)}, nil
+}
+
+func (b *clusterAdmin) Leader(ctx context.Context) (string, string, error) { return b.node.Leader(ctx) }
+
+// join asks the node at --join to add this one, retrying (the cluster may
+// be electing) until it is done or ctx ends. A refusal that a retry cannot
+// fix (bad arguments, no permission) ends the server.
+func (s *Server) join(ctx context.Context, raftAddr string) error {
+	c := &s.cfg
+	conn, err := grpc.NewClient(c.Join, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("--join %s: %w", c.Join, err)
+	}
+	defer conn.Close()
+	admin := kvstorepb.NewAdminClient(conn)
+	req := &kvstorepb.AddMemberRequest{Id: c.NodeID, RaftAddress: raftAddr, ClientAddress: s.joinClientAddr,
+		Nonvoter: c.JoinAs == "nonvoter"}
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		resp, err := admin.AddMember(cctx, req)
+		cancel()
+		if err == nil {
+			s.log.Info("joined the cluster", "via", c.Join, "leader", resp.GetLeaderId(), "as", cmp.Or(c.JoinAs, "voter"))
+			return nil
+		}
+		switch status.Code(err) {
+		case codes.InvalidArgument, codes.PermissionDenied, codes.Unauthenticated:
+			return fmt.Errorf("--join %s refused: %w", c.Join, err)
+		}
+		s.log.Warn("join: retrying", "via", c.Join, "err", err, "in", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }

@@ -116,6 +116,11 @@ type Config struct {
 	RaftListen     string
 	RaftAdvertise  string
 	InitialCluster string
+	// Join is the client address of a running cluster's node: a node
+	// without cluster state asks it to add this node, as a voter or,
+	// with JoinAs "nonvoter", as a read replica.
+	Join   string
+	JoinAs string
 
 	// fs is the file system of the data dir, nil for the OS; tests put
 	// recovery on a fault-injecting one.
@@ -160,8 +165,12 @@ func (c *Config) Validate() error {
 		return errors.New("--tls-cert and --tls-key go together")
 	case c.TLSClientCA != "" && c.TLSCert == "":
 		return errors.New("--tls-client-ca needs --tls-cert and --tls-key")
-	case c.RaftListen == "" && (c.NodeID != "" || c.RaftAdvertise != "" || c.InitialCluster != ""):
-		return errors.New("--node-id, --raft-advertise and --initial-cluster need --raft-listen (cluster mode)")
+	case c.RaftListen == "" && (c.NodeID != "" || c.RaftAdvertise != "" || c.InitialCluster != "" || c.Join != ""):
+		return errors.New("--node-id, --raft-advertise, --initial-cluster and --join need --raft-listen (cluster mode)")
+	case c.Join != "" && c.InitialCluster != "":
+		return errors.New("--join and --initial-cluster exclude each other: a node starts a new cluster or joins a running one")
+	case c.JoinAs != "" && c.JoinAs != "voter" && c.JoinAs != "nonvoter":
+		return fmt.Errorf("--join-as must be voter or nonvoter, got %q", c.JoinAs)
 	case c.RaftListen != "" && c.NodeID == "":
 		return errors.New("--raft-listen needs --node-id, this node's name in the cluster")
 	case c.RaftListen != "" && c.TLSCert != "":

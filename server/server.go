@@ -40,6 +40,10 @@ type Server struct {
 	fs     wal.FS
 	stdout io.Writer
 	sec    security
+	// joining is set in cluster mode when --join must add this node,
+	// at joinClientAddr.
+	joining        bool
+	joinClientAddr string
 
 	started  atomic.Bool
 	stopc    chan struct{} // closed by Close

@@ -19,6 +19,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -89,7 +90,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var ttl time.Duration
 	cliflag.DurationVar(fs, &ttl, "ttl", 0, "with set: expire the key after this `duration` (whole seconds, e.g. 30s or 1h); get and del refuse the flag but ignore the variable")
 	output := fs.String("o", "", "with backup: write the backup to this `file`, - for stdout (required)")
-	jsonOut := fs.Bool("json", false, "with info: print the response as JSON, every field, named as in the proto")
+	jsonOut := fs.Bool("json", false, "with info and cluster status: print the response as JSON, every field, named as in the proto")
+	nonvoter := fs.Bool("nonvoter", false, "with cluster add: add the node as a nonvoter, a read replica that does not vote")
 	fs.VisitAll(func(f *flag.Flag) {
 		if !noEnv[f.Name] {
 			f.Usage += " (env " + envName(f.Name) + ")"
@@ -161,7 +163,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return c.demo(stderr)
 	}
 	cmd, rest := pos[0], pos[1:]
-	want := map[string]int{"set": 2, "get": 1, "del": 1, "backup": 0, "info": 0}
+	// cluster checks its own arguments, which depend on its subcommand.
+	want := map[string]int{"set": 2, "get": 1, "del": 1, "backup": 0, "info": 0, "cluster": -1}
 	n, ok := want[cmd]
 	if !ok {
 		return fail(stderr, usageError{fmt.Errorf("unknown command %q (want %s)", cmd, commandList)})
@@ -169,7 +172,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if cmd == "set" && *file != "" {
 		n = 1 // the value is the file's
 	}
-	if len(rest) != n {
+	if n >= 0 && len(rest) != n {
 		return fail(stderr, usageError{fmt.Errorf("%s takes %d argument(s), got %d", cmd, n, len(rest))})
 	}
 	if *file != "" && cmd != "set" {
@@ -183,8 +186,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if onCommandLine["o"] && cmd != "backup" {
 		return fail(stderr, usageError{errors.New("-o applies to backup only")})
 	}
-	if onCommandLine["json"] && cmd != "info" {
-		return fail(stderr, usageError{errors.New("--json applies to info only")})
+	if onCommandLine["json"] && cmd != "info" && (cmd != "cluster" || len(rest) == 0 || rest[0] != "status") {
+		return fail(stderr, usageError{errors.New("--json applies to info and cluster status only")})
+	}
+	if onCommandLine["nonvoter"] && (cmd != "cluster" || len(rest) == 0 || rest[0] != "add") {
+		return fail(stderr, usageError{errors.New("--nonvoter applies to cluster add only")})
 	}
 	if cmd == "backup" && *output == "" {
 		return fail(stderr, usageError{errors.New("backup needs -o FILE, or -o - for stdout")})
@@ -203,6 +209,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = c.backup(*output, stderr)
 	case "info":
 		err = c.info(*jsonOut)
+	case "cluster":
+		if err = c.cluster(rest, *nonvoter, *jsonOut); errors.As(err, new(usageError)) {
+			return fail(stderr, err)
+		}
 	case "set":
 		var value string
 		if value, err = readValue(rest[1:], *file, stdin); err != nil {
@@ -238,10 +248,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // command works on, and as a variable --file would turn every set of a
 // session into a read of the same file, -o every backup into an
 // overwrite of the same one.
-var noEnv = map[string]bool{"file": true, "o": true, "json": true}
+var noEnv = map[string]bool{"file": true, "o": true, "json": true, "nonvoter": true}
 
 // commandList names the commands, for the errors that list them.
-const commandList = "set, get, del, backup or info"
+const commandList = "set, get, del, backup, info or cluster"
 
 // errNotUTF8 is the error for a key or value that a proto3 string field
 // cannot carry.
@@ -332,6 +342,22 @@ and limits (Admin.Info; with --auth-file a token of the admin role).
 --json prints every field, named as in the proto, as the HTTP front's
 GET /v1/admin/info does.
 `,
+	"cluster": `Usage:
+  kvstore-client [flags] cluster status [--json]
+  kvstore-client [flags] cluster add ID RAFTADDR [--nonvoter]
+  kvstore-client [flags] cluster remove ID
+  kvstore-client [flags] cluster transfer-leader [ID]
+
+A cluster node's membership (Admin service; with --auth-file a token of
+the admin role). status shows the members, their roles and raft and
+client addresses, the leader, the term, the commit and applied index,
+and each member's lag behind the commit index and its last contact with
+the leader, as the leader sees them. add makes the node with that raft
+address a member (start it with --raft-listen and no --initial-cluster
+first; --nonvoter for a read replica); remove takes one out;
+transfer-leader hands the leadership to ID, or to the voter most up to
+date. Any node takes these: it passes changes to the leader.
+`,
 }
 
 // help prints the usage of topic ("" for the whole command) to stdout.
@@ -361,6 +387,7 @@ func printUsage(w io.Writer, fs *flag.FlagSet) {
   kvstore-client [flags] del KEY              exit 1 if there was no such key
   kvstore-client [flags] backup -o FILE       stream a backup to FILE (- for stdout)
   kvstore-client [flags] info [--json]        the server's version, data and limits
+  kvstore-client [flags] cluster status|add|remove|transfer-leader   membership
   kvstore-client help [set|get|del|backup|info]  this help, or a command's
 
 get writes the value as it is, with no newline added, unless stdout is a
@@ -781,6 +808,97 @@ func (c *client) info(asJSON bool) error {
 	tw := tabwriter.NewWriter(c.out, 0, 0, 2, ' ', 0)
 	for _, row := range rows {
 		fmt.Fprintf(tw, "%s\t%s\n", row[0], row[1])
+	}
+	return tw.Flush()
+}
+
+// cluster runs `cluster status|add|remove|transfer-leader`.
+func (c *client) cluster(args []string, nonvoter, asJSON bool) error {
+	usage := func(format string, a ...any) error {
+		return usageError{fmt.Errorf("cluster: "+format, a...)}
+	}
+	if len(args) == 0 {
+		return usage("missing subcommand (want status, add, remove or transfer-leader)")
+	}
+	sub, args := args[0], args[1:]
+	want := map[string][2]int{"status": {0, 0}, "add": {2, 2}, "remove": {1, 1}, "transfer-leader": {0, 1}}
+	n, ok := want[sub]
+	if !ok {
+		return usage("unknown subcommand %q (want status, add, remove or transfer-leader)", sub)
+	}
+	if len(args) < n[0] || len(args) > n[1] {
+		return usage("%s takes %d to %d argument(s), got %d", sub, n[0], n[1], len(args))
+	}
+	ctx, cancel := c.ctx()
+	defer cancel()
+	var (
+		resp *kvstorepb.MembershipResponse
+		err  error
+	)
+	switch sub {
+	case "status":
+		return c.clusterStatus(ctx, asJSON)
+	case "add":
+		resp, err = c.admin.AddMember(ctx, &kvstorepb.AddMemberRequest{Id: args[0], RaftAddress: args[1], Nonvoter: nonvoter})
+	case "remove":
+		resp, err = c.admin.RemoveMember(ctx, &kvstorepb.RemoveMemberRequest{Id: args[0]})
+	case "transfer-leader":
+		req := &kvstorepb.TransferLeaderRequest{}
+		if len(args) == 1 {
+			req.Id = args[0]
+		}
+		resp, err = c.admin.TransferLeader(ctx, req)
+	}
+	if err != nil {
+		return err
+	}
+	switch sub {
+	case "transfer-leader":
+		fmt.Fprintf(c.out, "leader is now %s\n", resp.GetLeaderId())
+	default:
+		fmt.Fprintf(c.out, "%s done by leader %s at index %d\n", sub, resp.GetLeaderId(), resp.GetIndex())
+	}
+	return nil
+}
+
+// clusterStatus prints the cluster as the leader sees it.
+func (c *client) clusterStatus(ctx context.Context, asJSON bool) error {
+	r, err := c.admin.ClusterStatus(ctx, &kvstorepb.ClusterStatusRequest{})
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		b, err := infoJSON.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("encode the response: %w", err)
+		}
+		_, err = c.out.Write(append(b, '\n'))
+		return err
+	}
+	leader := r.GetLeaderId()
+	if leader == "" {
+		leader = "none known"
+	}
+	fmt.Fprintf(c.out, "answered by %s (%s); leader %s; term %d; commit index %d, applied %d\n\n",
+		r.GetNodeId(), r.GetState(), leader, r.GetTerm(), r.GetCommitIndex(), r.GetAppliedIndex())
+	tw := tabwriter.NewWriter(c.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tROLE\tSUFFRAGE\tRAFT ADDRESS\tCLIENT ADDRESS\tAPPLIED\tLAG\tLAST CONTACT")
+	for _, m := range r.GetMembers() {
+		role := "follower"
+		if m.GetLeader() {
+			role = "leader"
+		}
+		applied, lag, contact := "?", "?", "?"
+		if m.GetLastContactSeconds() >= 0 {
+			applied = strconv.FormatUint(m.GetAppliedIndex(), 10)
+			lag = strconv.FormatUint(r.GetCommitIndex()-min(m.GetAppliedIndex(), r.GetCommitIndex()), 10)
+			contact = "-"
+			if !m.GetLeader() {
+				contact = seconds(m.GetLastContactSeconds()).String() + " ago"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.GetId(), role, m.GetSuffrage(), m.GetRaftAddress(),
+			cmp.Or(m.GetClientAddress(), "-"), applied, lag, contact)
 	}
 	return tw.Flush()
 }

@@ -446,8 +446,8 @@ func TestHelpAndUsageErrors(t *testing.T) {
 		wantErr string
 	}{
 		{[]string{"--bogus"}, "kvstore-client: flag provided but not defined: -bogus"},
-		{[]string{"help", "frob"}, `kvstore-client: no help for "frob" (want set, get, del, backup or info)`},
-		{[]string{"frob"}, `kvstore-client: unknown command "frob" (want set, get, del, backup or info)`},
+		{[]string{"help", "frob"}, `kvstore-client: no help for "frob" (want set, get, del, backup, info or cluster)`},
+		{[]string{"frob"}, `kvstore-client: unknown command "frob" (want set, get, del, backup, info or cluster)`},
 		{[]string{"get"}, "kvstore-client: get takes 1 argument(s), got 0"},
 	} {
 		code, out, errOut := runClientArgs(t, s.args...)

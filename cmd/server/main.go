@@ -125,6 +125,8 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.NodeID, "node-id", "", "this node's `name` in the cluster (cluster mode)")
 	fs.StringVar(&c.RaftListen, "raft-listen", "", "`address` for raft traffic between nodes: turns cluster mode on (empty: a single node)")
 	fs.StringVar(&c.RaftAdvertise, "raft-advertise", "", "raft `address` the other nodes dial (default: --raft-listen)")
+	fs.StringVar(&c.Join, "join", "", "client `address` of a running cluster's node: ask it to add this node (once; ignored when the data dir holds cluster state)")
+	fs.StringVar(&c.JoinAs, "join-as", "voter", "with --join: `role` voter, or nonvoter for a read replica that replicates without voting")
 	fs.StringVar(&c.InitialCluster, "initial-cluster", "", "`members` of a new cluster, ID=RAFTADDR,..., the same on every node; ignored once the data dir holds cluster state")
 	fs.VisitAll(func(f *flag.Flag) { f.Usage += " (env " + envName(f.Name) + ")" })
 	// The flag package calls Usage on every parse error too; a bad flag
