@@ -99,7 +99,7 @@ func (n *Node) AddMember(ctx context.Context, id, raftAddr, clientAddr string, n
 	} else {
 		fut = n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(raftAddr), 0, timeoutOf(ctx))
 	}
-	if err := fut.Error(); err != nil {
+	if err := n.wait(ctx, fut); err != nil {
 		return 0, n.membershipError(fmt.Errorf("add %s at %s: %w", id, raftAddr, err))
 	}
 	if clientAddr != "" {
@@ -117,7 +117,7 @@ func (n *Node) RemoveMember(ctx context.Context, id string) (uint64, error) {
 		return 0, n.notLeader()
 	}
 	fut := n.raft.RemoveServer(raft.ServerID(id), 0, timeoutOf(ctx))
-	if err := fut.Error(); err != nil {
+	if err := n.wait(ctx, fut); err != nil {
 		return 0, n.membershipError(fmt.Errorf("remove %s: %w", id, err))
 	}
 	return fut.Index(), nil
@@ -148,7 +148,7 @@ func (n *Node) TransferLeader(ctx context.Context, id string) error {
 		}
 		fut = n.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(addr))
 	}
-	if err := fut.Error(); err != nil {
+	if err := n.wait(ctx, fut); err != nil {
 		return n.membershipError(fmt.Errorf("transfer the leadership: %w", err))
 	}
 	return nil

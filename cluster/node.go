@@ -223,8 +223,10 @@ func (n *Node) propose(ctx context.Context, data []byte) (*applyResult, error) {
 		timeout = max(time.Until(d), time.Millisecond)
 	}
 	fut := n.raft.Apply(data, timeout)
-	if err := fut.Error(); err != nil {
+	if err := n.wait(ctx, fut); err != nil {
 		switch {
+		case errors.Is(err, errUnresolved):
+			return nil, err
 		case errors.Is(err, raft.ErrNotLeader):
 			return nil, n.notLeader()
 		case errors.Is(err, raft.ErrEnqueueTimeout):
@@ -239,6 +241,28 @@ func (n *Node) propose(ctx context.Context, data []byte) (*applyResult, error) {
 		return nil, fmt.Errorf("cluster: entry %d: no response from the state machine", fut.Index())
 	}
 	return res, res.err
+}
+
+// errUnresolved is wait's error for a future that did not resolve in
+// time: whatever it stood for may still happen.
+var errUnresolved = errors.New("cluster: not known to have been committed")
+
+// wait waits for fut until ctx ends or the node stops. raft's futures
+// have no channel and no deadline, and one committed but not yet applied
+// when raft shuts down never resolves (hashicorp/raft#498), so the wait
+// is on a goroutine of its own, abandoned then. An abandoned write may
+// yet be committed: the error wraps actor.ErrOutcomeUnknown.
+func (n *Node) wait(ctx context.Context, fut raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- fut.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w within the deadline (%w)", actor.ErrOutcomeUnknown, errUnresolved, ctx.Err())
+	case <-n.stop:
+		return fmt.Errorf("%w: %w: the node is stopping", actor.ErrOutcomeUnknown, errUnresolved)
+	}
 }
 
 // Apply runs cmds as one batch, atomically, at this leader's time. Gets
@@ -306,9 +330,12 @@ func (n *Node) readIndex(ctx context.Context) error {
 		n.readyTerm.Store(term)
 	}
 	idx := n.raft.CommitIndex()
-	if err := n.raft.VerifyLeader().Error(); err != nil {
+	if err := n.wait(ctx, n.raft.VerifyLeader()); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 			return n.notLeader()
+		}
+		if errors.Is(err, errUnresolved) {
+			return fmt.Errorf("%w: the leadership was not confirmed in time", ErrNoLeader)
 		}
 		return fmt.Errorf("%w: %w", ErrNoLeader, err)
 	}
@@ -324,9 +351,12 @@ func (n *Node) barrier(ctx context.Context) error {
 		timeout = max(time.Until(d), time.Millisecond)
 	}
 	fut := n.raft.Barrier(timeout)
-	if err := fut.Error(); err != nil {
+	if err := n.wait(ctx, fut); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 			return n.notLeader()
+		}
+		if errors.Is(err, errUnresolved) {
+			return fmt.Errorf("%w: the term's barrier was not applied in time", ErrNoLeader)
 		}
 		return fmt.Errorf("%w: %w", ErrNoLeader, err)
 	}
@@ -439,7 +469,7 @@ func (n *Node) PublishMember(ctx context.Context, id, clientAddr string) (uint64
 		return 0, n.notLeader()
 	}
 	fut := n.raft.Apply(data, timeoutOf(ctx))
-	if err := fut.Error(); err != nil {
+	if err := n.wait(ctx, fut); err != nil {
 		return 0, n.membershipError(err)
 	}
 	return fut.Index(), nil

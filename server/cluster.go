@@ -381,8 +381,9 @@ func (b *clusterAdmin) TransferLeader(ctx context.Context, id string) (*kvstorep
 	if err := b.node.TransferLeader(ctx, id); err != nil {
 		return nil, err
 	}
-	_, lid := b.node.Raft().LeaderWithID()
-	return &kvstorepb.MembershipResponse{LeaderId: string(lid)}, nil
+	// The answer names the new leader, once this node has heard of it.
+	lid, _, _ := b.node.Leader(ctx)
+	return &kvstorepb.MembershipResponse{LeaderId: lid}, nil
 }
 
 func (b *clusterAdmin) Leader(ctx context.Context) (string, string, error) { return b.node.Leader(ctx) }

@@ -257,3 +257,87 @@ func TestClusterSurvivesLeaderKills(t *testing.T) {
 func metadataStale(ctx context.Context) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, "kvstore-read", "stale")
 }
+
+// clusterStatus asks nd for the cluster's status.
+func clusterStatus(t *testing.T, nd *testNode) *kvstorepb.ClusterStatusResponse {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := kvstorepb.NewAdminClient(dialConn(t, nd.proc.addr)).ClusterStatus(ctx, &kvstorepb.ClusterStatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// A node started with --join becomes a member (a nonvoter here) and
+// gets the data; every member's client address reaches every node;
+// membership changes sent to a follower reach the leader.
+func TestClusterJoinAndMembership(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	nodes := startCluster(t, 3)
+	leader := leaderOf(t, nodes, nil)
+	ctx := context.Background()
+	if _, err := nodes[0].kv.Set(ctx, &kvstorepb.SetRequest{Key: "before", Value: "join"}); err != nil {
+		t.Fatal(err)
+	}
+	raft4 := freePorts(t, 1)[0]
+	n4 := &testNode{id: "n4", args: []string{"--node-id", "n4", "--raft-listen", raft4,
+		"--join", nodes[1].proc.addr, "--join-as", "nonvoter", "--data-dir", filepath.Join(t.TempDir(), "n4")}}
+	n4.start(t)
+	n4.proc.waitLog(t, "joined the cluster", "")
+	// The joined node serves the data (stale: it is a read replica).
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		r, err := n4.kv.Get(metadataStale(ctx), &kvstorepb.GetRequest{Key: "before"})
+		if err == nil && r.GetValue() == "join" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("n4 never served the data: %v %v", r, err)
+		}
+	}
+	var st *kvstorepb.ClusterStatusResponse
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		st = clusterStatus(t, n4)
+		published := 0
+		for _, m := range st.GetMembers() {
+			if m.GetClientAddress() != "" {
+				published++
+			}
+		}
+		if len(st.GetMembers()) == 4 && published == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status from n4 after 10s: %v", st)
+		}
+	}
+	if st.GetLeaderId() != leader.id || st.GetState() != "leader" {
+		t.Errorf("n4's status %v; want the leader %s's view", st, leader.id)
+	}
+	for _, m := range st.GetMembers() {
+		if (m.GetId() == "n4") != (m.GetSuffrage() == "nonvoter") {
+			t.Errorf("member %v", m)
+		}
+	}
+	follower := nodes[0]
+	if follower == leader {
+		follower = nodes[1]
+	}
+	admin := kvstorepb.NewAdminClient(dialConn(t, follower.proc.addr))
+	if _, err := admin.RemoveMember(ctx, &kvstorepb.RemoveMemberRequest{Id: "n4"}); err != nil {
+		t.Fatalf("RemoveMember through a follower: %v", err)
+	}
+	if got := len(clusterStatus(t, follower).GetMembers()); got != 3 {
+		t.Errorf("%d members after removing n4", got)
+	}
+	resp, err := admin.TransferLeader(ctx, &kvstorepb.TransferLeaderRequest{Id: follower.id})
+	if err != nil || resp.GetLeaderId() != follower.id {
+		t.Fatalf("TransferLeader to %s: %v, %v", follower.id, resp, err)
+	}
+	if next := leaderOf(t, nodes, nil); next != follower {
+		t.Fatalf("leader %s after the transfer to %s", next.id, follower.id)
+	}
+}

@@ -90,12 +90,18 @@ func MustRunMain(tb testing.TB, args ...string) (*server.Server, *bytes.Buffer) 
 
 func dial(tb testing.TB, addr string) kvstorepb.KVStoreClient {
 	tb.Helper()
+	return kvstorepb.NewKVStoreClient(dialConn(tb, addr))
+}
+
+// dialConn is a plaintext connection to addr, closed at cleanup.
+func dialConn(tb testing.TB, addr string) *grpc.ClientConn {
+	tb.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { conn.Close() })
-	return kvstorepb.NewKVStoreClient(conn)
+	return conn
 }
 
 func TestMainServesAndShutsDown(t *testing.T) {
