@@ -85,6 +85,9 @@ type Config struct {
 	// record this node's client address; nil leaves followers' addresses
 	// to AddMember. Package server calls the leader's Admin.PublishMember.
 	Publish func(ctx context.Context, leaderAddr, id, clientAddr string) error
+	// ObserveApply, if set, gets the time from proposing an entry to its
+	// being applied here, for each write this node leads.
+	ObserveApply func(time.Duration)
 }
 
 // Node is one replica: raft, the FSM and the actor it feeds.
@@ -92,10 +95,14 @@ type Node struct {
 	id         string
 	clientAddr string
 	publish    func(ctx context.Context, leaderAddr, id, clientAddr string) error
-	raft       *raft.Raft
-	fsm        *fsm
-	actor      *actor.Actor
-	clock      clock.Clock
+	observe    func(time.Duration)
+
+	// leaderChanges counts the leadership changes this node observed.
+	leaderChanges atomic.Uint64
+	raft          *raft.Raft
+	fsm           *fsm
+	actor         *actor.Actor
+	clock         clock.Clock
 
 	// leaderc is closed and replaced whenever the leader changes.
 	leaderMu sync.Mutex
@@ -147,7 +154,7 @@ func New(cfg Config) (*Node, error) {
 		a.Stop()
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
-	n := &Node{id: cfg.ID, clientAddr: cfg.ClientAddr, publish: cfg.Publish, raft: r, fsm: f, actor: a, clock: clk,
+	n := &Node{id: cfg.ID, clientAddr: cfg.ClientAddr, publish: cfg.Publish, observe: cfg.ObserveApply, raft: r, fsm: f, actor: a, clock: clk,
 		stop: make(chan struct{}), leaderc: make(chan struct{})}
 	obs := make(chan raft.Observation, 1)
 	o := raft.NewObserver(obs, false, func(o *raft.Observation) bool {
@@ -222,6 +229,7 @@ func (n *Node) propose(ctx context.Context, data []byte) (*applyResult, error) {
 	if d, ok := ctx.Deadline(); ok {
 		timeout = max(time.Until(d), time.Millisecond)
 	}
+	start := time.Now()
 	fut := n.raft.Apply(data, timeout)
 	if err := n.wait(ctx, fut); err != nil {
 		switch {
@@ -235,6 +243,9 @@ func (n *Node) propose(ctx context.Context, data []byte) (*applyResult, error) {
 		// Leadership lost, or a shutdown, after the entry was handed to
 		// raft: it may yet be committed by the next leader.
 		return nil, fmt.Errorf("%w: %w", actor.ErrOutcomeUnknown, err)
+	}
+	if n.observe != nil {
+		n.observe(time.Since(start))
 	}
 	res, _ := fut.Response().(*applyResult)
 	if res == nil {
@@ -391,6 +402,66 @@ func (n *Node) LeaderClient() (id, addr string) {
 // recorded them.
 func (n *Node) Members() map[string]string { return n.fsm.memberList() }
 
+// WaitApplied waits until raft has handed this node's state machine
+// every entry through idx (barriers and no-ops included), or ctx ends.
+func (n *Node) WaitApplied(ctx context.Context, idx uint64) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for n.raft.AppliedIndex() < idx {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	// Handed over is not yet applied: a barrier's completion is.
+	return n.barrierIfLeader(ctx)
+}
+
+// barrierIfLeader waits on the leader until everything before a new
+// barrier is applied; a follower has nothing to wait for past raft's
+// applied index.
+func (n *Node) barrierIfLeader(ctx context.Context) error {
+	if n.raft.State() != raft.Leader {
+		return nil
+	}
+	return n.barrier(ctx)
+}
+
+// LeaderChanged returns a channel closed at the next leadership change
+// this node observes.
+func (n *Node) LeaderChanged() <-chan struct{} {
+	n.leaderMu.Lock()
+	defer n.leaderMu.Unlock()
+	return n.leaderc
+}
+
+// Stats are a node's raft gauges and counters, for metrics.
+type Stats struct {
+	Leader, HasLeader         bool
+	Term                      uint64
+	CommitIndex, AppliedIndex uint64
+	// LastContact is how long ago a follower last heard from the leader;
+	// negative on the leader or when it never has.
+	LastContact      time.Duration
+	LeaderChanges    uint64
+	SnapshotInstalls uint64
+}
+
+// Stats reads the node's counters without waiting for raft's loops.
+func (n *Node) Stats() Stats {
+	_, leader := n.raft.LeaderWithID()
+	st := Stats{
+		Leader: n.raft.State() == raft.Leader, HasLeader: leader != "",
+		Term: n.raft.CurrentTerm(), CommitIndex: n.raft.CommitIndex(), AppliedIndex: n.raft.AppliedIndex(),
+		LastContact: -1, LeaderChanges: n.leaderChanges.Load(), SnapshotInstalls: uint64(n.fsm.restores.Load()),
+	}
+	if lc := n.raft.LastContact(); !st.Leader && !lc.IsZero() {
+		st.LastContact = time.Since(lc)
+	}
+	return st
+}
+
 // Leader waits until this node knows the leader and its client address,
 // or ctx ends, and returns what it knows then; err is ctx's.
 func (n *Node) Leader(ctx context.Context) (id, addr string, err error) {
@@ -430,6 +501,7 @@ func (n *Node) leaderLoop(obs chan raft.Observation, o *raft.Observer) {
 		case <-n.stop:
 			return
 		case <-obs:
+			n.leaderChanges.Add(1)
 			n.leaderMu.Lock()
 			close(n.leaderc)
 			n.leaderc = make(chan struct{})

@@ -43,6 +43,7 @@ type Metrics struct {
 	syncDuration  prometheus.Histogram
 	groupRecords  prometheus.Histogram
 	snapDuration  prometheus.Histogram
+	applyDuration prometheus.Histogram // registered by AttachCluster
 	recovery      prometheus.Gauge
 	memLimit      prometheus.Gauge
 }
@@ -97,6 +98,11 @@ func NewMetrics(clk clock.Clock) *Metrics {
 			Name:    "kvstore_snapshot_duration_seconds",
 			Help:    "Time taken to write a snapshot, from the freeze until the file is durable.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 15), // 10ms to 164s
+		}),
+		applyDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "kvstore_raft_apply_duration_seconds",
+			Help:    "Time from proposing a write to applying it on the leader: a quorum's fsyncs and round trips.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16), // 100µs to 3.3s
 		}),
 		recovery: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "kvstore_recovery_duration_seconds",
@@ -240,6 +246,80 @@ var (
 	snapAgeDesc = prometheus.NewDesc("kvstore_snapshot_age_seconds",
 		"Seconds since the newest snapshot was last known to cover all data.", nil, nil)
 )
+
+// ClusterStats are a cluster node's raft gauges and counters.
+type ClusterStats struct {
+	Leader, HasLeader         bool
+	Term                      uint64
+	CommitIndex, AppliedIndex uint64
+	// LastContact is seconds since a follower heard from the leader,
+	// negative on the leader or before it ever has.
+	LastContact                     float64
+	LeaderChanges, SnapshotInstalls uint64
+}
+
+var (
+	raftLeaderDesc = prometheus.NewDesc("kvstore_raft_leader",
+		"1 while this node is the raft leader.", nil, nil)
+	raftHasLeaderDesc = prometheus.NewDesc("kvstore_raft_has_leader",
+		"1 while this node knows a leader: without one, writes and linearizable reads wait or fail.", nil, nil)
+	raftTermDesc = prometheus.NewDesc("kvstore_raft_term",
+		"The raft term this node is in.", nil, nil)
+	raftCommitDesc = prometheus.NewDesc("kvstore_raft_commit_index",
+		"Index of the last raft log entry this node knows committed.", nil, nil)
+	raftAppliedDesc = prometheus.NewDesc("kvstore_raft_applied_index",
+		"Index of the last raft log entry handed to this node's state machine.", nil, nil)
+	raftLagDesc = prometheus.NewDesc("kvstore_raft_apply_lag_entries",
+		"Committed entries this node has not applied yet: how far its stale reads are behind.", nil, nil)
+	raftContactDesc = prometheus.NewDesc("kvstore_raft_last_contact_seconds",
+		"Seconds since this follower last heard from the leader (absent on the leader).", nil, nil)
+	raftChangesDesc = prometheus.NewDesc("kvstore_raft_leader_changes_total",
+		"Leadership changes this node observed.", nil, nil)
+	raftInstallsDesc = prometheus.NewDesc("kvstore_raft_snapshot_installs_total",
+		"Snapshots this node installed from a leader or restored at start.", nil, nil)
+)
+
+// AttachCluster exports a cluster node's raft metrics, read from stats
+// at every scrape, and kvstore_raft_apply_duration_seconds, which
+// ObserveApply feeds.
+func (m *Metrics) AttachCluster(stats func() ClusterStats) {
+	m.reg.MustRegister(clusterCollector{stats}, m.applyDuration)
+}
+
+// ObserveApply records how long a write took from its proposal to its
+// application on the leader.
+func (m *Metrics) ObserveApply(d time.Duration) { m.applyDuration.Observe(d.Seconds()) }
+
+type clusterCollector struct{ stats func() ClusterStats }
+
+func (c clusterCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{raftLeaderDesc, raftHasLeaderDesc, raftTermDesc, raftCommitDesc,
+		raftAppliedDesc, raftLagDesc, raftContactDesc, raftChangesDesc, raftInstallsDesc} {
+		ch <- d
+	}
+}
+
+func (c clusterCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.stats()
+	b := func(v bool) float64 {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
+	gauge(raftLeaderDesc, b(st.Leader))
+	gauge(raftHasLeaderDesc, b(st.HasLeader))
+	gauge(raftTermDesc, float64(st.Term))
+	gauge(raftCommitDesc, float64(st.CommitIndex))
+	gauge(raftAppliedDesc, float64(st.AppliedIndex))
+	gauge(raftLagDesc, float64(st.CommitIndex-min(st.AppliedIndex, st.CommitIndex)))
+	if st.LastContact >= 0 {
+		gauge(raftContactDesc, st.LastContact)
+	}
+	ch <- prometheus.MustNewConstMetric(raftChangesDesc, prometheus.CounterValue, float64(st.LeaderChanges))
+	ch <- prometheus.MustNewConstMetric(raftInstallsDesc, prometheus.CounterValue, float64(st.SnapshotInstalls))
+}
 
 type actorCollector struct{ a *actor.Actor }
 

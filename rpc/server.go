@@ -179,6 +179,17 @@ func (s *Server) SetServing() {
 	}
 }
 
+// SetNotServing marks the server NOT_SERVING until the next SetServing:
+// a cluster node that knows no leader, and could only answer stale
+// reads.
+func (s *Server) SetNotServing() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.serving.Store(false)
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	s.health.SetServingStatus(kvstorepb.KVStore_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
+}
+
 // RefuseWrites marks the KVStore service NOT_SERVING for good, and Ready
 // false, while "" keeps its status: call it when the server can no longer
 // accept writes (its log failed) but still answers reads. It does not

@@ -170,7 +170,7 @@ func (s *Server) clientAddr(cs *clusterStorage) string {
 
 // startCluster starts this node's raft and bootstraps a new cluster from
 // --initial-cluster when the data dir holds no cluster state.
-func (s *Server) startCluster(cs *clusterStorage, svc *rpc.Service) (*cluster.Node, *rpc.Forwarder, error) {
+func (s *Server) startCluster(cs *clusterStorage, svc *rpc.Service, metrics *rpc.Metrics) (*cluster.Node, *rpc.Forwarder, error) {
 	c := &s.cfg
 	// Forwarded requests carry the caller's token; the leader checks it.
 	fwd := rpc.NewForwarder(grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -178,6 +178,7 @@ func (s *Server) startCluster(cs *clusterStorage, svc *rpc.Service) (*cluster.No
 		ID:             c.NodeID,
 		ClientAddr:     s.clientAddr(cs),
 		Publish:        fwd.PublishMember,
+		ObserveApply:   metrics.ObserveApply,
 		Transport:      cs.trans,
 		Logs:           cs.logs,
 		Stable:         cs.bolt,
@@ -221,11 +222,36 @@ func (s *Server) startCluster(cs *clusterStorage, svc *rpc.Service) (*cluster.No
 	return node, fwd, nil
 }
 
-// waitLeader marks the node serving once it knows a leader, or returns
-// when ctx ends.
-func waitLeader(ctx context.Context, node *cluster.Node, serving func()) {
-	if _, _, err := node.Leader(ctx); err == nil {
-		serving()
+// followLeader keeps the health status in step with the leadership
+// until ctx ends: SERVING while this node knows a leader and, the first
+// time, once it has applied what was committed when it learned of it;
+// NOT_SERVING while it knows none.
+func followLeader(ctx context.Context, node *cluster.Node, h interface {
+	SetServing()
+	SetNotServing()
+}) {
+	caughtUp := false
+	for {
+		changed := node.LeaderChanged()
+		st := node.Stats()
+		switch {
+		case !st.HasLeader:
+			h.SetNotServing()
+		case !caughtUp:
+			// Applied through the commit index seen now: then reads on
+			// this node are no further behind than anyone's.
+			if node.WaitApplied(ctx, st.CommitIndex) == nil {
+				caughtUp = true
+				h.SetServing()
+			}
+		default:
+			h.SetServing()
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 
@@ -279,13 +305,19 @@ func (s *Server) runCluster(ctx context.Context, cancel context.CancelFunc, fr *
 		fr.stop()
 		return err
 	}
-	node, fwd, err := s.startCluster(cs, svc)
+	node, fwd, err := s.startCluster(cs, svc, metrics)
 	if err != nil {
 		cs.close()
 		fr.stop()
 		return err
 	}
 	metrics.Attach(node.Actor(), nil, nil)
+	metrics.AttachCluster(func() rpc.ClusterStats {
+		st := node.Stats()
+		return rpc.ClusterStats{Leader: st.Leader, HasLeader: st.HasLeader, Term: st.Term,
+			CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex, LastContact: st.LastContact.Seconds(),
+			LeaderChanges: st.LeaderChanges, SnapshotInstalls: st.SnapshotInstalls}
+	})
 	ca := &clusterAdmin{node: node, cfg: c}
 	admin.Attach(ca)
 	admin.AttachCluster(ca, fwd)
@@ -298,13 +330,13 @@ func (s *Server) runCluster(ctx context.Context, cancel context.CancelFunc, fr *
 
 	var g run.Group
 	g.Add(func() error { <-ctx.Done(); return nil }, func(error) { cancel() })
-	// Serving once a leader is known: before, every call would wait.
-	leaderCtx, stopWaiting := context.WithCancel(context.Background())
+	// Serving while a leader is known: without one every call waits or
+	// fails.
+	healthCtx, stopHealth := context.WithCancel(context.Background())
 	g.Add(func() error {
-		waitLeader(leaderCtx, node, fr.grpc.SetServing)
-		<-leaderCtx.Done()
+		followLeader(healthCtx, node, fr.grpc)
 		return nil
-	}, func(error) { stopWaiting() })
+	}, func(error) { stopHealth() })
 	if s.joining {
 		joinCtx, stopJoin := context.WithCancel(context.Background())
 		g.Add(func() error {

@@ -197,15 +197,23 @@ func TestMetricsExposition(t *testing.T) {
 // column of the table under "### Metrics".
 func readmeMetrics(t *testing.T, path string) map[string]bool {
 	t.Helper()
+	return readmeTable(t, path, "Metrics")
+}
+
+// readmeTable returns the metric names in backquotes in the first column
+// of the table under "### heading".
+func readmeTable(t *testing.T, path, heading string) map[string]bool {
+	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, ok := strings.Cut(string(b), "\n### Metrics\n")
+	_, section, ok := strings.Cut(string(b), "\n### "+heading+"\n")
 	if !ok {
-		t.Fatal("README has no ### Metrics section")
+		t.Fatalf("README has no ### %s section", heading)
 	}
 	section, _, _ = strings.Cut(section, "\n### ")
+	section, _, _ = strings.Cut(section, "\n## ")
 	name := regexp.MustCompile("`([a-z_:][a-z0-9_:]*)[{`]")
 	names := map[string]bool{}
 	for line := range strings.SplitSeq(section, "\n") {
