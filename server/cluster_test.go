@@ -10,8 +10,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	kvstorepb "kvstore/proto"
 )
@@ -81,5 +84,25 @@ func TestClusterNodeHealthAndMetrics(t *testing.T) {
 	// At least the set (the leader's own member entry may be a second).
 	if !strings.Contains(string(text), "\nkvstore_raft_leader 1\n") || !regexp.MustCompile(`\nkvstore_raft_apply_duration_seconds_count [1-9]`).Match(text) {
 		t.Errorf("want kvstore_raft_leader 1 and the set's apply observed:\n%s", text)
+	}
+}
+
+// A node that cannot reach a quorum knows no leader: health says
+// NOT_SERVING, and a write is Unavailable "no leader" within its
+// deadline, never acknowledged.
+func TestClusterNodeWithoutQuorum(t *testing.T) {
+	c := clusterConfig(t)
+	c.InitialCluster += ",n2=127.0.0.1:1,n3=127.0.0.1:2" // nobody there
+	r := startRun(t, c)
+	ctx := context.Background()
+	resp, err := healthpb.NewHealthClient(r.conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("health = %v, %v; want NOT_SERVING", resp, err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	_, err = r.kv.Set(wctx, &kvstorepb.SetRequest{Key: "k", Value: "v"})
+	if s, _ := status.FromError(err); s.Code() != codes.Unavailable || !strings.Contains(s.Message(), "no leader") {
+		t.Fatalf("Set without a quorum: %v; want Unavailable, no leader", err)
 	}
 }
