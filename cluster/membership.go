@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"kvstore/actor"
 )
 
 // Member is one node of the cluster's configuration.
@@ -150,6 +153,46 @@ func (n *Node) TransferLeader(ctx context.Context, id string) error {
 	}
 	if err := n.wait(ctx, fut); err != nil {
 		return n.membershipError(fmt.Errorf("transfer the leadership: %w", err))
+	}
+	return nil
+}
+
+// Recover forces a new configuration, servers (raft ID to raft address,
+// all voters), on a stopped node's stores: after a quorum is lost for
+// good, run it on the survivors with the same servers (or on one, alone),
+// then start them. It replays the node's log into a scratch state
+// machine, writes a snapshot with the new configuration, and truncates
+// the log (raft.RecoverCluster). Entries the node holds but that were not
+// committed become committed: the best a lost quorum allows.
+func Recover(cfg Config, servers map[string]string) error {
+	if len(servers) == 0 {
+		return errors.New("cluster: recover needs the members to keep")
+	}
+	rc := raft.DefaultConfig()
+	if cfg.Raft != nil {
+		c := *cfg.Raft
+		rc = &c
+	}
+	rc.LocalID = raft.ServerID(cfg.ID)
+	rc.Logger = raftLogger(cfg.LogOutput)
+	var conf raft.Configuration
+	for id, addr := range servers {
+		conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(id), Address: raft.ServerAddress(addr)})
+	}
+	a := actor.New(actor.Config{ExpireInterval: -1, Rules: cfg.Rules})
+	defer a.Stop()
+	tempDir := cfg.TempDir
+	if tempDir == "" {
+		tempDir = os.TempDir()
+	}
+	trans := cfg.Transport
+	if trans == nil {
+		_, t := raft.NewInmemTransport(raft.ServerAddress(cfg.ID))
+		defer t.Close()
+		trans = t
+	}
+	if err := raft.RecoverCluster(rc, newFSM(a, tempDir), cfg.Logs, cfg.Stable, cfg.Snapshots, trans, conf); err != nil {
+		return fmt.Errorf("cluster: recover: %w", err)
 	}
 	return nil
 }

@@ -137,11 +137,7 @@ func New(cfg Config) (*Node, error) {
 		rc = &c
 	}
 	rc.LocalID = raft.ServerID(cfg.ID)
-	out := cfg.LogOutput
-	if out == nil {
-		out = io.Discard
-	}
-	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Output: out, Level: hclog.Info})
+	rc.Logger = raftLogger(cfg.LogOutput)
 	// Replicas never expire keys on their own: only expire entries do.
 	a := actor.New(actor.Config{Clock: clk, ExpireInterval: -1, Rules: cfg.Rules})
 	tempDir := cfg.TempDir
@@ -174,6 +170,14 @@ func New(cfg Config) (*Node, error) {
 		go n.expireLoop(t)
 	}
 	return n, nil
+}
+
+// raftLogger is raft's logger writing to out (nil: discarded).
+func raftLogger(out io.Writer) hclog.Logger {
+	if out == nil {
+		out = io.Discard
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: "raft", Output: out, Level: hclog.Info})
 }
 
 // Bootstrap makes a new cluster of servers (raft ID to raft address). It

@@ -24,6 +24,7 @@ import (
 	"kvstore/cluster"
 	kvstorepb "kvstore/proto"
 	"kvstore/rpc"
+	"kvstore/wal"
 )
 
 // parseInitialCluster reads --initial-cluster: ID=ADDR pairs, commas
@@ -74,24 +75,11 @@ func (cs *clusterStorage) close() error {
 // for raft traffic. raft.db is fsynced on every append: an entry is
 // acknowledged to the leader only once it is durable here.
 func openClusterStorage(c *Config, log *slog.Logger) (*clusterStorage, error) {
-	dir := raftDir(c.DataDir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	cs := &clusterStorage{}
-	var err error
-	if cs.bolt, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")}); err != nil {
-		return nil, fmt.Errorf("open the raft log: %w", err)
-	}
-	if cs.logs, err = raft.NewLogCache(512, cs.bolt); err != nil {
-		cs.close()
+	cs, err := openRaftStores(c.DataDir, log)
+	if err != nil {
 		return nil, err
 	}
 	out := raftLogWriter{log}
-	if cs.snaps, err = raft.NewFileSnapshotStore(dir, 2, out); err != nil {
-		cs.close()
-		return nil, fmt.Errorf("open the raft snapshots: %w", err)
-	}
 	advertise := c.RaftAdvertise
 	if advertise == "" {
 		advertise = c.RaftListen
@@ -106,6 +94,57 @@ func openClusterStorage(c *Config, log *slog.Logger) (*clusterStorage, error) {
 		return nil, fmt.Errorf("listen on %s (--raft-listen): %w", c.RaftListen, err)
 	}
 	return cs, nil
+}
+
+// openRaftStores opens raft's log, stable store and snapshots in dataDir.
+func openRaftStores(dataDir string, log *slog.Logger) (*clusterStorage, error) {
+	dir := raftDir(dataDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	cs := &clusterStorage{}
+	var err error
+	if cs.bolt, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")}); err != nil {
+		return nil, fmt.Errorf("open the raft log: %w", err)
+	}
+	if cs.logs, err = raft.NewLogCache(512, cs.bolt); err != nil {
+		cs.close()
+		return nil, err
+	}
+	if cs.snaps, err = raft.NewFileSnapshotStore(dir, 2, raftLogWriter{log}); err != nil {
+		cs.close()
+		return nil, fmt.Errorf("open the raft snapshots: %w", err)
+	}
+	return cs, nil
+}
+
+// RecoverCluster is `kvstore-server cluster recover`: offline, on a
+// stopped node's data dir, it forces the cluster configuration to
+// members (--initial-cluster syntax) after a quorum is lost for good
+// (cluster.Recover). It holds the data dir's lock meanwhile.
+func RecoverCluster(dataDir, nodeID, members string, log *slog.Logger) error {
+	servers, err := parseInitialCluster(members)
+	if err != nil {
+		return err
+	}
+	if _, ok := servers[nodeID]; !ok {
+		return fmt.Errorf("--members does not list --node-id %q: a node recovers into a cluster it is in", nodeID)
+	}
+	if _, err := os.Stat(filepath.Join(raftDir(dataDir), "raft.db")); err != nil {
+		return fmt.Errorf("%s holds no cluster state: %w", dataDir, err)
+	}
+	lock, err := wal.LockDir(dataDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+	cs, err := openRaftStores(dataDir, log)
+	if err != nil {
+		return err
+	}
+	defer cs.close()
+	return cluster.Recover(cluster.Config{ID: nodeID, Logs: cs.logs, Stable: cs.bolt, Snapshots: cs.snaps,
+		TempDir: raftDir(dataDir), LogOutput: raftLogWriter{log}}, servers)
 }
 
 // raftLogWriter turns raft's log lines ("2026-12-03T... [WARN]  raft: ...")

@@ -341,3 +341,57 @@ func TestClusterJoinAndMembership(t *testing.T) {
 		t.Fatalf("leader %s after the transfer to %s", next.id, follower.id)
 	}
 }
+
+// flagValue is the value after flag in args.
+func flagValue(args []string, flag string) string {
+	for i, a := range args {
+		if a == flag && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+// A cluster that lost two of three nodes for good comes back, from the
+// survivor's data, after `kvstore-server cluster recover` makes it the
+// only member.
+func TestClusterRecoverFromLostQuorum(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	nodes := startCluster(t, 3)
+	leader := leaderOf(t, nodes, nil)
+	ctx := context.Background()
+	for i := range 50 {
+		if _, err := leader.kv.Set(ctx, &kvstorepb.SetRequest{Key: fmt.Sprintf("k%d", i), Value: "v"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, nd := range nodes {
+		nd.proc.cmd.Process.Signal(syscall.SIGKILL)
+		nd.proc.wait()
+	}
+	survivor := nodes[1]
+	self := survivor.id + "=" + flagValue(survivor.args, "--raft-listen")
+	code, out, errOut := subcommand(t, "cluster", "recover", "--data-dir", flagValue(survivor.args, "--data-dir"),
+		"--node-id", survivor.id, "--members", self)
+	if code != 0 || !strings.Contains(out, "recovered") {
+		t.Fatalf("cluster recover: exit %d, %q, %q", code, out, errOut)
+	}
+	survivor.start(t)
+	if got := leaderOf(t, []*testNode{survivor}, nil); got != survivor {
+		t.Fatalf("leader %s", got.id)
+	}
+	for i := range 50 {
+		r, err := survivor.kv.Get(ctx, &kvstorepb.GetRequest{Key: fmt.Sprintf("k%d", i)})
+		if err != nil || r.GetValue() != "v" {
+			t.Fatalf("k%d after recovery: %v, %v", i, r, err)
+		}
+	}
+	if _, err := survivor.kv.Set(ctx, &kvstorepb.SetRequest{Key: "after", Value: "recovery"}); err != nil {
+		t.Fatalf("a write after recovery: %v", err)
+	}
+	if st := clusterStatus(t, survivor); len(st.GetMembers()) != 1 {
+		t.Errorf("members after recovery: %v", st.GetMembers())
+	}
+}

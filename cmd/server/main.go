@@ -22,6 +22,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"regexp"
 	"strconv"
@@ -301,6 +302,7 @@ var commandGroups = []struct {
 }{
 	{"aof", aofCommands},
 	{"backup", backupCommands},
+	{"cluster", clusterCommands},
 	{"restore", restoreCommands},
 	{"token", tokenCommands},
 }
@@ -632,6 +634,37 @@ bad usage, a dir in use or not empty, or an I/O error.`,
 				fmt.Fprintf(stdout, "deleted what %s held before: %s\n", *dataDir, strings.Join(res.Replaced, ", "))
 			}
 			fmt.Fprintf(stdout, "start it with: kvstore-server --data-dir %s\n", *dataDir)
+			return 0
+		}
+	},
+}}
+
+// clusterCommands are `kvstore-server cluster recover`. Exit status: 0
+// done, 2 bad usage or a failure.
+var clusterCommands = []command{{
+	name:     "cluster recover",
+	synopsis: "--node-id ID --members ID=RAFTADDR,... [--data-dir D]",
+	about: `force a cluster node's membership after a quorum is lost (offline)
+When a majority of a cluster's nodes is gone for good, writes and
+linearizable reads stop. Stop the survivors and run this on each with the
+same --members (the survivors, or one alone), then start them with their
+usual flags: they form a cluster of those members, from their own data.
+Entries a node holds that were not committed become committed. Add new
+nodes with --join afterwards.`,
+	flags: func(fs *flag.FlagSet) func(args []string, stdout, stderr io.Writer) int {
+		dataDir := dataDirFlag(fs)
+		nodeID := fs.String("node-id", "", "this node's `ID`, as it ran")
+		members := fs.String("members", "", "the `members` to keep, ID=RAFTADDR,... as --initial-cluster")
+		return func(_ []string, stdout, stderr io.Writer) int {
+			if *nodeID == "" || *members == "" {
+				return usageError(stderr, "cluster recover", "--node-id and --members are required")
+			}
+			log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			if err := server.RecoverCluster(*dataDir, *nodeID, *members, log); err != nil {
+				fmt.Fprintf(stderr, "kvstore-server cluster recover: %v\n", err)
+				return 2
+			}
+			fmt.Fprintf(stdout, "recovered %s: its cluster is now %s; start it with its usual flags\n", *dataDir, *members)
 			return 0
 		}
 	},

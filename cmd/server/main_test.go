@@ -499,6 +499,8 @@ func TestEveryCommandHasHelp(t *testing.T) {
 		{[]string{"restore", "--help"}, []string{"Usage: kvstore-server restore FILE [--data-dir D] [--force]", "-data-dir", "-force"}},
 		{[]string{"restore", "help"}, []string{"Usage: kvstore-server restore FILE", "-force"}},
 		{[]string{"help", "restore"}, []string{"Usage: kvstore-server restore FILE", "-force"}},
+		{[]string{"cluster", "recover", "--help"}, []string{"Usage: kvstore-server cluster recover", "-members", "-node-id", "-data-dir"}},
+		{[]string{"--help"}, []string{"kvstore-server cluster recover"}},
 	} {
 		var stdout, stderr bytes.Buffer
 		code, ok := runSubcommand(tt.args, &stdout, &stderr)
@@ -532,7 +534,7 @@ func TestUnknownCommandSaysWhatThenWhere(t *testing.T) {
 	}{
 		{[]string{"aof"}, "kvstore-server aof: missing command (want check or dump)\nRun 'kvstore-server aof --help' for usage.\n"},
 		{[]string{"aof", "frob"}, "kvstore-server aof: unknown command \"frob\" (want check or dump)\nRun 'kvstore-server aof --help' for usage.\n"},
-		{[]string{"help", "frob"}, "kvstore-server: unknown command \"frob\" (want aof, backup, restore or token)\nRun 'kvstore-server --help' for usage.\n"},
+		{[]string{"help", "frob"}, "kvstore-server: unknown command \"frob\" (want aof, backup, cluster, restore or token)\nRun 'kvstore-server --help' for usage.\n"},
 		{[]string{"token"}, "kvstore-server token: missing command (want new)\nRun 'kvstore-server token --help' for usage.\n"},
 		{[]string{"token", "old"}, "kvstore-server token: unknown command \"old\" (want new)\nRun 'kvstore-server token --help' for usage.\n"},
 		{[]string{"aof", "dump", "--fix"}, "kvstore-server aof dump: unknown flag --fix\nRun 'kvstore-server aof dump --help' for usage.\n"},
