@@ -304,3 +304,35 @@ func readMembers(r io.Reader, n uint32) (map[string]string, error) {
 	}
 	return members, d.err
 }
+
+// WriteSnapshot puts into snaps a raft snapshot whose data is the
+// snapshot file (a backup) read from r and whose configuration is
+// members (raft ID to raft address, all voters), at index 1 of term 1: a
+// node that starts on it is a member of a new cluster holding that data,
+// with no bootstrap. `kvstore-server restore --initial-cluster` writes
+// one on every member, as etcdutl snapshot restore does.
+func WriteSnapshot(snaps raft.SnapshotStore, r io.Reader, members map[string]string) error {
+	var conf raft.Configuration
+	for _, id := range slices.Sorted(maps.Keys(members)) {
+		conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(id), Address: raft.ServerAddress(members[id])})
+	}
+	_, trans := raft.NewInmemTransport("")
+	defer trans.Close()
+	sink, err := snaps.Create(raft.SnapshotVersionMax, 1, 1, conf, 1, trans)
+	if err != nil {
+		return err
+	}
+	h := make([]byte, snapHeaderSize, snapHeaderSize+1)
+	copy(h[:8], snapMagic[:])
+	h = append(h, 0) // no members' client addresses yet
+	binary.LittleEndian.PutUint32(h[16:], 1)
+	_, err = sink.Write(h)
+	if err == nil {
+		_, err = io.Copy(sink, r)
+	}
+	if err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}

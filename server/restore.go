@@ -10,6 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/raft"
+
+	"kvstore/cluster"
 	"kvstore/snap"
 	"kvstore/wal"
 )
@@ -30,6 +33,11 @@ type RestoreOptions struct {
 	// Now judges which keys have expired, for the report; zero is the
 	// current time. Start-up judges them again when it loads the file.
 	Now time.Time
+	// NodeID and InitialCluster ("n1=host:port,..."), when set, restore
+	// a cluster node instead, etcd style: the data dir becomes node
+	// NodeID of a new cluster of those members, all holding the backup.
+	// Run it on every member with the same backup and members.
+	NodeID, InitialCluster string
 }
 
 // RestoreResult is what Restore did.
@@ -69,6 +77,15 @@ func Restore(backup, dataDir string, opts RestoreOptions) (RestoreResult, error)
 		return RestoreResult{}, err
 	}
 	res := RestoreResult{Backup: st}
+	var members map[string]string
+	if opts.InitialCluster != "" || opts.NodeID != "" {
+		if members, err = parseInitialCluster(opts.InitialCluster); err != nil {
+			return res, err
+		}
+		if _, ok := members[opts.NodeID]; !ok {
+			return res, fmt.Errorf("--initial-cluster does not list --node-id %q", opts.NodeID)
+		}
+	}
 	_, statErr := os.Stat(dataDir)
 	created := errors.Is(statErr, os.ErrNotExist)
 	lock, err := wal.LockDir(dataDir)
@@ -102,15 +119,24 @@ func Restore(backup, dataDir string, opts RestoreOptions) (RestoreResult, error)
 		return undo(fmt.Errorf("create a temporary dir beside the data dir: %w", err))
 	}
 	defer os.RemoveAll(tmp)
-	staged := filepath.Join(tmp, "snap")
-	if err := stageSnapshot(backup, staged, st); err != nil {
-		return undo(err)
+	sub := "snap"
+	if members != nil {
+		sub = "raft"
+		res.Path = raftDir(dataDir)
+		if err := stageRaft(backup, filepath.Join(tmp, sub), members); err != nil {
+			return undo(err)
+		}
+	} else {
+		res.Path = filepath.Join(dataDir, "snap", snap.FileName(st.Seq))
+		if err := stageSnapshot(backup, filepath.Join(tmp, sub), st); err != nil {
+			return undo(err)
+		}
 	}
-	res.Path = filepath.Join(dataDir, "snap", snap.FileName(st.Seq))
+	staged := filepath.Join(tmp, sub)
 	if len(old) == 0 {
-		// D holds only its lock: moving the snapshot dir in is one
-		// rename, and the lock stays where it is.
-		if err := os.Rename(staged, filepath.Join(abs, "snap")); err != nil {
+		// D holds only its lock: moving the new dir in is one rename,
+		// and the lock stays where it is.
+		if err := os.Rename(staged, filepath.Join(abs, sub)); err != nil {
 			return undo(fmt.Errorf("move the restored snapshot into %s: %w", dataDir, err))
 		}
 		if err := wal.OS.SyncDir(abs); err != nil {
@@ -172,6 +198,49 @@ func stageSnapshot(backup, dir string, want snap.Status) error {
 	}
 	if err := wal.OS.SyncDir(dir); err != nil {
 		return err
+	}
+	return wal.OS.SyncDir(filepath.Dir(dir))
+}
+
+// stageRaft makes dir the raft dir of a new cluster of members whose data
+// is the backup: one raft snapshot holding it and the membership, which
+// every member starts from (cluster.WriteSnapshot).
+func stageRaft(backup, dir string, members map[string]string) error {
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return err
+	}
+	snaps, err := raft.NewFileSnapshotStore(dir, 2, io.Discard)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(backup)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := cluster.WriteSnapshot(snaps, f, members); err != nil {
+		return err
+	}
+	return syncTree(dir)
+}
+
+// syncTree fsyncs every directory under dir, dir included, bottom up:
+// the snapshot store fsyncs its files but not its new directories.
+func syncTree(dir string) error {
+	var dirs []string
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if err := wal.OS.SyncDir(dirs[i]); err != nil {
+			return err
+		}
 	}
 	return wal.OS.SyncDir(filepath.Dir(dir))
 }

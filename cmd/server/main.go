@@ -602,20 +602,28 @@ func reportBackup(cmd, file string, st snap.Status, err error, asJSON bool, stdo
 var restoreCommands = []command{{
 	name:     "restore",
 	args:     []string{"FILE"},
-	synopsis: "[--data-dir D] [--force]",
+	synopsis: "[--data-dir D] [--force] [--node-id ID --initial-cluster ID=RAFTADDR,...]",
 	about: `make a data dir whose content is exactly a backup (offline)
 Validates FILE first, then makes it the only snapshot of the data dir,
 so that a server started on the dir serves exactly the backup's data;
 keys whose TTL has passed are not loaded. Refuses the dir of a running
 server, and a dir that holds data unless --force, which deletes that
 data. The dir is replaced in one step: a failure leaves it as it was.
-Exit status: 0 restored, 1 the backup is damaged (nothing changed), 2
-bad usage, a dir in use or not empty, or an I/O error.`,
+With --node-id and --initial-cluster it makes a node of a new cluster
+instead, as etcdutl snapshot restore does: run it with the same backup
+and members for every member, then start each with its --node-id and
+--raft-listen. Exit status: 0 restored, 1 the backup is damaged (nothing
+changed), 2 bad usage, a dir in use or not empty, or an I/O error.`,
 	flags: func(fs *flag.FlagSet) func(args []string, stdout, stderr io.Writer) int {
 		dataDir := dataDirFlag(fs)
 		force := fs.Bool("force", false, "replace a data dir that holds data, deleting it")
+		nodeID := fs.String("node-id", "", "restore a cluster node: its `ID` (with --initial-cluster)")
+		initial := fs.String("initial-cluster", "", "restore a cluster node: the new cluster's `members`, ID=RAFTADDR,...")
 		return func(args []string, stdout, stderr io.Writer) int {
-			res, err := server.Restore(args[0], *dataDir, server.RestoreOptions{Force: *force})
+			if (*nodeID == "") != (*initial == "") {
+				return usageError(stderr, "restore", "--node-id and --initial-cluster go together")
+			}
+			res, err := server.Restore(args[0], *dataDir, server.RestoreOptions{Force: *force, NodeID: *nodeID, InitialCluster: *initial})
 			if isDamage(err) {
 				fmt.Fprintf(stderr, "kvstore-server restore: %s is damaged, nothing restored: %v\n", args[0], err)
 				return 1
@@ -632,6 +640,16 @@ bad usage, a dir in use or not empty, or an I/O error.`,
 			fmt.Fprintf(stdout, "\n")
 			if len(res.Replaced) > 0 {
 				fmt.Fprintf(stdout, "deleted what %s held before: %s\n", *dataDir, strings.Join(res.Replaced, ", "))
+			}
+			if *nodeID != "" {
+				raftAddr := "RAFTADDR"
+				for part := range strings.SplitSeq(*initial, ",") {
+					if id, addr, _ := strings.Cut(strings.TrimSpace(part), "="); id == *nodeID {
+						raftAddr = addr
+					}
+				}
+				fmt.Fprintf(stdout, "start it with: kvstore-server --node-id %s --raft-listen %s --data-dir %s (once every member is restored)\n", *nodeID, raftAddr, *dataDir)
+				return 0
 			}
 			fmt.Fprintf(stdout, "start it with: kvstore-server --data-dir %s\n", *dataDir)
 			return 0
