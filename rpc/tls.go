@@ -205,6 +205,39 @@ func (t *ServerTLS) load() (*serverTLSState, error) {
 	return &serverTLSState{config: cfg, grpc: grpcCfg, http: httpCfg, leaf: pair.Leaf}, nil
 }
 
+// PeerConfig returns the TLS configuration a cluster node dials the
+// other nodes with (raft's transport, forwarding to the leader): their
+// certificates must chain to the client CA, and this node presents its
+// own certificate, as reloaded. It needs a client CA (mutual TLS between
+// nodes); without one, or on a nil *ServerTLS, it returns nil.
+func (t *ServerTLS) PeerConfig() *tls.Config {
+	if t == nil || t.clientCAFile == "" {
+		return nil
+	}
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		RootCAs:    t.current.Load().config.ClientCAs,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			c := t.current.Load().config.Certificates[0]
+			return &c, nil
+		},
+		// Verify against the CA of the reading in force at each handshake.
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			opts := x509.VerifyOptions{Roots: t.current.Load().config.ClientCAs, Intermediates: x509.NewCertPool(),
+				DNSName: cs.ServerName, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("tls: the peer sent no certificate")
+			}
+			for _, c := range cs.PeerCertificates[1:] {
+				opts.Intermediates.AddCert(c)
+			}
+			_, err := cs.PeerCertificates[0].Verify(opts)
+			return err
+		},
+	}
+}
+
 // ClientTLSOptions are a client's TLS settings, named after its flags.
 type ClientTLSOptions struct {
 	// CAFile holds the CA certificates (PEM) that the server's certificate

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"github.com/oklog/run"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
@@ -74,7 +76,7 @@ func (cs *clusterStorage) close() error {
 // openClusterStorage opens the raft stores in the data dir and listens
 // for raft traffic. raft.db is fsynced on every append: an entry is
 // acknowledged to the leader only once it is durable here.
-func openClusterStorage(c *Config, log *slog.Logger) (*clusterStorage, error) {
+func openClusterStorage(c *Config, sec security, log *slog.Logger) (*clusterStorage, error) {
 	cs, err := openRaftStores(c.DataDir, log)
 	if err != nil {
 		return nil, err
@@ -89,11 +91,50 @@ func openClusterStorage(c *Config, log *slog.Logger) (*clusterStorage, error) {
 		cs.close()
 		return nil, fmt.Errorf("--raft-advertise %s: %w", advertise, err)
 	}
-	if cs.trans, err = raft.NewTCPTransport(c.RaftListen, adv, 3, 10*time.Second, out); err != nil {
+	if sec.tls == nil {
+		cs.trans, err = raft.NewTCPTransport(c.RaftListen, adv, 3, 10*time.Second, out)
+	} else {
+		var layer *tlsStreamLayer
+		if layer, err = listenTLSStream(c.RaftListen, adv, sec.tls.Config(), sec.tls.PeerConfig()); err == nil {
+			cs.trans = raft.NewNetworkTransport(layer, 3, 10*time.Second, out)
+		}
+	}
+	if err != nil {
 		cs.close()
 		return nil, fmt.Errorf("listen on %s (--raft-listen): %w", c.RaftListen, err)
 	}
 	return cs, nil
+}
+
+// tlsStreamLayer is raft's transport over mutual TLS: the other nodes
+// present certificates signed by --tls-client-ca, and so does this one
+// when it dials them.
+type tlsStreamLayer struct {
+	net.Listener
+	advertise net.Addr
+	dial      *tls.Config
+}
+
+func listenTLSStream(addr string, advertise net.Addr, server, dial *tls.Config) (*tlsStreamLayer, error) {
+	if dial == nil {
+		return nil, errors.New("cluster TLS needs --tls-client-ca: nodes verify each other with it")
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return &tlsStreamLayer{Listener: tls.NewListener(l, server), advertise: advertise, dial: dial}, nil
+}
+
+// Addr is the advertised address: what raft tells the other nodes.
+func (l *tlsStreamLayer) Addr() net.Addr { return l.advertise }
+
+// Dial connects to a node's raft port and completes the handshake within
+// timeout, so a peer that does not speak TLS fails the dial, not the
+// first message.
+func (l *tlsStreamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	d := &net.Dialer{Timeout: timeout}
+	return tls.DialWithDialer(d, "tcp", string(addr), l.dial)
 }
 
 // openRaftStores opens raft's log, stable store and snapshots in dataDir.
@@ -200,6 +241,15 @@ func raftConfig() *raft.Config {
 	return c
 }
 
+// peerCreds are the credentials this node dials other nodes' gRPC
+// ports with: mutual TLS with its own certificate when TLS is on.
+func (s *Server) peerCreds() grpc.DialOption {
+	if cfg := s.sec.tls.PeerConfig(); cfg != nil {
+		return grpc.WithTransportCredentials(credentials.NewTLS(cfg))
+	}
+	return grpc.WithTransportCredentials(insecure.NewCredentials())
+}
+
 // clientAddr is this node's client address as the other nodes should
 // dial it (see clientAddr), remembered for --join.
 func (s *Server) clientAddr(cs *clusterStorage) string {
@@ -212,7 +262,7 @@ func (s *Server) clientAddr(cs *clusterStorage) string {
 func (s *Server) startCluster(cs *clusterStorage, svc *rpc.Service, metrics *rpc.Metrics) (*cluster.Node, *rpc.Forwarder, error) {
 	c := &s.cfg
 	// Forwarded requests carry the caller's token; the leader checks it.
-	fwd := rpc.NewForwarder(grpc.WithTransportCredentials(insecure.NewCredentials()))
+	fwd := rpc.NewForwarder(s.peerCreds())
 	node, err := cluster.New(cluster.Config{
 		ID:             c.NodeID,
 		ClientAddr:     s.clientAddr(cs),
@@ -339,7 +389,7 @@ func (b *clusterAdmin) Info(context.Context) (*kvstorepb.InfoResponse, error) {
 // the wal and the snapshotter, the service attached to the node.
 func (s *Server) runCluster(ctx context.Context, cancel context.CancelFunc, fr *fronts, svc *rpc.Service, admin *rpc.Admin, metrics *rpc.Metrics) error {
 	c, log := &s.cfg, s.log
-	cs, err := openClusterStorage(c, log)
+	cs, err := openClusterStorage(c, s.sec, log)
 	if err != nil {
 		fr.stop()
 		return err
@@ -464,7 +514,7 @@ func (b *clusterAdmin) Leader(ctx context.Context) (string, string, error) { ret
 // fix (bad arguments, no permission) ends the server.
 func (s *Server) join(ctx context.Context, raftAddr string) error {
 	c := &s.cfg
-	conn, err := grpc.NewClient(c.Join, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(c.Join, s.peerCreds())
 	if err != nil {
 		return fmt.Errorf("--join %s: %w", c.Join, err)
 	}

@@ -173,8 +173,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--join-as must be voter or nonvoter, got %q", c.JoinAs)
 	case c.RaftListen != "" && c.NodeID == "":
 		return errors.New("--raft-listen needs --node-id, this node's name in the cluster")
-	case c.RaftListen != "" && c.TLSCert != "":
-		return errors.New("--raft-listen with --tls-cert: cluster mode does not support TLS yet (nodes forward to the leader in plaintext)")
+	case c.RaftListen != "" && c.TLSCert != "" && c.TLSClientCA == "":
+		return errors.New("--raft-listen with --tls-cert needs --tls-client-ca: nodes use mutual TLS with certificates it signs, for raft and for forwarding")
 	}
 	if c.InitialCluster != "" {
 		servers, err := parseInitialCluster(c.InitialCluster)

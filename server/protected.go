@@ -29,12 +29,13 @@ func (c *Config) checkProtected() error {
 	if c.Insecure {
 		return nil
 	}
-	// Raft's transport has neither authentication nor TLS yet: any
-	// machine that reaches it could join the log.
-	if c.RaftListen != "" && !isLoopback(c.RaftListen) {
+	// Without mutual TLS raft's transport is neither authenticated nor
+	// encrypted: any machine that reaches it could write to the log.
+	if c.RaftListen != "" && !isLoopback(c.RaftListen) && c.TLSClientCA == "" {
 		return fmt.Errorf("protected mode: --raft-listen %s accepts raft traffic from other machines, "+
-			"which is neither authenticated nor encrypted yet. Listen on a loopback address (or one only "+
-			"the cluster's machines reach, with --insecure)", c.RaftListen)
+			"which without TLS is neither authenticated nor encrypted. Set --tls-cert, --tls-key and "+
+			"--tls-client-ca (mutual TLS between nodes), listen on a loopback address, or pass --insecure "+
+			"on a network only the cluster's machines reach", c.RaftListen)
 	}
 	if c.AuthFile != "" || c.TLSCert != "" {
 		return nil

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"net"
@@ -14,9 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 
 	kvstorepb "kvstore/proto"
+	"kvstore/rpc"
 )
 
 var killCycles = flag.Int("kill-cycles", 10, "leader kills in TestClusterSurvivesLeaderKills (100 for the long run)")
@@ -47,10 +52,11 @@ type testNode struct {
 	args []string
 	proc *serverProcess
 	kv   kvstorepb.KVStoreClient
+	dial grpc.DialOption // the client's credentials; nil: plaintext
 }
 
 // startCluster starts n nodes of a new cluster on loopback.
-func startCluster(t *testing.T, n int) []*testNode {
+func startCluster(t *testing.T, n int, extra ...string) []*testNode {
 	t.Helper()
 	raftAddrs := freePorts(t, n)
 	var members []string
@@ -64,6 +70,7 @@ func startCluster(t *testing.T, n int) []*testNode {
 			"--node-id", id, "--raft-listen", a, "--initial-cluster", strings.Join(members, ","),
 			"--data-dir", filepath.Join(t.TempDir(), id),
 		}})
+		nodes[len(nodes)-1].args = append(nodes[len(nodes)-1].args, extra...)
 	}
 	for _, nd := range nodes {
 		nd.start(t)
@@ -74,6 +81,15 @@ func startCluster(t *testing.T, n int) []*testNode {
 func (nd *testNode) start(t *testing.T) {
 	t.Helper()
 	nd.proc = startBinary(t, nd.args...)
+	if nd.dial != nil {
+		conn, err := grpc.NewClient(nd.proc.addr, nd.dial)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		nd.kv = kvstorepb.NewKVStoreClient(conn)
+		return
+	}
 	nd.kv = dial(t, nd.proc.addr)
 }
 
@@ -468,5 +484,67 @@ func TestClusterRestoreFromBackup(t *testing.T) {
 	}
 	if st := clusterStatus(t, next); len(st.GetMembers()) != 3 {
 		t.Errorf("restored cluster members: %v", st.GetMembers())
+	}
+}
+
+// With --tls-cert, --tls-key and --tls-client-ca, nodes speak mutual TLS
+// to each other, for raft and for forwarding: a cluster forms, a write
+// through a follower reaches the leader, and a raft port refuses a
+// client without a certificate.
+func TestClusterOverMutualTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	ca, cert, key := writeTLSFiles(t, t.TempDir())
+	creds, err := rpc.ClientTLS(rpc.ClientTLSOptions{CAFile: ca, CertFile: cert, KeyFile: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dial := grpc.WithTransportCredentials(credentials.NewTLS(creds))
+	raftAddrs := freePorts(t, 3)
+	var members []string
+	for i, a := range raftAddrs {
+		members = append(members, fmt.Sprintf("n%d=%s", i+1, a))
+	}
+	var nodes []*testNode
+	for i, a := range raftAddrs {
+		id := fmt.Sprintf("n%d", i+1)
+		nodes = append(nodes, &testNode{id: id, dial: dial, args: []string{"--node-id", id, "--raft-listen", a,
+			"--initial-cluster", strings.Join(members, ","), "--data-dir", filepath.Join(t.TempDir(), id),
+			"--tls-cert", cert, "--tls-key", key, "--tls-client-ca", ca}})
+	}
+	for _, nd := range nodes {
+		nd.start(t)
+	}
+	leader := leaderOf(t, nodes, nil)
+	ctx := context.Background()
+	for _, nd := range nodes {
+		if nd == leader {
+			continue
+		}
+		if _, err := nd.kv.Set(ctx, &kvstorepb.SetRequest{Key: "via-" + nd.id, Value: "tls"}); err != nil {
+			t.Fatalf("Set through %s: %v", nd.id, err)
+		}
+	}
+	for _, nd := range nodes {
+		if nd == leader {
+			continue
+		}
+		if r, err := leader.kv.Get(ctx, &kvstorepb.GetRequest{Key: "via-" + nd.id}); err != nil || r.GetValue() != "tls" {
+			t.Fatalf("Get via-%s: %v, %v", nd.id, r, err)
+		}
+	}
+	// No client certificate: the raft port ends the handshake.
+	pool := x509.NewCertPool()
+	pem, _ := os.ReadFile(ca)
+	pool.AppendCertsFromPEM(pem)
+	conn, err := tls.Dial("tcp", raftAddrs[0], &tls.Config{RootCAs: pool})
+	if err == nil {
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err = conn.Read(make([]byte, 1))
+		conn.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("a raft connection without a client certificate: %v; want a certificate error", err)
 	}
 }
