@@ -148,6 +148,9 @@ func isNotLeader(err error) bool { return errors.Is(err, actor.ErrNotLeader) }
 // requests a follower passes on.
 type Forwarder struct {
 	dial []grpc.DialOption
+	// token, if set, is the admin token this node presents for its own
+	// calls to other nodes (PublishMember).
+	token string
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
@@ -200,8 +203,20 @@ func (f *Forwarder) PublishMember(ctx context.Context, leaderAddr, id, clientAdd
 	if err != nil {
 		return err
 	}
-	_, err = admin.PublishMember(ctx, &kvstorepb.PublishMemberRequest{Id: id, ClientAddress: clientAddr})
+	_, err = admin.PublishMember(f.Own(ctx), &kvstorepb.PublishMemberRequest{Id: id, ClientAddress: clientAddr})
 	return err
+}
+
+// SetToken sets the admin token this node presents for its own calls to
+// other nodes; forwarded requests carry their caller's instead.
+func (f *Forwarder) SetToken(token string) { f.token = token }
+
+// Own adds this node's token to ctx, for a call of its own.
+func (f *Forwarder) Own(ctx context.Context) context.Context {
+	if f.token == "" {
+		return ctx
+	}
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+f.token)
 }
 
 // Close closes the connections.

@@ -263,6 +263,15 @@ func (s *Server) startCluster(cs *clusterStorage, svc *rpc.Service, metrics *rpc
 	c := &s.cfg
 	// Forwarded requests carry the caller's token; the leader checks it.
 	fwd := rpc.NewForwarder(s.peerCreds())
+	if c.PeerTokenFile != "" {
+		b, err := os.ReadFile(c.PeerTokenFile)
+		if err != nil {
+			fwd.Close()
+			return nil, nil, fmt.Errorf("--peer-token-file: %w", err)
+		}
+		fwd.SetToken(strings.TrimSpace(string(b)))
+	}
+	s.fwd = fwd
 	node, err := cluster.New(cluster.Config{
 		ID:             c.NodeID,
 		ClientAddr:     s.clientAddr(cs),
@@ -523,7 +532,7 @@ func (s *Server) join(ctx context.Context, raftAddr string) error {
 	req := &kvstorepb.AddMemberRequest{Id: c.NodeID, RaftAddress: raftAddr, ClientAddress: s.joinClientAddr,
 		Nonvoter: c.JoinAs == "nonvoter"}
 	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		cctx, cancel := context.WithTimeout(s.fwd.Own(ctx), 10*time.Second)
 		resp, err := admin.AddMember(cctx, req)
 		cancel()
 		if err == nil {

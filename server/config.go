@@ -121,6 +121,11 @@ type Config struct {
 	// with JoinAs "nonvoter", as a read replica.
 	Join   string
 	JoinAs string
+	// PeerTokenFile holds the admin token (kvstore-server token new
+	// --role admin) this node presents to the others for its own calls:
+	// --join, and publishing its client address. Needed when the
+	// cluster's nodes run with --auth-file.
+	PeerTokenFile string
 
 	// fs is the file system of the data dir, nil for the OS; tests put
 	// recovery on a fault-injecting one.
@@ -165,8 +170,8 @@ func (c *Config) Validate() error {
 		return errors.New("--tls-cert and --tls-key go together")
 	case c.TLSClientCA != "" && c.TLSCert == "":
 		return errors.New("--tls-client-ca needs --tls-cert and --tls-key")
-	case c.RaftListen == "" && (c.NodeID != "" || c.RaftAdvertise != "" || c.InitialCluster != "" || c.Join != ""):
-		return errors.New("--node-id, --raft-advertise, --initial-cluster and --join need --raft-listen (cluster mode)")
+	case c.RaftListen == "" && (c.NodeID != "" || c.RaftAdvertise != "" || c.InitialCluster != "" || c.Join != "" || c.PeerTokenFile != ""):
+		return errors.New("--node-id, --raft-advertise, --initial-cluster, --join and --peer-token-file need --raft-listen (cluster mode)")
 	case c.Join != "" && c.InitialCluster != "":
 		return errors.New("--join and --initial-cluster exclude each other: a node starts a new cluster or joins a running one")
 	case c.JoinAs != "" && c.JoinAs != "voter" && c.JoinAs != "nonvoter":

@@ -44,6 +44,8 @@ type Server struct {
 	// at joinClientAddr.
 	joining        bool
 	joinClientAddr string
+	// fwd reaches the other nodes of a cluster.
+	fwd *rpc.Forwarder
 
 	started  atomic.Bool
 	stopc    chan struct{} // closed by Close

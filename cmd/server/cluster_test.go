@@ -17,8 +17,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	kvstorepb "kvstore/proto"
 	"kvstore/rpc"
@@ -52,11 +55,17 @@ type testNode struct {
 	args []string
 	proc *serverProcess
 	kv   kvstorepb.KVStoreClient
-	dial grpc.DialOption // the client's credentials; nil: plaintext
+	dial []grpc.DialOption // the client's; nil: plaintext
 }
 
 // startCluster starts n nodes of a new cluster on loopback.
 func startCluster(t *testing.T, n int, extra ...string) []*testNode {
+	t.Helper()
+	return startClusterDial(t, n, nil, extra...)
+}
+
+// startClusterDial is startCluster with the clients' dial options.
+func startClusterDial(t *testing.T, n int, dial []grpc.DialOption, extra ...string) []*testNode {
 	t.Helper()
 	raftAddrs := freePorts(t, n)
 	var members []string
@@ -71,6 +80,7 @@ func startCluster(t *testing.T, n int, extra ...string) []*testNode {
 			"--data-dir", filepath.Join(t.TempDir(), id),
 		}})
 		nodes[len(nodes)-1].args = append(nodes[len(nodes)-1].args, extra...)
+		nodes[len(nodes)-1].dial = dial
 	}
 	for _, nd := range nodes {
 		nd.start(t)
@@ -82,7 +92,7 @@ func (nd *testNode) start(t *testing.T) {
 	t.Helper()
 	nd.proc = startBinary(t, nd.args...)
 	if nd.dial != nil {
-		conn, err := grpc.NewClient(nd.proc.addr, nd.dial)
+		conn, err := grpc.NewClient(nd.proc.addr, nd.dial...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -500,7 +510,7 @@ func TestClusterOverMutualTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dial := grpc.WithTransportCredentials(credentials.NewTLS(creds))
+	dial := []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(creds))}
 	raftAddrs := freePorts(t, 3)
 	var members []string
 	for i, a := range raftAddrs {
@@ -546,5 +556,85 @@ func TestClusterOverMutualTLS(t *testing.T) {
 	}
 	if err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("a raft connection without a client certificate: %v; want a certificate error", err)
+	}
+}
+
+// tokenCreds is a per-call bearer token.
+type tokenCreds string
+
+func (t tokenCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(t)}, nil
+}
+
+func (tokenCreds) RequireTransportSecurity() bool { return false }
+
+// With --auth-file on every node, writes through a follower go to the
+// leader with the caller's token (a read token is refused there), and
+// with --peer-token-file a node joins and every node's client address is
+// published.
+func TestClusterWithTokens(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	dir := t.TempDir()
+	adminTok, adminLine, _ := rpc.NewToken(rpc.RoleAdmin, "nodes")
+	writeTok, writeLine, _ := rpc.NewToken(rpc.RoleWrite, "app")
+	readTok, readLine, _ := rpc.NewToken(rpc.RoleRead, "reader")
+	auth := filepath.Join(dir, "tokens")
+	peer := filepath.Join(dir, "peer-token")
+	if err := os.WriteFile(auth, []byte(adminLine+"\n"+writeLine+"\n"+readLine+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(peer, []byte(adminTok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// leaderOf's probe reads need a token: the nodes' clients carry an
+	// admin one.
+	withAdmin := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			return invoker(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+adminTok), method, req, reply, cc, opts...)
+		})}
+	nodes := startClusterDial(t, 3, withAdmin, "--auth-file", auth, "--peer-token-file", peer)
+	as := func(tok string) grpc.CallOption { return grpc.PerRPCCredentials(tokenCreds(tok)) }
+	leader := leaderOf(t, nodes, nil)
+	follower := nodes[0]
+	if follower == leader {
+		follower = nodes[1]
+	}
+	ctx := context.Background()
+	plain := dial(t, follower.proc.addr)
+	if _, err := plain.Set(ctx, &kvstorepb.SetRequest{Key: "k", Value: "v"}, as(writeTok)); err != nil {
+		t.Fatalf("write token through a follower: %v", err)
+	}
+	if _, err := plain.Set(ctx, &kvstorepb.SetRequest{Key: "k", Value: "x"}, as(readTok)); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("read token writing through a follower: %v; want PermissionDenied", err)
+	}
+	if r, err := plain.Get(ctx, &kvstorepb.GetRequest{Key: "k"}, as(readTok)); err != nil || r.GetValue() != "v" {
+		t.Fatalf("read token reading through a follower: %v, %v", r, err)
+	}
+	raft4 := freePorts(t, 1)[0]
+	n4 := &testNode{id: "n4", dial: nodes[0].dial, args: []string{"--node-id", "n4", "--raft-listen", raft4,
+		"--join", follower.proc.addr, "--auth-file", auth, "--peer-token-file", peer,
+		"--data-dir", filepath.Join(t.TempDir(), "n4")}}
+	n4.start(t)
+	n4.proc.waitLog(t, "joined the cluster", "")
+	admin := kvstorepb.NewAdminClient(dialConn(t, n4.proc.addr))
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		st, err := admin.ClusterStatus(ctx, &kvstorepb.ClusterStatusRequest{}, as(adminTok))
+		if err != nil {
+			t.Fatal(err)
+		}
+		published := 0
+		for _, m := range st.GetMembers() {
+			if m.GetClientAddress() != "" {
+				published++
+			}
+		}
+		if published == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not every address published after 10s: %v", st.GetMembers())
+		}
 	}
 }
