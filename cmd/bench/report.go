@@ -31,11 +31,11 @@ type opReport struct {
 
 // report is what --json prints: the run's parameters and its numbers.
 type report struct {
-	Mode        string     `json:"mode"` // "grpc" (kvstore's API), "etcd" (etcd's KV API) or "inproc"
+	Mode        string     `json:"mode"`           // "grpc" (kvstore's API), "etcd" (etcd's KV API) or "inproc"
 	Addr        string     `json:"addr,omitempty"` // --addr: one address or a comma-separated list
 	Clients     int        `json:"clients"`
 	Conns       int        `json:"conns,omitempty"` // connections opened: --conns, at least one per address
-	Loop        string     `json:"loop"` // "closed" or "open"
+	Loop        string     `json:"loop"`            // "closed" or "open"
 	TargetRate  float64    `json:"target_rate,omitempty"`
 	Keys        int        `json:"keys"`
 	ValueSize   int        `json:"value_size"`
