@@ -30,7 +30,8 @@
 // docs/cluster-vs-etcd.sh). It does not link etcd's modules: requests are
 // encoded by hand with protowire and sent through a raw-bytes grpc codec
 // (etcd.go). A get is found when the RangeResponse holds a kv (or a count
-// above 0), a delete when DeleteRangeResponse.deleted > 0. etcd needs
+// above 0), a delete when DeleteRangeResponse.deleted (field
+// 2) > 0. etcd needs
 // leases for TTLs, so --etcd refuses --ttl; it also refuses the TLS and
 // token flags and excludes --inproc, --compare and --serve-baseline.
 // --preload works as for kvstore; reports say "mode": "etcd".

@@ -23,7 +23,7 @@ import (
 //	RangeRequest        { bytes key = 1; }       // one key: a get
 //	RangeResponse       { repeated KeyValue kvs = 2; int64 count = 4; }
 //	DeleteRangeRequest  { bytes key = 1; }       // one key
-//	DeleteRangeResponse { int64 deleted = 3; }
+//	DeleteRangeResponse { int64 deleted = 2; }   // 3 is prev_kvs
 const (
 	etcdPut         = "/etcdserverpb.KV/Put"
 	etcdRange       = "/etcdserverpb.KV/Range"
@@ -36,7 +36,7 @@ const (
 	etcdFieldValue   protowire.Number = 2 // PutRequest
 	etcdFieldKvs     protowire.Number = 2 // RangeResponse
 	etcdFieldCount   protowire.Number = 4 // RangeResponse
-	etcdFieldDeleted protowire.Number = 3 // DeleteRangeResponse
+	etcdFieldDeleted protowire.Number = 2 // DeleteRangeResponse (etcd's rpc.proto; not 3, prev_kvs)
 )
 
 // rawCodec is a grpc encoding.Codec that passes messages through as bytes:

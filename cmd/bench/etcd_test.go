@@ -113,8 +113,11 @@ func (f *fakeEtcd) deleteRange(req []byte) []byte {
 	f.dels[key]++
 	if _, found := f.m[key]; found {
 		delete(f.m, key)
-		resp = protowire.AppendTag(resp, 3, protowire.VarintType)
+		// deleted = 2, then prev_kvs = 3 (as if prev_kv were asked).
+		resp = protowire.AppendTag(resp, 2, protowire.VarintType)
 		resp = protowire.AppendVarint(resp, 1)
+		resp = protowire.AppendTag(resp, 3, protowire.BytesType)
+		resp = protowire.AppendBytes(resp, protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), key))
 	}
 	return resp
 }
@@ -237,9 +240,15 @@ func TestEtcdResponsesDecode(t *testing.T) {
 	if _, err := etcdRangeFound([]byte{0x12, 0x05, 'a'}); codeOf(err).String() != "Internal" {
 		t.Errorf("truncated response: %v, want Internal", err)
 	}
-	deleted := protowire.AppendVarint(protowire.AppendTag(fakeHeader(), 3, protowire.VarintType), 1)
+	// deleted is field 2 of DeleteRangeResponse; 3 is prev_kvs.
+	deleted := protowire.AppendVarint(protowire.AppendTag(fakeHeader(), 2, protowire.VarintType), 1)
 	if d, err := etcdDeleted(deleted); err != nil || !d {
 		t.Errorf("deleted 1: %v, %v", d, err)
+	}
+	notDeleted := protowire.AppendVarint(protowire.AppendTag(fakeHeader(), 2, protowire.VarintType), 0)
+	notDeleted = protowire.AppendBytes(protowire.AppendTag(notDeleted, 3, protowire.BytesType), []byte{0x0a, 0x01, 'k'})
+	if d, err := etcdDeleted(notDeleted); err != nil || d {
+		t.Errorf("deleted 0 with prev_kvs: %v, %v", d, err)
 	}
 	if d, err := etcdDeleted(fakeHeader()); err != nil || d {
 		t.Errorf("deleted absent: %v, %v", d, err)
