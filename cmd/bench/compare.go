@@ -198,7 +198,7 @@ func measure(ctx context.Context, cfg config, srv benchServer) (r compareRun, er
 			err = stopErr
 		}
 	}()
-	p, err := dialPool(ctx, addr, cfg.Conns, cfg.Timeout, cfg.ValueSize, rpc.ClientOptions{})
+	p, err := dialPool(ctx, []string{addr}, cfg.Conns, cfg.Timeout, cfg.ValueSize, rpc.ClientOptions{})
 	if err != nil {
 		return r, err
 	}

@@ -17,6 +17,25 @@
 // on one side only ("server speaks TLS; pass --tls-ca", or the reverse),
 // which exits 2.
 //
+// --addr takes a comma-separated list too, the nodes of a cluster: the
+// --conns connections go round-robin over the addresses (at least one per
+// address, so --conns 1 over three nodes opens three), every one of them
+// checked with a first Get before the run, and each call takes the next
+// connection, so the load spreads evenly over the nodes. One address is
+// exactly the single-server case.
+//
+// --etcd drives etcd's v3 KV gRPC API (etcdserverpb.KV Put, Range and
+// DeleteRange, plaintext) at the --addr list instead, with the same
+// workload, so that a script can compare kvstore with etcd (see
+// docs/cluster-vs-etcd.sh). It does not link etcd's modules: requests are
+// encoded by hand with protowire and sent through a raw-bytes grpc codec
+// (etcd.go). A get is found when the RangeResponse holds a kv (or a count
+// above 0), a delete when DeleteRangeResponse.deleted (field
+// 2) > 0. etcd needs
+// leases for TTLs, so --etcd refuses --ttl; it also refuses the TLS and
+// token flags and excludes --inproc, --compare and --serve-baseline.
+// --preload works as for kvstore; reports say "mode": "etcd".
+//
 // Other modes:
 //
 //	--inproc               drive an actor.Actor in this process, without gRPC
@@ -38,8 +57,8 @@
 //
 // The engine is a workload (what to send: op and key pickers, one seeded
 // generator per client), a runner (how: closed or open loop, recording into
-// sharded HDR histograms) and a target (where: the gRPC pool, the in-process
-// actor, or a fake in tests).
+// sharded HDR histograms) and a target (where: the gRPC pool, the etcd
+// pool, the in-process actor, or a fake in tests).
 //
 // Run with --help for every flag; `make bench-compare` runs the comparison.
 package main

@@ -60,6 +60,8 @@ type config struct {
 	Progress    time.Duration
 	JSON        bool
 	Inproc      bool
+	// Etcd drives etcd's v3 KV API at the --addr list (etcdPool).
+	Etcd bool
 
 	// Client is how to reach --addr: TLS and a bearer token.
 	Client rpc.ClientOptions
@@ -162,7 +164,12 @@ Load generator for kvstore.v1.KVStore: drives a server with a configurable
 workload and reports throughput and latency percentiles per operation.
 
 Modes:
-  (default)              drive the gRPC server at --addr
+  (default)              drive the gRPC server at --addr; a comma-separated
+                         list (a cluster's nodes) spreads the --conns
+                         connections round-robin over them, at least one each
+  --etcd                 drive etcd's v3 KV gRPC API (Put, Range, DeleteRange)
+                         at the --addr list instead, plaintext, with the same
+                         load: kvstore and etcd compared; no --ttl
   --inproc               drive an actor in this process directly, without gRPC
                          and without a log: the data path alone
   --serve-baseline ADDR  serve the same API from plain grpc-go over a
@@ -207,7 +214,7 @@ func parseFlags(args []string, stdout io.Writer) (config, error) {
 	c := config{Mix: mix{50, 50, 0}, Dist: distUniform}
 	fs := flag.NewFlagSet("kvstore-bench", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&c.Addr, "addr", "localhost:50051", "server `address`")
+	fs.StringVar(&c.Addr, "addr", "localhost:50051", "server `address`, or a comma-separated list of them (the nodes of a cluster):\nthe --conns connections go round-robin over the list, at least one per address")
 	fs.StringVar(&c.Client.TLS.CAFile, "tls-ca", "", "PEM CA `file` to verify the server with (turns TLS on; default: system roots)")
 	fs.StringVar(&c.Client.TLS.CertFile, "tls-cert", "", "PEM client certificate `file`, for servers that require one (mTLS)")
 	fs.StringVar(&c.Client.TLS.KeyFile, "tls-key", "", "PEM private key `file` of --tls-cert")
@@ -232,6 +239,7 @@ func parseFlags(args []string, stdout io.Writer) (config, error) {
 	cliflag.DurationVar(fs, &c.Progress, "progress", time.Second, "print progress to stderr this often (a `duration`); 0 for never")
 	fs.BoolVar(&c.JSON, "json", false, "print the summary as one JSON object")
 	fs.BoolVar(&c.Inproc, "inproc", false, "drive an in-process actor instead of a server (no gRPC, no log)")
+	fs.BoolVar(&c.Etcd, "etcd", false, "drive etcd's v3 KV gRPC API at --addr (plaintext) instead of kvstore's; no --ttl")
 	fs.StringVar(&c.ServeBaseline, "serve-baseline", "", "serve the baseline (grpc-go over a mutex-guarded map) on `address` until SIGINT/SIGTERM")
 	fs.BoolVar(&c.Compare, "compare", false, "compare kvstore with the baseline (see Modes)")
 	fs.IntVar(&c.Rounds, "rounds", 3, "--compare: rounds, each running every workload on both servers")
@@ -275,6 +283,13 @@ func parseFlags(args []string, stdout io.Writer) (config, error) {
 	if set["duration"] && set["requests"] {
 		return c, errors.New("use either --duration or --requests, not both")
 	}
+	if c.Etcd {
+		for _, name := range []string{"tls-ca", "tls-cert", "tls-key", "tls-server-name", "token"} {
+			if set[name] {
+				return c, fmt.Errorf("--etcd drives etcd in plaintext without auth: --%s does not apply", name)
+			}
+		}
+	}
 	return c, c.validate()
 }
 
@@ -293,6 +308,10 @@ func (c *config) validate() error {
 	switch {
 	case modes > 1:
 		return errors.New("--inproc, --compare and --serve-baseline exclude each other")
+	case c.Etcd && modes > 0:
+		return errors.New("--etcd drives etcd at --addr: it excludes --inproc, --compare and --serve-baseline")
+	case c.Etcd && c.TTL != 0:
+		return errors.New("--etcd does not set TTLs (etcd needs leases): drop --ttl")
 	case c.Plot != "" && !c.Compare:
 		return errors.New("--plot draws the --compare runs: use it with --compare")
 	case len(c.Workloads) > 0 && !c.Compare:
@@ -301,6 +320,8 @@ func (c *config) validate() error {
 		return nil // the other flags do not apply
 	case c.Addr == "" && !c.Inproc && !c.Compare:
 		return errors.New("--addr must not be empty")
+	case !c.Inproc && !c.Compare && slices.Contains(splitAddrs(c.Addr), ""):
+		return fmt.Errorf("--addr %q: an empty address in the list", c.Addr)
 	case c.Clients < 1:
 		return fmt.Errorf("--clients must be at least 1, got %d", c.Clients)
 	case c.Conns < 1:
@@ -399,8 +420,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		defer a.Stop()
 		return bench(ctx, cfg, actorTarget{a}, stdout, stderr)
 	}
-	p, err := dialPool(ctx, cfg.Addr, cfg.Conns, cfg.Timeout, cfg.ValueSize, cfg.Client)
-	if errors.As(err, new(notAnswering)) && tlsMismatch(ctx, cfg, stderr) {
+	if cfg.Etcd {
+		p, err := dialEtcd(ctx, splitAddrs(cfg.Addr), cfg.Conns, cfg.Timeout, cfg.ValueSize)
+		if err != nil {
+			fmt.Fprintf(stderr, "kvstore-bench: etcd: %v\n", err)
+			return exitFailed
+		}
+		defer p.Close()
+		return bench(ctx, cfg, p, stdout, stderr)
+	}
+	p, err := dialPool(ctx, splitAddrs(cfg.Addr), cfg.Conns, cfg.Timeout, cfg.ValueSize, cfg.Client)
+	var na notAnswering
+	if errors.As(err, &na) && tlsMismatch(ctx, cfg, na.addr, stderr) {
 		return exitUsage
 	}
 	if err != nil {
@@ -426,9 +457,13 @@ func checkDirOf(file string) error {
 
 // bench runs one measurement against t and prints its report.
 func bench(ctx context.Context, cfg config, t target, stdout, stderr io.Writer) int {
-	where := "gRPC " + cfg.Addr + fmt.Sprintf(" over %d connections", cfg.Conns)
-	if cfg.Inproc {
+	conns := poolSize(cfg.Conns, splitAddrs(cfg.Addr))
+	where := "gRPC " + cfg.Addr + fmt.Sprintf(" over %d connections", conns)
+	switch {
+	case cfg.Inproc:
 		where = "in-process actor (no gRPC, no log)"
+	case cfg.Etcd:
+		where = "etcd v3 KV API at " + cfg.Addr + fmt.Sprintf(" over %d connections", conns)
 	}
 	loop := "closed loop"
 	if cfg.Rate > 0 {
@@ -454,11 +489,15 @@ func bench(ctx context.Context, cfg config, t target, stdout, stderr io.Writer) 
 	mismatch := false
 	if res.unreachable != nil {
 		who := "server at " + cfg.Addr
-		if cfg.Inproc {
+		switch {
+		case cfg.Inproc:
 			who = "in-process actor"
+		case cfg.Etcd:
+			who = "etcd at " + cfg.Addr
 		}
 		fmt.Fprintf(stderr, "kvstore-bench: %s unreachable for %v (last error: %v); stopping\n", who, cfg.GiveUp, res.unreachable)
-		mismatch = !cfg.Inproc && tlsMismatch(ctx, cfg, stderr)
+		// A cluster may have lost one node or all: probe the first.
+		mismatch = !cfg.Inproc && !cfg.Etcd && tlsMismatch(ctx, cfg, splitAddrs(cfg.Addr)[0], stderr)
 	}
 	rep := newReport(cfg, &res)
 	if cfg.JSON {
@@ -476,11 +515,11 @@ func bench(ctx context.Context, cfg config, t target, stdout, stderr io.Writer) 
 	return code
 }
 
-// tlsMismatch probes cfg.Addr, which failed to answer, for TLS on one side
-// only, which gRPC's own error does not name, and says so on stderr. It
-// reports whether it found one.
-func tlsMismatch(ctx context.Context, cfg config, stderr io.Writer) bool {
-	m := rpc.ProbeTLSMismatch(ctx, cfg.Addr, cfg.Client.TLS != (rpc.ClientTLSOptions{}))
+// tlsMismatch probes addr (one of cfg.Addr), which failed to answer, for
+// TLS on one side only, which gRPC's own error does not name, and says so
+// on stderr. It reports whether it found one.
+func tlsMismatch(ctx context.Context, cfg config, addr string, stderr io.Writer) bool {
+	m := rpc.ProbeTLSMismatch(ctx, addr, cfg.Client.TLS != (rpc.ClientTLSOptions{}))
 	if m == nil {
 		return false
 	}
@@ -489,7 +528,7 @@ func tlsMismatch(ctx context.Context, cfg config, stderr io.Writer) bool {
 	if errors.Is(m, rpc.ErrServerSpeaksTLS) {
 		msg = "server speaks TLS; pass --tls-ca (or " + envName("tls-ca") + ")"
 	}
-	fmt.Fprintf(stderr, "kvstore-bench: %s: %s\n", cfg.Addr, msg)
+	fmt.Fprintf(stderr, "kvstore-bench: %s: %s\n", addr, msg)
 	return true
 }
 

@@ -162,7 +162,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 		t.Fatalf("--help: exit %d", code)
 	}
 	for _, name := range []string{"addr", "clients", "conns", "duration", "requests", "keys", "value-size", "mix",
-		"ttl", "ttl-fraction", "dist", "zipf-s", "preload", "rate", "timeout", "give-up", "seed", "progress", "json", "inproc",
+		"ttl", "ttl-fraction", "dist", "zipf-s", "preload", "rate", "timeout", "give-up", "seed", "progress", "json", "inproc", "etcd",
 		"serve-baseline", "compare", "rounds", "server-bin", "server-args", "plot", "svg"} {
 		if !strings.Contains(out, "  -"+name+" ") && !strings.Contains(out, "  -"+name+"\n") {
 			t.Errorf("--help does not document --%s", name)

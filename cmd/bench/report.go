@@ -31,11 +31,11 @@ type opReport struct {
 
 // report is what --json prints: the run's parameters and its numbers.
 type report struct {
-	Mode        string     `json:"mode"` // "grpc" or "inproc"
-	Addr        string     `json:"addr,omitempty"`
+	Mode        string     `json:"mode"`           // "grpc" (kvstore's API), "etcd" (etcd's KV API) or "inproc"
+	Addr        string     `json:"addr,omitempty"` // --addr: one address or a comma-separated list
 	Clients     int        `json:"clients"`
-	Conns       int        `json:"conns,omitempty"`
-	Loop        string     `json:"loop"` // "closed" or "open"
+	Conns       int        `json:"conns,omitempty"` // connections opened: --conns, at least one per address
+	Loop        string     `json:"loop"`            // "closed" or "open"
 	TargetRate  float64    `json:"target_rate,omitempty"`
 	Keys        int        `json:"keys"`
 	ValueSize   int        `json:"value_size"`
@@ -89,7 +89,7 @@ func newReport(cfg config, res *result) report {
 		Mode:      "grpc",
 		Addr:      cfg.Addr,
 		Clients:   cfg.Clients,
-		Conns:     cfg.Conns,
+		Conns:     poolSize(cfg.Conns, splitAddrs(cfg.Addr)),
 		Loop:      "closed",
 		Keys:      cfg.Keys,
 		ValueSize: cfg.ValueSize,
@@ -102,8 +102,11 @@ func newReport(cfg config, res *result) report {
 	if res.unreachable != nil {
 		rep.Unreachable = res.unreachable.Error()
 	}
-	if cfg.Inproc {
+	switch {
+	case cfg.Inproc:
 		rep.Mode, rep.Addr, rep.Conns = "inproc", "", 0
+	case cfg.Etcd:
+		rep.Mode = "etcd"
 	}
 	if cfg.TTL > 0 {
 		rep.TTLSeconds, rep.TTLFraction = int64(cfg.TTL.Seconds()), cfg.TTLFraction

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -34,37 +35,72 @@ type grpcPool struct {
 	timeout time.Duration
 }
 
-// dialPool connects n connections to addr and waits, up to timeout, until
-// each has answered a Get, so that a server that is not up is reported
-// before the run rather than as errors of the run.
-func dialPool(ctx context.Context, addr string, n int, timeout time.Duration, valueSize int, co rpc.ClientOptions) (*grpcPool, error) {
+// splitAddrs splits --addr, a comma-separated list, into its addresses.
+func splitAddrs(s string) []string {
+	var out []string
+	for _, a := range strings.Split(s, ",") {
+		out = append(out, strings.TrimSpace(a))
+	}
+	return out
+}
+
+// poolSize is how many connections a pool of n over addrs opens: n, but
+// at least one per address.
+func poolSize(n int, addrs []string) int { return max(n, len(addrs)) }
+
+// dialPool connects n connections, spread round-robin over addrs (at least
+// one per address), and waits, up to timeout, until each has answered a
+// Get, so that a server that is not up is reported before the run rather
+// than as errors of the run.
+func dialPool(ctx context.Context, addrs []string, n int, timeout time.Duration, valueSize int, co rpc.ClientOptions) (*grpcPool, error) {
 	p := &grpcPool{timeout: timeout}
 	dial, err := rpc.DialOptions(co)
 	if err != nil {
 		return nil, err
 	}
 	// A Get returns a whole value: make room beyond grpc's 4 MiB default.
-	recv := max(4<<20, valueSize+64<<10)
-	dial = append(dial, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(recv)))
-	for range n {
-		conn, err := grpc.NewClient(addr, dial...)
-		if err != nil {
-			p.Close()
-			return nil, fmt.Errorf("connect to %s: %w", addr, err)
-		}
-		p.conns = append(p.conns, conn)
+	dial = append(dial, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecv(valueSize))))
+	conns, err := dialAll(addrs, n, dial)
+	if err != nil {
+		return nil, err
+	}
+	p.conns = conns
+	for _, conn := range conns {
 		p.kv = append(p.kv, kvstorepb.NewKVStoreClient(conn))
 	}
-	for _, kv := range p.kv {
+	for i, kv := range p.kv {
 		cctx, cancel := context.WithTimeout(ctx, timeout)
 		_, err := kv.Get(cctx, &kvstorepb.GetRequest{Key: keyName(0)}, grpc.WaitForReady(true))
 		cancel()
 		if err != nil {
 			p.Close()
-			return nil, notAnswering{addr, err}
+			return nil, notAnswering{addrs[i%len(addrs)], err}
 		}
 	}
 	return p, nil
+}
+
+// maxRecv is the largest response a pool accepts: a whole value and room
+// around it, at least grpc's 4 MiB default.
+func maxRecv(valueSize int) int { return max(4<<20, valueSize+64<<10) }
+
+// dialAll creates poolSize(n, addrs) connections, connection i to
+// addrs[i%len(addrs)]. grpc.NewClient does not connect yet: the first
+// call does.
+func dialAll(addrs []string, n int, dial []grpc.DialOption) ([]*grpc.ClientConn, error) {
+	var conns []*grpc.ClientConn
+	for i := range poolSize(n, addrs) {
+		addr := addrs[i%len(addrs)]
+		conn, err := grpc.NewClient(addr, dial...)
+		if err != nil {
+			for _, c := range conns {
+				c.Close()
+			}
+			return nil, fmt.Errorf("connect to %s: %w", addr, err)
+		}
+		conns = append(conns, conn)
+	}
+	return conns, nil
 }
 
 // notAnswering is dialPool's error for a server that did not answer the
