@@ -168,13 +168,7 @@ func Recover(cfg Config, servers map[string]string) error {
 	if len(servers) == 0 {
 		return errors.New("cluster: recover needs the members to keep")
 	}
-	rc := raft.DefaultConfig()
-	if cfg.Raft != nil {
-		c := *cfg.Raft
-		rc = &c
-	}
-	rc.LocalID = raft.ServerID(cfg.ID)
-	rc.Logger = raftLogger(cfg.LogOutput)
+	rc := cfg.raftConfig()
 	var conf raft.Configuration
 	for id, addr := range servers {
 		conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(id), Address: raft.ServerAddress(addr)})

@@ -131,13 +131,7 @@ func New(cfg Config) (*Node, error) {
 	if clk == nil {
 		clk = clock.New()
 	}
-	rc := raft.DefaultConfig()
-	if cfg.Raft != nil {
-		c := *cfg.Raft
-		rc = &c
-	}
-	rc.LocalID = raft.ServerID(cfg.ID)
-	rc.Logger = raftLogger(cfg.LogOutput)
+	rc := cfg.raftConfig()
 	// Replicas never expire keys on their own: only expire entries do.
 	a := actor.New(actor.Config{Clock: clk, ExpireInterval: -1, Rules: cfg.Rules})
 	tempDir := cfg.TempDir
@@ -170,6 +164,18 @@ func New(cfg Config) (*Node, error) {
 		go n.expireLoop(t)
 	}
 	return n, nil
+}
+
+// raftConfig is cfg.Raft (or raft's defaults) for this node.
+func (cfg *Config) raftConfig() *raft.Config {
+	rc := raft.DefaultConfig()
+	if cfg.Raft != nil {
+		c := *cfg.Raft
+		rc = &c
+	}
+	rc.LocalID = raft.ServerID(cfg.ID)
+	rc.Logger = raftLogger(cfg.LogOutput)
+	return rc
 }
 
 // raftLogger is raft's logger writing to out (nil: discarded).

@@ -40,6 +40,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"kvstore/internal/cliflag"
 	"kvstore/internal/units"
@@ -764,12 +765,7 @@ func (c *client) info(asJSON bool) error {
 		return err
 	}
 	if asJSON {
-		b, err := infoJSON.Marshal(r)
-		if err != nil {
-			return fmt.Errorf("encode the response: %w", err)
-		}
-		_, err = c.out.Write(append(b, '\n'))
-		return err
+		return c.writeJSON(r)
 	}
 	snapshotAge, snapshotSize := "-", "-"
 	snapshotSeq := "none"
@@ -861,6 +857,17 @@ func (c *client) cluster(args []string, nonvoter, asJSON bool) error {
 	return nil
 }
 
+// writeJSON prints m as the HTTP routes' JSON: every field, named as in
+// the proto, then a newline.
+func (c *client) writeJSON(m proto.Message) error {
+	b, err := infoJSON.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode the response: %w", err)
+	}
+	_, err = c.out.Write(append(b, '\n'))
+	return err
+}
+
 // clusterStatus prints the cluster as the leader sees it.
 func (c *client) clusterStatus(ctx context.Context, asJSON bool) error {
 	r, err := c.admin.ClusterStatus(ctx, &kvstorepb.ClusterStatusRequest{})
@@ -868,12 +875,7 @@ func (c *client) clusterStatus(ctx context.Context, asJSON bool) error {
 		return err
 	}
 	if asJSON {
-		b, err := infoJSON.Marshal(r)
-		if err != nil {
-			return fmt.Errorf("encode the response: %w", err)
-		}
-		_, err = c.out.Write(append(b, '\n'))
-		return err
+		return c.writeJSON(r)
 	}
 	leader := r.GetLeaderId()
 	if leader == "" {
