@@ -108,6 +108,13 @@ type Node struct {
 	leaderMu sync.Mutex
 	leaderc  chan struct{}
 
+	// Concurrent linearizable reads share leadership checks: vnext is
+	// the round the reads arriving now wait for, which starts once the
+	// one in flight (vrunning) is done.
+	vmu      sync.Mutex
+	vnext    *verifyRound
+	vrunning bool
+
 	// readyTerm is the term whose first barrier has been applied:
 	// from then on the commit index is this leader's own.
 	readyTerm atomic.Uint64
@@ -351,7 +358,7 @@ func (n *Node) readIndex(ctx context.Context) error {
 		n.readyTerm.Store(term)
 	}
 	idx := n.raft.CommitIndex()
-	if err := n.wait(ctx, n.raft.VerifyLeader()); err != nil {
+	if err := n.verifyLeader(ctx); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 			return n.notLeader()
 		}
@@ -361,6 +368,56 @@ func (n *Node) readIndex(ctx context.Context) error {
 		return fmt.Errorf("%w: %w", ErrNoLeader, err)
 	}
 	return n.fsm.waitApplied(ctx, idx)
+}
+
+// verifyRound is one leadership check shared by the reads waiting on it.
+type verifyRound struct {
+	done chan struct{}
+	err  error
+}
+
+// verifyLeader confirms with a quorum that this node still leads, in a
+// round that starts after the call: the reads that arrive while a round
+// is in flight all wait for the next one, so a burst of reads costs two
+// rounds of heartbeats, not one per read.
+func (n *Node) verifyLeader(ctx context.Context) error {
+	n.vmu.Lock()
+	if n.vnext == nil {
+		n.vnext = &verifyRound{done: make(chan struct{})}
+	}
+	r := n.vnext
+	if !n.vrunning {
+		n.vrunning = true
+		go n.runVerify()
+	}
+	n.vmu.Unlock()
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w within the deadline (%w)", actor.ErrOutcomeUnknown, errUnresolved, ctx.Err())
+	case <-n.stop:
+		return fmt.Errorf("%w: %w: the node is stopping", actor.ErrOutcomeUnknown, errUnresolved)
+	}
+}
+
+// runVerify runs rounds while reads wait for one. raft answers a
+// leadership check when it loses the leadership or shuts down, so a round
+// always ends.
+func (n *Node) runVerify() {
+	for {
+		n.vmu.Lock()
+		r := n.vnext
+		n.vnext = nil
+		if r == nil {
+			n.vrunning = false
+			n.vmu.Unlock()
+			return
+		}
+		n.vmu.Unlock()
+		r.err = n.raft.VerifyLeader().Error()
+		close(r.done)
+	}
 }
 
 // barrier appends a barrier and waits until it is applied; entries
