@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -885,7 +886,10 @@ func (c *client) clusterStatus(ctx context.Context, asJSON bool) error {
 		r.GetNodeId(), r.GetState(), leader, r.GetTerm(), r.GetCommitIndex(), r.GetAppliedIndex())
 	tw := tabwriter.NewWriter(c.out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tROLE\tSUFFRAGE\tRAFT ADDRESS\tCLIENT ADDRESS\tAPPLIED\tLAG\tLAST CONTACT")
-	for _, m := range r.GetMembers() {
+	members := slices.SortedFunc(slices.Values(r.GetMembers()), func(a, b *kvstorepb.ClusterMember) int {
+		return cmp.Compare(a.GetId(), b.GetId())
+	})
+	for _, m := range members {
 		role := "follower"
 		if m.GetLeader() {
 			role = "leader"
