@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/oklog/run"
@@ -91,12 +92,23 @@ func openClusterStorage(c *Config, sec security, log *slog.Logger) (*clusterStor
 		cs.close()
 		return nil, fmt.Errorf("--raft-advertise %s: %w", advertise, err)
 	}
+	tc := &raft.NetworkTransportConfig{MaxPool: 3, Timeout: 10 * time.Second,
+		Logger: hclog.New(&hclog.LoggerOptions{Name: "raft-net", Output: out, Level: hclog.Info})}
+	if c.RaftPeerAddrs != "" {
+		peers, perr := parseInitialCluster(c.RaftPeerAddrs)
+		if perr != nil {
+			cs.close()
+			return nil, fmt.Errorf("--raft-peer-addrs: %w", perr)
+		}
+		tc.ServerAddressProvider = peerAddrs(peers)
+	}
 	if sec.tls == nil {
-		cs.trans, err = raft.NewTCPTransport(c.RaftListen, adv, 3, 10*time.Second, out)
+		cs.trans, err = raft.NewTCPTransportWithConfig(c.RaftListen, adv, tc)
 	} else {
 		var layer *tlsStreamLayer
 		if layer, err = listenTLSStream(c.RaftListen, adv, sec.tls.Config(), sec.tls.PeerConfig()); err == nil {
-			cs.trans = raft.NewNetworkTransport(layer, 3, 10*time.Second, out)
+			tc.Stream = layer
+			cs.trans = raft.NewNetworkTransportWithConfig(tc)
 		}
 	}
 	if err != nil {
@@ -104,6 +116,18 @@ func openClusterStorage(c *Config, sec security, log *slog.Logger) (*clusterStor
 		return nil, fmt.Errorf("listen on %s (--raft-listen): %w", c.RaftListen, err)
 	}
 	return cs, nil
+}
+
+// peerAddrs is --raft-peer-addrs: the addresses to dial some nodes' raft
+// ports at, instead of the ones in the cluster's configuration (behind a
+// NAT or a proxy). Others are dialed as configured.
+type peerAddrs map[string]string
+
+func (p peerAddrs) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) {
+	if a, ok := p[string(id)]; ok {
+		return raft.ServerAddress(a), nil
+	}
+	return "", fmt.Errorf("no --raft-peer-addrs entry for %s", id)
 }
 
 // tlsStreamLayer is raft's transport over mutual TLS: the other nodes

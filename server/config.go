@@ -126,6 +126,11 @@ type Config struct {
 	// --join, and publishing its client address. Needed when the
 	// cluster's nodes run with --auth-file.
 	PeerTokenFile string
+	// RaftPeerAddrs ("n2=host:port,...") are addresses to dial some
+	// nodes' raft ports at instead of their configured raft addresses:
+	// behind a NAT or a proxy (the partition tests put one per pair of
+	// nodes).
+	RaftPeerAddrs string
 
 	// fs is the file system of the data dir, nil for the OS; tests put
 	// recovery on a fault-injecting one.
@@ -170,8 +175,8 @@ func (c *Config) Validate() error {
 		return errors.New("--tls-cert and --tls-key go together")
 	case c.TLSClientCA != "" && c.TLSCert == "":
 		return errors.New("--tls-client-ca needs --tls-cert and --tls-key")
-	case c.RaftListen == "" && (c.NodeID != "" || c.RaftAdvertise != "" || c.InitialCluster != "" || c.Join != "" || c.PeerTokenFile != ""):
-		return errors.New("--node-id, --raft-advertise, --initial-cluster, --join and --peer-token-file need --raft-listen (cluster mode)")
+	case c.RaftListen == "" && (c.NodeID != "" || c.RaftAdvertise != "" || c.InitialCluster != "" || c.Join != "" || c.PeerTokenFile != "" || c.RaftPeerAddrs != ""):
+		return errors.New("--node-id, --raft-advertise, --initial-cluster, --join, --peer-token-file and --raft-peer-addrs need --raft-listen (cluster mode)")
 	case c.Join != "" && c.InitialCluster != "":
 		return errors.New("--join and --initial-cluster exclude each other: a node starts a new cluster or joins a running one")
 	case c.JoinAs != "" && c.JoinAs != "voter" && c.JoinAs != "nonvoter":

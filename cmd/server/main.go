@@ -129,6 +129,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.Join, "join", "", "client `address` of a running cluster's node: ask it to add this node (once; ignored when the data dir holds cluster state)")
 	fs.StringVar(&c.JoinAs, "join-as", "voter", "with --join: `role` voter, or nonvoter for a read replica that replicates without voting")
 	fs.StringVar(&c.PeerTokenFile, "peer-token-file", "", "`file` holding the admin token this node presents to the other nodes (--join, publishing its address) when they run with --auth-file")
+	fs.StringVar(&c.RaftPeerAddrs, "raft-peer-addrs", "", "`addresses` to dial some nodes' raft ports at, ID=HOST:PORT,..., instead of their configured raft addresses (a NAT or a proxy between nodes)")
 	fs.StringVar(&c.InitialCluster, "initial-cluster", "", "`members` of a new cluster, ID=RAFTADDR,..., the same on every node; ignored once the data dir holds cluster state")
 	fs.VisitAll(func(f *flag.Flag) { f.Usage += " (env " + envName(f.Name) + ")" })
 	// The flag package calls Usage on every parse error too; a bad flag
