@@ -235,9 +235,10 @@ func (n *Node) notLeader() error {
 }
 
 // propose appends data to the log and waits until it is committed and
-// applied here, returning the FSM's response. ctx bounds the wait for the
-// entry to be accepted; once accepted, raft decides its fate, so the wait
-// for the outcome is raft's (it fails when leadership is lost).
+// applied here, returning the FSM's response. ctx bounds both the wait
+// for raft to accept the entry and the wait for its outcome; an entry
+// accepted but not known committed by then, or when leadership is lost,
+// is an outcome-unknown error: the next leader may still commit it.
 func (n *Node) propose(ctx context.Context, data []byte) (*applyResult, error) {
 	if n.raft.State() != raft.Leader {
 		return nil, n.notLeader()
