@@ -66,36 +66,28 @@ func (a *Admin) ClusterStatus(ctx context.Context, _ *kvstorepb.ClusterStatusReq
 		return nil, adminError("cluster status", err)
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
-	if len(md.Get(localKey)) > 0 || len(md.Get(forwardedKey)) > 0 {
+	if len(md.Get(localKey)) > 0 {
 		return st, nil
-	}
-	out := metadata.MD{localKey: []string{"1"}}
-	if v := md.Get("authorization"); len(v) > 0 {
-		out["authorization"] = v
 	}
 	if st.GetState() != "leader" {
 		// The leader's view has every member's progress; this node's own
-		// is the answer when the leader cannot be reached.
-		fctx, cancel := context.WithTimeout(ctx, time.Second)
+		// is the answer when the leader cannot be reached, or when this
+		// node was taken for the leader.
+		if len(md.Get(forwardedKey)) > 0 {
+			return st, nil
+		}
+		fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		if _, addr, err := c.b.Leader(fctx); err == nil {
 			if admin, err := c.fwd.admin(addr); err == nil {
-				fmd := metadata.MD{forwardedKey: []string{"1"}}
-				if v := md.Get("authorization"); len(v) > 0 {
-					fmd["authorization"] = v
-				}
-				// Forwarded, the leader answers with its own view only:
-				// ask it for the members' progress as the leader would.
-				if r, err := admin.ClusterStatus(metadata.NewOutgoingContext(fctx, fmd), &kvstorepb.ClusterStatusRequest{}); err == nil {
-					st = r
+				if r, err := admin.ClusterStatus(passOn(fctx, md, forwardedKey, "authorization"), &kvstorepb.ClusterStatusRequest{}); err == nil {
+					return r, nil
 				}
 			}
 		}
-		if st.GetState() != "leader" {
-			return st, nil
-		}
+		return st, nil
 	}
-	qctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(ctx, out), time.Second)
+	qctx, cancel := context.WithTimeout(passOn(ctx, md, localKey, "authorization"), time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, m := range st.GetMembers() {
@@ -160,11 +152,7 @@ func membership[Req any](a *Admin, ctx context.Context, op string, req Req,
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "%s: reach the leader %s at %s: %v", op, id, addr, err)
 	}
-	out := metadata.MD{forwardedKey: []string{"1"}}
-	if v := md.Get("authorization"); len(v) > 0 {
-		out["authorization"] = v
-	}
-	return there(admin, metadata.NewOutgoingContext(ctx, out), req)
+	return there(admin, passOn(ctx, md, forwardedKey, "authorization"), req)
 }
 
 func (a *Admin) AddMember(ctx context.Context, req *kvstorepb.AddMemberRequest) (*kvstorepb.MembershipResponse, error) {

@@ -91,13 +91,19 @@ func (b *replicaBox) leader(ctx context.Context) (kvstorepb.KVStoreClient, conte
 	if err != nil {
 		return nil, nil, status.Errorf(codes.Unavailable, "reach the leader %s at %s: %v", id, addr, err)
 	}
-	out := metadata.MD{forwardedKey: []string{"1"}}
-	for _, k := range []string{"authorization", ReadLevelKey} {
+	return c, passOn(ctx, md, forwardedKey, "authorization", ReadLevelKey), nil
+}
+
+// passOn is ctx for a call to another node on the caller's behalf: the
+// caller's deadline, the incoming values of keys, and mark set.
+func passOn(ctx context.Context, md metadata.MD, mark string, keys ...string) context.Context {
+	out := metadata.MD{mark: []string{"1"}}
+	for _, k := range keys {
 		if v := md.Get(k); len(v) > 0 {
 			out[k] = v
 		}
 	}
-	return c, metadata.NewOutgoingContext(ctx, out), nil
+	return metadata.NewOutgoingContext(ctx, out)
 }
 
 // forward runs call on the leader. A leader that cannot be reached (it
