@@ -196,21 +196,8 @@ type fsmSnapshot struct {
 
 // Persist streams the view in the snapshot format, one block at a time.
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	var m []byte
-	m = binary.AppendUvarint(m, uint64(len(s.members)))
-	for _, id := range slices.Sorted(maps.Keys(s.members)) {
-		m = binary.AppendUvarint(m, uint64(len(id)))
-		m = append(m, id...)
-		m = binary.AppendUvarint(m, uint64(len(s.members[id])))
-		m = append(m, s.members[id]...)
-	}
-	h := make([]byte, snapHeaderSize, snapHeaderSize+len(m))
-	copy(h[:8], snapMagic[:])
-	binary.LittleEndian.PutUint64(h[8:], uint64(s.now))
-	binary.LittleEndian.PutUint32(h[16:], uint32(len(m)))
-	h = append(h, m...)
 	w := bufio.NewWriterSize(sink, 64<<10)
-	_, err := w.Write(h)
+	_, err := w.Write(appendSnapHeader(nil, s.now, s.members))
 	if err == nil {
 		_, err = snap.Encode(w, s.seq, s.view)
 	}
@@ -222,6 +209,23 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 		return err
 	}
 	return sink.Close()
+}
+
+// appendSnapHeader appends a raft snapshot's header: the leader time
+// and the members' client addresses.
+func appendSnapHeader(b []byte, now int64, members map[string]string) []byte {
+	var m []byte
+	m = binary.AppendUvarint(m, uint64(len(members)))
+	for _, id := range slices.Sorted(maps.Keys(members)) {
+		m = binary.AppendUvarint(m, uint64(len(id)))
+		m = append(m, id...)
+		m = binary.AppendUvarint(m, uint64(len(members[id])))
+		m = append(m, members[id]...)
+	}
+	b = append(b, snapMagic[:]...)
+	b = binary.LittleEndian.AppendUint64(b, uint64(now))
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(m)))
+	return append(b, m...)
 }
 
 // Release lets the owner stop preserving the view.
@@ -312,21 +316,14 @@ func readMembers(r io.Reader, n uint32) (map[string]string, error) {
 // with no bootstrap. `kvstore-server restore --initial-cluster` writes
 // one on every member, as etcdutl snapshot restore does.
 func WriteSnapshot(snaps raft.SnapshotStore, r io.Reader, members map[string]string) error {
-	var conf raft.Configuration
-	for _, id := range slices.Sorted(maps.Keys(members)) {
-		conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(id), Address: raft.ServerAddress(members[id])})
-	}
 	_, trans := raft.NewInmemTransport("")
 	defer trans.Close()
-	sink, err := snaps.Create(raft.SnapshotVersionMax, 1, 1, conf, 1, trans)
+	sink, err := snaps.Create(raft.SnapshotVersionMax, 1, 1, voters(members), 1, trans)
 	if err != nil {
 		return err
 	}
-	h := make([]byte, snapHeaderSize, snapHeaderSize+1)
-	copy(h[:8], snapMagic[:])
-	h = append(h, 0) // no members' client addresses yet
-	binary.LittleEndian.PutUint32(h[16:], 1)
-	_, err = sink.Write(h)
+	// No client addresses yet: the nodes publish them once started.
+	_, err = sink.Write(appendSnapHeader(nil, 0, nil))
 	if err == nil {
 		_, err = io.Copy(sink, r)
 	}

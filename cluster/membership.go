@@ -169,10 +169,6 @@ func Recover(cfg Config, servers map[string]string) error {
 		return errors.New("cluster: recover needs the members to keep")
 	}
 	rc := cfg.raftConfig()
-	var conf raft.Configuration
-	for id, addr := range servers {
-		conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(id), Address: raft.ServerAddress(addr)})
-	}
 	a := actor.New(actor.Config{ExpireInterval: -1, Rules: cfg.Rules})
 	defer a.Stop()
 	tempDir := cfg.TempDir
@@ -185,7 +181,7 @@ func Recover(cfg Config, servers map[string]string) error {
 		defer t.Close()
 		trans = t
 	}
-	if err := raft.RecoverCluster(rc, newFSM(a, tempDir), cfg.Logs, cfg.Stable, cfg.Snapshots, trans, conf); err != nil {
+	if err := raft.RecoverCluster(rc, newFSM(a, tempDir), cfg.Logs, cfg.Stable, cfg.Snapshots, trans, voters(servers)); err != nil {
 		return fmt.Errorf("cluster: recover: %w", err)
 	}
 	return nil

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -196,11 +198,17 @@ func raftLogger(out io.Writer) hclog.Logger {
 // Bootstrap makes a new cluster of servers (raft ID to raft address). It
 // fails with raft.ErrCantBootstrap once the node holds cluster state.
 func (n *Node) Bootstrap(servers map[string]string) error {
+	return n.raft.BootstrapCluster(voters(servers)).Error()
+}
+
+// voters is a configuration of servers (raft ID to raft address), all
+// voters, in ID order.
+func voters(servers map[string]string) raft.Configuration {
 	var c raft.Configuration
-	for id, addr := range servers {
-		c.Servers = append(c.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(id), Address: raft.ServerAddress(addr)})
+	for _, id := range slices.Sorted(maps.Keys(servers)) {
+		c.Servers = append(c.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(id), Address: raft.ServerAddress(servers[id])})
 	}
-	return n.raft.BootstrapCluster(c).Error()
+	return c
 }
 
 // Raft is the node's raft, for membership and status.
