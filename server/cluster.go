@@ -274,31 +274,28 @@ func (s *Server) peerCreds() grpc.DialOption {
 	return grpc.WithTransportCredentials(insecure.NewCredentials())
 }
 
-// clientAddr is this node's client address as the other nodes should
-// dial it (see clientAddr), remembered for --join.
-func (s *Server) clientAddr(cs *clusterStorage) string {
-	s.joinClientAddr = clientAddr(s.addr, string(cs.trans.LocalAddr()))
-	return s.joinClientAddr
-}
-
-// startCluster starts this node's raft and bootstraps a new cluster from
-// --initial-cluster when the data dir holds no cluster state.
-func (s *Server) startCluster(cs *clusterStorage, svc *rpc.Service, metrics *rpc.Metrics) (*cluster.Node, *rpc.Forwarder, error) {
+// startCluster starts this node's raft and, when the data dir holds no
+// cluster state, bootstraps a new cluster from --initial-cluster, or
+// reports that --join must add it (join).
+func (s *Server) startCluster(cs *clusterStorage, svc *rpc.Service, metrics *rpc.Metrics) (node *cluster.Node, fwd *rpc.Forwarder, join bool, err error) {
 	c := &s.cfg
+	has, err := raft.HasExistingState(cs.logs, cs.bolt, cs.snaps)
+	if err != nil {
+		return nil, nil, false, err
+	}
 	// Forwarded requests carry the caller's token; the leader checks it.
-	fwd := rpc.NewForwarder(s.peerCreds())
+	fwd = rpc.NewForwarder(s.peerCreds())
 	if c.PeerTokenFile != "" {
 		b, err := os.ReadFile(c.PeerTokenFile)
 		if err != nil {
 			fwd.Close()
-			return nil, nil, fmt.Errorf("--peer-token-file: %w", err)
+			return nil, nil, false, fmt.Errorf("--peer-token-file: %w", err)
 		}
 		fwd.SetToken(strings.TrimSpace(string(b)))
 	}
-	s.fwd = fwd
-	node, err := cluster.New(cluster.Config{
+	node, err = cluster.New(cluster.Config{
 		ID:             c.NodeID,
-		ClientAddr:     s.clientAddr(cs),
+		ClientAddr:     clientAddr(s.addr, string(cs.trans.LocalAddr())),
 		Publish:        fwd.PublishMember,
 		ObserveApply:   metrics.ObserveApply,
 		Transport:      cs.trans,
@@ -314,34 +311,19 @@ func (s *Server) startCluster(cs *clusterStorage, svc *rpc.Service, metrics *rpc
 	})
 	if err != nil {
 		fwd.Close()
-		return nil, nil, err
+		return nil, nil, false, err
 	}
-	if c.Join != "" {
-		has, err := raft.HasExistingState(cs.logs, cs.bolt, cs.snaps)
-		if err != nil {
+	if c.InitialCluster != "" && !has {
+		servers, _ := parseInitialCluster(c.InitialCluster) // Validate checked it
+		if err := node.Bootstrap(servers); err != nil {
 			node.Close()
 			fwd.Close()
-			return nil, nil, err
+			return nil, nil, false, fmt.Errorf("bootstrap the cluster: %w", err)
 		}
-		s.joining = !has
-	}
-	if c.InitialCluster != "" {
-		has, err := raft.HasExistingState(cs.logs, cs.bolt, cs.snaps)
-		if err == nil && !has {
-			servers, _ := parseInitialCluster(c.InitialCluster) // Validate checked it
-			err = node.Bootstrap(servers)
-			if err == nil {
-				s.log.Info("bootstrapped a new cluster", "members", c.InitialCluster)
-			}
-		}
-		if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
-			node.Close()
-			fwd.Close()
-			return nil, nil, fmt.Errorf("bootstrap the cluster: %w", err)
-		}
+		s.log.Info("bootstrapped a new cluster", "members", c.InitialCluster)
 	}
 	svc.AttachReplica(node, fwd)
-	return node, fwd, nil
+	return node, fwd, c.Join != "" && !has, nil
 }
 
 // followLeader keeps the health status in step with the leadership
@@ -427,7 +409,7 @@ func (s *Server) runCluster(ctx context.Context, cancel context.CancelFunc, fr *
 		fr.stop()
 		return err
 	}
-	node, fwd, err := s.startCluster(cs, svc, metrics)
+	node, fwd, joining, err := s.startCluster(cs, svc, metrics)
 	if err != nil {
 		cs.close()
 		fr.stop()
@@ -459,10 +441,11 @@ func (s *Server) runCluster(ctx context.Context, cancel context.CancelFunc, fr *
 		followLeader(healthCtx, node, fr.grpc)
 		return nil
 	}, func(error) { stopHealth() })
-	if s.joining {
+	if joining {
 		joinCtx, stopJoin := context.WithCancel(context.Background())
+		raftAddr := string(cs.trans.LocalAddr())
 		g.Add(func() error {
-			err := s.join(joinCtx, string(cs.trans.LocalAddr()))
+			err := s.join(joinCtx, fwd, raftAddr, clientAddr(s.addr, raftAddr))
 			if err != nil && joinCtx.Err() == nil {
 				return err
 			}
@@ -545,7 +528,7 @@ func (b *clusterAdmin) Leader(ctx context.Context) (string, string, error) { ret
 // join asks the node at --join to add this one, retrying (the cluster may
 // be electing) until it is done or ctx ends. A refusal that a retry cannot
 // fix (bad arguments, no permission) ends the server.
-func (s *Server) join(ctx context.Context, raftAddr string) error {
+func (s *Server) join(ctx context.Context, fwd *rpc.Forwarder, raftAddr, clientAddr string) error {
 	c := &s.cfg
 	conn, err := grpc.NewClient(c.Join, s.peerCreds())
 	if err != nil {
@@ -553,10 +536,10 @@ func (s *Server) join(ctx context.Context, raftAddr string) error {
 	}
 	defer conn.Close()
 	admin := kvstorepb.NewAdminClient(conn)
-	req := &kvstorepb.AddMemberRequest{Id: c.NodeID, RaftAddress: raftAddr, ClientAddress: s.joinClientAddr,
+	req := &kvstorepb.AddMemberRequest{Id: c.NodeID, RaftAddress: raftAddr, ClientAddress: clientAddr,
 		Nonvoter: c.JoinAs == "nonvoter"}
 	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
-		cctx, cancel := context.WithTimeout(s.fwd.Own(ctx), 10*time.Second)
+		cctx, cancel := context.WithTimeout(fwd.Own(ctx), 10*time.Second)
 		resp, err := admin.AddMember(cctx, req)
 		cancel()
 		if err == nil {

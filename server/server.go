@@ -40,12 +40,6 @@ type Server struct {
 	fs     wal.FS
 	stdout io.Writer
 	sec    security
-	// joining is set in cluster mode when --join must add this node,
-	// at joinClientAddr.
-	joining        bool
-	joinClientAddr string
-	// fwd reaches the other nodes of a cluster.
-	fwd *rpc.Forwarder
 
 	started  atomic.Bool
 	stopc    chan struct{} // closed by Close
