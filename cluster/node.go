@@ -490,14 +490,9 @@ func (n *Node) WaitApplied(ctx context.Context, idx uint64) error {
 			return ctx.Err()
 		}
 	}
-	// Handed over is not yet applied: a barrier's completion is.
-	return n.barrierIfLeader(ctx)
-}
-
-// barrierIfLeader waits on the leader until everything before a new
-// barrier is applied; a follower has nothing to wait for past raft's
-// applied index.
-func (n *Node) barrierIfLeader(ctx context.Context) error {
+	// Handed over is not yet applied; on the leader a barrier's
+	// completion is. A follower has nothing to wait for past raft's
+	// applied index.
 	if n.raft.State() != raft.Leader {
 		return nil
 	}
