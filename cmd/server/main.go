@@ -592,7 +592,11 @@ func reportBackup(cmd, file string, st snap.Status, err error, asJSON bool, stdo
 		if st.Expired > 0 {
 			fmt.Fprintf(stdout, " (%d expired by now: a restore leaves them out)", st.Expired)
 		}
-		fmt.Fprintf(stdout, "\n  size      %d bytes (%s)\n", st.Bytes, units.Bytes(uint64(st.Bytes)))
+		fmt.Fprintf(stdout, "\n  size      %d bytes", st.Bytes)
+		if st.Bytes >= 1<<10 {
+			fmt.Fprintf(stdout, " (%s)", units.Bytes(uint64(st.Bytes)))
+		}
+		fmt.Fprintf(stdout, "\n")
 		fmt.Fprintf(stdout, "  checksum  %08x\n", st.Checksum)
 	}
 	return 0
