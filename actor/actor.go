@@ -325,6 +325,44 @@ func (a *Actor) Do(ctx context.Context, r *Request) error {
 	}
 }
 
+// DoAll hands rs to the actor in order and waits for every reply: the
+// actor takes them in one pass when it can, and one request's refusal
+// leaves the others alone. errs[i] is what Do would have returned for
+// rs[i]; as with Do, a request whose error is not nil may still be held
+// by the actor.
+func (a *Actor) DoAll(ctx context.Context, rs []*Request) (errs []error) {
+	errs = make([]error, len(rs))
+	sent := 0
+send:
+	for ; sent < len(rs); sent++ {
+		select {
+		case a.reqc <- rs[sent]:
+		case <-ctx.Done():
+			break send
+		case <-a.stopc:
+			break send
+		}
+	}
+	for i, r := range rs {
+		if i >= sent {
+			errs[i] = ErrStopped
+			if ctx.Err() != nil {
+				errs[i] = ctx.Err()
+			}
+			continue
+		}
+		select {
+		case <-r.done:
+			errs[i] = r.err
+		case <-ctx.Done():
+			errs[i] = ctx.Err()
+		case <-a.done:
+			errs[i] = ErrStopped
+		}
+	}
+	return errs
+}
+
 // single runs one command through a pooled Request, so the single-key
 // calls below cost no allocation.
 func (a *Actor) single(ctx context.Context, c Command, now int64) (Result, error) {

@@ -33,6 +33,7 @@ type testCluster struct {
 	trans map[string]*raft.InmemTransport
 	snaps map[string]*raft.InmemSnapshotStore
 	logs  map[string]*raft.InmemStore
+	rules actor.Rules
 }
 
 // fastRaft is raft tuned for tests: elections in tens of milliseconds.
@@ -52,7 +53,13 @@ func fastRaft() *raft.Config {
 
 func newTestCluster(t *testing.T, n int) *testCluster {
 	t.Helper()
-	c := &testCluster{t: t, clock: clock.NewMock(), nodes: map[string]*Node{},
+	return newTestClusterRules(t, n, actor.Rules{})
+}
+
+// newTestClusterRules is a cluster whose machines enforce rules.
+func newTestClusterRules(t *testing.T, n int, rules actor.Rules) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t, clock: clock.NewMock(), nodes: map[string]*Node{}, rules: rules,
 		trans: map[string]*raft.InmemTransport{}, snaps: map[string]*raft.InmemSnapshotStore{}, logs: map[string]*raft.InmemStore{}}
 	c.clock.Set(time.Unix(1_700_000_000, 0))
 	servers := map[string]string{}
@@ -86,7 +93,7 @@ func (c *testCluster) start(id string) {
 	c.t.Helper()
 	n, err := New(Config{
 		ID: id, ClientAddr: "client-" + id, Transport: c.trans[id], Logs: c.logs[id], Stable: c.logs[id], Snapshots: c.snaps[id],
-		Clock: c.clock, ExpireInterval: -1, TempDir: c.t.TempDir(), Raft: fastRaft(),
+		Clock: c.clock, ExpireInterval: -1, TempDir: c.t.TempDir(), Raft: fastRaft(), Rules: c.rules,
 	})
 	if err != nil {
 		c.t.Fatal(err)
@@ -240,12 +247,17 @@ func TestEntryRoundTrip(t *testing.T) {
 			t.Errorf("command %d = %+v, want %+v", i, e.cmds[i], cmds[i])
 		}
 	}
+	g := appendGroups(nil, 7, [][]actor.Command{cmds[:2], nil, cmds[2:]})
+	if e, err := decodeEntry(g); err != nil || e.kind != entryGroups || e.now != 7 || len(e.groups) != 3 ||
+		len(e.groups[0]) != 2 || len(e.groups[1]) != 0 || len(e.groups[2]) != 2 || e.groups[2][1] != cmds[3] {
+		t.Fatalf("groups decode = %+v, %v", e, err)
+	}
 	x := appendExpire(nil, 99, 256)
 	if e, err := decodeEntry(x); err != nil || e.kind != entryExpire || e.now != 99 || e.max != 256 {
 		t.Fatalf("expire decode = %+v, %v", e, err)
 	}
 	// Every truncation and a trailing byte are refused, never a panic.
-	for _, enc := range [][]byte{b, x} {
+	for _, enc := range [][]byte{b, g, x} {
 		for n := range len(enc) {
 			if _, err := decodeEntry(enc[:n]); !errors.Is(err, errBadEntry) {
 				t.Errorf("%d of %d bytes: %v; want errBadEntry", n, len(enc), err)
@@ -254,6 +266,61 @@ func TestEntryRoundTrip(t *testing.T) {
 		if _, err := decodeEntry(append(append([]byte{}, enc...), 0)); !errors.Is(err, errBadEntry) {
 			t.Errorf("trailing byte: %v", err)
 		}
+	}
+}
+
+// The requests the proposer takes together share one log entry, and
+// each is applied, and answered, on its own: one the machine refuses
+// fails alone, on every replica, and the others' relative deadlines count
+// from the entry's time.
+func TestRequestsShareAnEntry(t *testing.T) {
+	c := newTestClusterRules(t, 3, actor.Rules{MaxValueBytes: 8})
+	leader := c.leader()
+	ctx := context.Background()
+	if err := leader.Set(ctx, "warm", "up", 0); err != nil {
+		t.Fatal(err)
+	}
+	before := leader.raft.LastIndex()
+	groups := [][]actor.Command{
+		{{Op: actor.OpSet, Key: "a", Value: "1", Deadline: int64(time.Minute)}},
+		{{Op: actor.OpSet, Key: "b", Value: "far too long"}, {Op: actor.OpSet, Key: "c", Value: "3"}},
+		{{Op: actor.OpDelete, Key: "warm"}, {Op: actor.OpGet, Key: "a"}},
+	}
+	var batch []*proposal
+	for _, g := range groups {
+		batch = append(batch, &proposal{ctx: ctx, cmds: g, relative: true, size: commandsSize(g), done: make(chan proposalResult, 1)})
+	}
+	leader.proposeBatch(batch, 0)
+	got := make([]proposalResult, len(batch))
+	for i, p := range batch {
+		got[i] = <-p.done
+	}
+	if err := got[0].err; err != nil {
+		t.Errorf("group 0: %v", err)
+	}
+	if err := got[1].err; !errors.Is(err, actor.ErrTooLarge) {
+		t.Errorf("group 1: %v; want ErrTooLarge, alone", err)
+	}
+	if r := got[2]; r.err != nil || len(r.results) != 2 || !r.results[0].Found || !r.results[1].Found || r.results[1].Value != "1" {
+		t.Errorf("group 2 = %+v; want the delete and the get of a, which the group before it set", r)
+	}
+	if n := leader.raft.LastIndex() - before; n != 1 {
+		t.Errorf("the three requests took %d log entries; want 1", n)
+	}
+	c.caughtUp(leader)
+	c.sameData(map[string]string{"a": "1"})
+	// a expires a minute after the entry's time, judged on every replica
+	// by the leader's time in the next entry.
+	for _, step := range []struct {
+		by   time.Duration
+		want map[string]string
+	}{{59 * time.Second, map[string]string{"a": "1"}}, {2 * time.Second, map[string]string{}}} {
+		c.clock.Add(step.by)
+		if _, _, err := leader.ExpireNow(ctx); err != nil {
+			t.Fatal(err)
+		}
+		c.caughtUp(leader)
+		c.sameData(step.want)
 	}
 }
 

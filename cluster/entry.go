@@ -13,6 +13,7 @@ import (
 //	batch:  0x01 varint(now) uvarint(n) n × command
 //	expire: 0x02 varint(now) uvarint(max)
 //	member: 0x03 varint(now) uvarint(len) id uvarint(len) client address
+//	groups: 0x04 varint(now) uvarint(g) g × (uvarint(n) n × command)
 //
 //	command: op byte, uvarint(len) key, and for OpSet uvarint(len) value
 //	         varint(deadline)
@@ -23,10 +24,15 @@ import (
 // expire entry removes at most max keys whose deadline has passed at now,
 // in the State's deterministic order. A member entry records the client
 // (gRPC) address of a node, so that every node can forward to the leader.
+// A groups entry carries the requests the leader received together: each
+// group is applied atomically on its own, as a batch entry would be, so
+// that a group one replica's machine refuses fails alone, on every
+// replica.
 const (
 	entryBatch  byte = 1
 	entryExpire byte = 2
 	entryMember byte = 3
+	entryGroups byte = 4
 )
 
 // errBadEntry is a log entry this build cannot decode: a newer build's,
@@ -38,15 +44,33 @@ type entry struct {
 	kind byte
 	now  int64
 	cmds []actor.Command // entryBatch
-	max  int             // entryExpire
-	id   string          // entryMember
-	addr string          // entryMember
+	// groups are entryGroups' commands, group by group.
+	groups [][]actor.Command
+	max    int    // entryExpire
+	id     string // entryMember
+	addr   string // entryMember
 }
 
 // appendBatch encodes a batch entry.
 func appendBatch(b []byte, now int64, cmds []actor.Command) []byte {
 	b = append(b, entryBatch)
 	b = binary.AppendVarint(b, now)
+	return appendCommands(b, cmds)
+}
+
+// appendGroups encodes a groups entry.
+func appendGroups(b []byte, now int64, groups [][]actor.Command) []byte {
+	b = append(b, entryGroups)
+	b = binary.AppendVarint(b, now)
+	b = binary.AppendUvarint(b, uint64(len(groups)))
+	for _, g := range groups {
+		b = appendCommands(b, g)
+	}
+	return b
+}
+
+// appendCommands encodes a count and the commands.
+func appendCommands(b []byte, cmds []actor.Command) []byte {
 	b = binary.AppendUvarint(b, uint64(len(cmds)))
 	for _, c := range cmds {
 		b = append(b, byte(c.Op))
@@ -124,6 +148,37 @@ func (d *decoder) bytes(what string) string {
 	return s
 }
 
+// commands reads a count and the commands.
+func (d *decoder) commands() []actor.Command {
+	n := d.uvarint("command count")
+	// Every command takes at least two bytes: a count past that is
+	// damage, not a reason to allocate.
+	if n > uint64(len(d.b))/2 {
+		d.fail("command count past the end")
+		return nil
+	}
+	cmds := make([]actor.Command, 0, n)
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		if len(d.b) == 0 {
+			d.fail("command past the end")
+			break
+		}
+		c := actor.Command{Op: actor.Op(d.b[0])}
+		d.b = d.b[1:]
+		c.Key = d.bytes("key")
+		switch c.Op {
+		case actor.OpSet:
+			c.Value = d.bytes("value")
+			c.Deadline = d.varint("deadline")
+		case actor.OpGet, actor.OpDelete:
+		default:
+			d.fail(fmt.Sprintf("op %d", c.Op))
+		}
+		cmds = append(cmds, c)
+	}
+	return cmds
+}
+
 // decodeEntry decodes data, copying keys and values out of it (raft may
 // reuse the buffer).
 func decodeEntry(data []byte) (entry, error) {
@@ -135,31 +190,17 @@ func decodeEntry(data []byte) (entry, error) {
 	e.now = d.varint("time")
 	switch e.kind {
 	case entryBatch:
-		n := d.uvarint("command count")
-		// Every command takes at least two bytes: a count past that is
-		// damage, not a reason to allocate.
-		if n > uint64(len(d.b))/2 {
-			d.fail("command count past the end")
+		e.cmds = d.commands()
+	case entryGroups:
+		n := d.uvarint("group count")
+		// Every group takes at least one byte.
+		if n > uint64(len(d.b)) {
+			d.fail("group count past the end")
 			break
 		}
-		e.cmds = make([]actor.Command, 0, n)
+		e.groups = make([][]actor.Command, 0, n)
 		for i := uint64(0); i < n && d.err == nil; i++ {
-			if len(d.b) == 0 {
-				d.fail("command past the end")
-				break
-			}
-			c := actor.Command{Op: actor.Op(d.b[0])}
-			d.b = d.b[1:]
-			c.Key = d.bytes("key")
-			switch c.Op {
-			case actor.OpSet:
-				c.Value = d.bytes("value")
-				c.Deadline = d.varint("deadline")
-			case actor.OpGet, actor.OpDelete:
-			default:
-				d.fail(fmt.Sprintf("op %d", c.Op))
-			}
-			e.cmds = append(e.cmds, c)
+			e.groups = append(e.groups, d.commands())
 		}
 	case entryExpire:
 		e.max = int(min(d.uvarint("max"), 1<<30))

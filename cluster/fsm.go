@@ -56,8 +56,15 @@ func newFSM(a *actor.Actor, tempDir string) *fsm {
 // ApplyFuture of the node that proposed it.
 type applyResult struct {
 	results []actor.Result // entryBatch
+	groups  []groupResult  // entryGroups
 	removed int            // entryExpire
 	more    bool           // entryExpire: expired keys remain
+	err     error
+}
+
+// groupResult is the outcome of one group of a groups entry.
+type groupResult struct {
+	results []actor.Result
 	err     error
 }
 
@@ -100,6 +107,18 @@ func (f *fsm) applyEntry(data []byte) *applyResult {
 			return &applyResult{err: err}
 		}
 		return &applyResult{results: r.Results}
+	case entryGroups:
+		rs := make([]*actor.Request, len(e.groups))
+		for i, g := range e.groups {
+			rs[i] = actor.NewRequest()
+			rs[i].Now, rs[i].Commands = e.now, g
+		}
+		errs := f.actor.DoAll(ctx, rs)
+		res := &applyResult{groups: make([]groupResult, len(rs))}
+		for i, r := range rs {
+			res.groups[i] = groupResult{results: r.Results, err: errs[i]}
+		}
+		return res
 	case entryMember:
 		f.membersMu.Lock()
 		f.members[e.id] = e.addr

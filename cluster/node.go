@@ -126,6 +126,9 @@ type Node struct {
 	// data instead of refusing them.
 	unsafeFollowerReads bool
 
+	// propc carries writes to the proposer (propose.go).
+	propc chan *proposal
+
 	stop      chan struct{}
 	loops     sync.WaitGroup
 	closeOnce sync.Once
@@ -154,15 +157,16 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
 	n := &Node{id: cfg.ID, clientAddr: cfg.ClientAddr, publish: cfg.Publish, observe: cfg.ObserveApply, raft: r, fsm: f, actor: a, clock: clk,
-		stop: make(chan struct{}), leaderc: make(chan struct{})}
+		stop: make(chan struct{}), leaderc: make(chan struct{}), propc: make(chan *proposal, maxGroups)}
 	obs := make(chan raft.Observation, 1)
 	o := raft.NewObserver(obs, false, func(o *raft.Observation) bool {
 		_, ok := o.Data.(raft.LeaderObservation)
 		return ok
 	})
 	r.RegisterObserver(o)
-	n.loops.Add(1)
+	n.loops.Add(2)
 	go n.leaderLoop(obs, o)
+	go n.proposeLoop()
 	interval := cfg.ExpireInterval
 	if interval == 0 {
 		interval = actor.DefaultExpireInterval
@@ -257,27 +261,22 @@ func (n *Node) propose(ctx context.Context, data []byte) (*applyResult, error) {
 	}
 	start := time.Now()
 	fut := n.raft.Apply(data, timeout)
-	if err := n.wait(ctx, fut); err != nil {
-		switch {
-		case errors.Is(err, errUnresolved):
-			return nil, err
-		case errors.Is(err, raft.ErrNotLeader):
-			return nil, n.notLeader()
-		case errors.Is(err, raft.ErrEnqueueTimeout):
-			return nil, fmt.Errorf("%w: not proposed: %w", ErrNoLeader, err)
-		}
-		// Leadership lost, or a shutdown, after the entry was handed to
-		// raft: it may yet be committed by the next leader.
-		return nil, fmt.Errorf("%w: %w", actor.ErrOutcomeUnknown, err)
+	done := make(chan struct{})
+	var res *applyResult
+	var err error
+	go func() {
+		defer close(done)
+		res, err = n.outcome(fut)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %w within the deadline (%w)", actor.ErrOutcomeUnknown, errUnresolved, ctx.Err())
 	}
-	if n.observe != nil {
+	if err == nil && n.observe != nil {
 		n.observe(time.Since(start))
 	}
-	res, _ := fut.Response().(*applyResult)
-	if res == nil {
-		return nil, fmt.Errorf("cluster: entry %d: no response from the state machine", fut.Index())
-	}
-	return res, res.err
+	return res, err
 }
 
 // errUnresolved is wait's error for a future that did not resolve in
@@ -305,23 +304,15 @@ func (n *Node) wait(ctx context.Context, fut raft.Future) error {
 // Apply runs cmds as one batch, atomically, at this leader's time. Gets
 // in it see the batch's earlier commands.
 func (n *Node) Apply(ctx context.Context, cmds []actor.Command) ([]actor.Result, error) {
-	res, err := n.propose(ctx, appendBatch(nil, n.now(), cmds))
-	if err != nil {
-		return nil, err
-	}
-	return res.results, nil
+	return n.submit(ctx, cmds, false)
 }
 
 // Set stores value under key, expiring ttl after this leader's time
 // (0: never). It returns once the write is committed on a quorum and
 // applied here.
 func (n *Node) Set(ctx context.Context, key, value string, ttl time.Duration) error {
-	now := n.now()
-	var deadline int64
-	if ttl > 0 {
-		deadline = now + int64(ttl)
-	}
-	_, err := n.propose(ctx, appendBatch(nil, now, []actor.Command{{Op: actor.OpSet, Key: key, Value: value, Deadline: deadline}}))
+	// The deadline is made absolute from the time of the entry.
+	_, err := n.submit(ctx, []actor.Command{{Op: actor.OpSet, Key: key, Value: value, Deadline: max(int64(ttl), 0)}}, true)
 	return err
 }
 
