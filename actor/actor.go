@@ -253,29 +253,107 @@ func (a *Actor) Stop() {
 // Op names a command.
 type Op uint8
 
-// The commands of a Request.
+// The commands of a Request. OpGet, OpSet and OpDelete are the store's
+// plain operations; the others are read-modify-writes (Redis' INCRBY,
+// APPEND, EXPIRE...) that the Machine applies in one step, so that they
+// are atomic and reach the log as the plain records they amount to.
 const (
 	OpGet Op = iota + 1
 	OpSet
 	OpDelete
+	// OpIncr adds Delta to the integer value of Key (absent: 0); Result.Int
+	// is the new value. The key keeps its deadline.
+	OpIncr
+	// OpIncrFloat adds the decimal float in Value to the float value of
+	// Key (absent: 0); Result.Value is the new value, as Redis formats
+	// it. The key keeps its deadline.
+	OpIncrFloat
+	// OpAppend appends Value to the value of Key (absent: ""); Result.Int
+	// is the new length. The key keeps its deadline.
+	OpAppend
+	// OpSetRange overwrites the value of Key from byte Delta on with
+	// Value, padding with zero bytes; Result.Int is the new length. An
+	// empty Value changes nothing.
+	OpSetRange
+	// OpExpire sets the deadline of a live Key to Deadline, subject to
+	// FlagNX (no deadline yet), FlagXX (one already), FlagGT and FlagLT
+	// (later or earlier than the current one; none counts as infinite).
+	// A deadline not after now deletes the key. Result.Found says whether
+	// it was applied.
+	OpExpire
+	// OpPersist clears the deadline of a live Key; Result.Found says
+	// whether it had one.
+	OpPersist
+	// OpGetEx reads Key like OpGet and then sets its deadline to Deadline
+	// (FlagPersist: clears it; no flag and Deadline 0: leaves it).
+	OpGetEx
+	opCount
+)
+
+// Valid reports whether o is one of the ops above.
+func (o Op) Valid() bool { return o > 0 && o < opCount }
+
+// Flags modify a Command.
+type Flags uint16
+
+const (
+	// FlagNX: OpSet only if Key is absent; OpExpire only if it has no
+	// deadline.
+	FlagNX Flags = 1 << iota
+	// FlagXX: OpSet only if Key is live; OpExpire only if it has a
+	// deadline.
+	FlagXX
+	// FlagGT, FlagLT: OpExpire only if the new deadline is later
+	// (earlier) than the current one.
+	FlagGT
+	FlagLT
+	// FlagGet: OpSet and OpDelete return the value they replace or
+	// remove in Result.Value (Result.Found: there was one).
+	FlagGet
+	// FlagKeepTTL: OpSet keeps the key's deadline.
+	FlagKeepTTL
+	// FlagRelative: Deadline is a duration from the Request's Now, made
+	// absolute by the Machine (in a cluster, Now is the leader's time of
+	// the entry).
+	FlagRelative
+	// FlagPersist: OpGetEx clears the deadline.
+	FlagPersist
 )
 
 // Command is one operation of a Request.
 type Command struct {
 	Op    Op
+	Flags Flags
 	Key   string
-	Value string // OpSet
+	Value string // OpSet, OpAppend, OpSetRange, OpIncrFloat
 	// Deadline is the absolute expiry time in Unix nanoseconds, 0 for
-	// none (OpSet). A Set without a deadline clears an earlier one.
+	// none (OpSet, OpExpire, OpGetEx), or with FlagRelative a duration.
+	// A Set without a deadline clears an earlier one, unless FlagKeepTTL.
 	Deadline int64
+	// Delta is OpIncr's increment and OpSetRange's offset.
+	Delta int64
 }
 
 // Result is the outcome of one Command.
 type Result struct {
-	// Found is, for OpGet, whether the key is live, and for OpDelete,
-	// whether it was live before the delete.
+	// Found is, for OpGet, whether the key is live, for OpDelete, whether
+	// it was live before the delete, for OpSet, whether the set was
+	// applied (FlagNX and FlagXX may skip it), and for OpExpire and
+	// OpPersist whether the deadline changed.
 	Found bool
-	Value string // OpGet
+	// Value is OpGet's value, the old value of an OpSet or OpDelete with
+	// FlagGet (OldFound: there was one), and OpIncrFloat's new value.
+	Value    string
+	OldFound bool
+	// Deadline is the key's absolute deadline, 0 for none (OpGet).
+	Deadline int64
+	// Int is OpIncr's new value and OpAppend's and OpSetRange's new
+	// length.
+	Int int64
+	// Err is the command's own failure (OpIncr on a value that is not an
+	// integer, a result past the size limit...): the command changed
+	// nothing, and the others of its Request were applied.
+	Err error
 }
 
 // Request is a batch of commands handed to the actor in one message,
@@ -285,6 +363,11 @@ type Request struct {
 	// Now is the time, in Unix nanoseconds, at which expiry is judged.
 	Now      int64
 	Commands []Command
+	// Independent requests are checked command by command: one the
+	// limits refuse fails alone, in its Result.Err, where otherwise the
+	// whole Request would be refused (a pipeline of Redis commands is
+	// independent, a gRPC batch is not).
+	Independent bool
 	// Results holds one Result per Command once Do returns nil.
 	Results []Result
 
@@ -620,7 +703,11 @@ func (a *Actor) checkLog() {
 // handle applies one request through the Machine and queues its reply
 // for flush.
 func (a *Actor) handle(r *Request) {
-	res, recs, err := a.m.Apply(r.Now, r.Commands, r.Results[:0], a.recs)
+	apply := a.m.Apply
+	if r.Independent {
+		apply = a.m.ApplyEach
+	}
+	res, recs, err := apply(r.Now, r.Commands, r.Results[:0], a.recs)
 	if err != nil {
 		r.complete(err)
 		return

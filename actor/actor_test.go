@@ -60,7 +60,7 @@ func TestActorBatchAppliesInOrder(t *testing.T) {
 	if err := a.Do(context.Background(), r); err != nil {
 		t.Fatal(err)
 	}
-	want := []Result{{}, {Found: true, Value: "1"}, {}, {Found: true, Value: "2"}, {Found: true}, {}}
+	want := []Result{{Found: true}, {Found: true, Value: "1"}, {Found: true}, {Found: true, Value: "2"}, {Found: true}, {}}
 	for i, w := range want {
 		if r.Results[i] != w {
 			t.Errorf("result %d = %+v; want %+v", i, r.Results[i], w)

@@ -95,25 +95,23 @@ func (m *Machine) Refusing() error { return m.refuse }
 // afterwards, and no mutation while writes are refused.
 func (m *Machine) Check(cmds []Command) error {
 	mutates := false
-	var growth int64 // of the batch's sets, for the memory limit
+	var growth int64 // of the batch's writes, for the memory limit
 	for i := range cmds {
 		c := &cmds[i]
-		switch c.Op {
-		case OpGet:
+		switch {
+		case c.Op == OpGet:
 			continue
-		case OpSet:
-			if m.rules.MaxMemory > 0 {
-				// A batch setting one key twice counts it twice: an
-				// overestimate, never an underestimate.
-				growth += max(0, m.state.Growth(c.Key, c.Value))
-			}
-		case OpDelete:
-		default:
+		case !c.Op.Valid():
 			return fmt.Errorf("%w: op %d", ErrBadCommand, c.Op)
 		}
 		mutates = true
 		if err := m.checkSize(c); err != nil {
 			return err
+		}
+		if m.rules.MaxMemory > 0 {
+			// A batch writing one key twice counts it twice: an
+			// overestimate, never an underestimate.
+			growth += max(0, m.growth(c))
 		}
 	}
 	if mutates && m.refuse != nil {
@@ -124,6 +122,21 @@ func (m *Machine) Check(cmds []Command) error {
 			ErrMemoryLimit, m.state.Bytes(), m.rules.MaxMemory, growth)
 	}
 	return nil
+}
+
+// growth is at most what c can add to the State's Bytes.
+func (m *Machine) growth(c *Command) int64 {
+	switch c.Op {
+	case OpSet:
+		return m.state.Growth(c.Key, c.Value)
+	case OpAppend:
+		return m.state.growthTo(c.Key, m.state.length(c.Key)+len(c.Value))
+	case OpSetRange:
+		return m.state.growthTo(c.Key, max(m.state.length(c.Key), int(min(c.Delta, 1<<40))+len(c.Value)))
+	case OpIncr, OpIncrFloat:
+		return m.state.growthTo(c.Key, maxNumberLen)
+	}
+	return 0 // deletes and deadline changes
 }
 
 // checkSize refuses a mutation longer than Rules allow.
@@ -148,27 +161,67 @@ func (m *Machine) Apply(now int64, cmds []Command, res []Result, recs []Record) 
 		return res, recs, err
 	}
 	for i := range cmds {
-		c := &cmds[i]
-		var r Result
-		switch c.Op {
-		case OpGet:
-			r.Value, r.Found = m.state.Get(c.Key, now)
-		case OpSet:
-			m.state.Set(c.Key, c.Value, c.Deadline)
-			m.seq++
-			recs = append(recs, Record{Seq: m.seq, Op: OpSet, Key: c.Key, Value: c.Value, Deadline: c.Deadline})
-		case OpDelete:
-			// Removing a key that is absent or already expired changes
-			// nothing replay could see, so it needs no record.
-			r.Found = m.state.Delete(c.Key, now)
-			if r.Found {
-				m.seq++
-				recs = append(recs, Record{Seq: m.seq, Op: OpDelete, Key: c.Key})
-			}
-		}
-		res = append(res, r)
+		res = append(res, Result{})
+		recs = m.apply(now, &cmds[i], &res[len(res)-1], recs)
 	}
 	return res, recs, nil
+}
+
+// ApplyEach is Apply for independent commands: each is checked on its
+// own, after the ones before it were applied, and one the check refuses
+// gets the error in its Result.Err while the others are applied.
+func (m *Machine) ApplyEach(now int64, cmds []Command, res []Result, recs []Record) ([]Result, []Record, error) {
+	for i := range cmds {
+		res = append(res, Result{})
+		if err := m.Check(cmds[i : i+1]); err != nil {
+			res[len(res)-1].Err = err
+		} else {
+			recs = m.apply(now, &cmds[i], &res[len(res)-1], recs)
+		}
+	}
+	return res, recs, nil
+}
+
+// apply applies one checked command, its result into r.
+func (m *Machine) apply(now int64, c *Command, r *Result, recs []Record) []Record {
+	switch {
+	case c.Op == OpGet:
+		r.Value, r.Deadline, r.Found = m.state.Lookup(c.Key, now)
+	case c.Op == OpSet && c.Flags&^FlagRelative == 0:
+		recs = m.set(c.Key, c.Value, m.deadline(now, c), recs)
+		r.Found = true
+	case c.Op == OpDelete && c.Flags == 0:
+		// Removing a key that is absent or already expired changes
+		// nothing replay could see, so it needs no record.
+		r.Found = m.state.Delete(c.Key, now)
+		if r.Found {
+			recs = m.del(c.Key, recs)
+		}
+	default:
+		return m.modify(now, c, r, recs)
+	}
+	return recs
+}
+
+// deadline is c's absolute deadline at now.
+func (m *Machine) deadline(now int64, c *Command) int64 {
+	if c.Flags&FlagRelative != 0 && c.Deadline != 0 {
+		return now + c.Deadline
+	}
+	return c.Deadline
+}
+
+// set stores key and records it.
+func (m *Machine) set(key, value string, deadline int64, recs []Record) []Record {
+	m.state.Set(key, value, deadline)
+	m.seq++
+	return append(recs, Record{Seq: m.seq, Op: OpSet, Key: key, Value: value, Deadline: deadline})
+}
+
+// del records the removal of key, which the caller has removed.
+func (m *Machine) del(key string, recs []Record) []Record {
+	m.seq++
+	return append(recs, Record{Seq: m.seq, Op: OpDelete, Key: key})
 }
 
 // Expire removes up to Rules.ExpireBatch keys whose deadline has passed

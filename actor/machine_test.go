@@ -92,7 +92,11 @@ func runBlock(t *testing.T, m **Machine, directive string, input []string) []str
 		for _, l := range input {
 			cmds = append(cmds, parseCommand(t, l))
 		}
-		res, recs, err := (*m).Apply(args.num(t, "at")*sec, cmds, nil, nil)
+		apply := (*m).Apply
+		if args["each"] != "" {
+			apply = (*m).ApplyEach
+		}
+		res, recs, err := apply(args.num(t, "at")*sec, cmds, nil, nil)
 		if err != nil {
 			return []string{"error: " + err.Error()}
 		}
@@ -152,14 +156,36 @@ func parseLine(t *testing.T, line string) (string, scriptArgs) {
 func parseCommand(t *testing.T, line string) Command {
 	t.Helper()
 	name, args := parseLine(t, line)
-	c := Command{Key: args["1"]}
+	c := Command{Key: args["1"], Deadline: args.num(t, "deadline") * sec}
+	for _, f := range strings.Split(args["flags"], ",") {
+		fl, ok := map[string]Flags{"": 0, "nx": FlagNX, "xx": FlagXX, "gt": FlagGT, "lt": FlagLT, "get": FlagGet,
+			"keepttl": FlagKeepTTL, "rel": FlagRelative, "persist": FlagPersist}[f]
+		if !ok {
+			t.Fatalf("unknown flag %q in %q", f, line)
+		}
+		c.Flags |= fl
+	}
 	switch name {
 	case "set":
-		c.Op, c.Value, c.Deadline = OpSet, args["2"], args.num(t, "deadline")*sec
+		c.Op, c.Value = OpSet, args["2"]
 	case "get":
 		c.Op = OpGet
 	case "del":
 		c.Op = OpDelete
+	case "incr":
+		c.Op, c.Delta = OpIncr, args.num(t, "by")
+	case "incrfloat":
+		c.Op, c.Value = OpIncrFloat, args["2"]
+	case "append":
+		c.Op, c.Value = OpAppend, args["2"]
+	case "setrange":
+		c.Op, c.Delta, c.Value = OpSetRange, args.num(t, "at"), args["2"]
+	case "expire":
+		c.Op = OpExpire
+	case "persist":
+		c.Op = OpPersist
+	case "getex":
+		c.Op = OpGetEx
 	case "op":
 		c.Op = Op(args.num(t, "n"))
 	default:
@@ -169,16 +195,41 @@ func parseCommand(t *testing.T, line string) Command {
 }
 
 func formatResult(c Command, r Result) string {
-	switch c.Op {
-	case OpGet:
-		if !r.Found {
-			return fmt.Sprintf("get %s: not found", c.Key)
-		}
-		return fmt.Sprintf("get %s: %q", c.Key, r.Value)
-	case OpDelete:
-		return fmt.Sprintf("del %s: found %v", c.Key, r.Found)
+	name := map[Op]string{OpGet: "get", OpSet: "set", OpDelete: "del", OpIncr: "incr", OpIncrFloat: "incrfloat",
+		OpAppend: "append", OpSetRange: "setrange", OpExpire: "expire", OpPersist: "persist", OpGetEx: "getex"}[c.Op]
+	s := name + " " + c.Key + ": "
+	if r.Err != nil {
+		return s + "error: " + r.Err.Error()
 	}
-	return fmt.Sprintf("set %s: ok", c.Key)
+	old := ""
+	if c.Flags&FlagGet != 0 {
+		old = " (old: not found)"
+		if r.OldFound {
+			old = fmt.Sprintf(" (old %q)", r.Value)
+		}
+	}
+	switch c.Op {
+	case OpGet, OpGetEx:
+		if !r.Found {
+			return s + "not found"
+		}
+		if r.Deadline != 0 {
+			return s + fmt.Sprintf("%q deadline=%d", r.Value, r.Deadline/sec)
+		}
+		return s + fmt.Sprintf("%q", r.Value)
+	case OpDelete, OpExpire, OpPersist:
+		return s + fmt.Sprintf("found %v", r.Found) + old
+	case OpSet:
+		if !r.Found {
+			return s + "skipped" + old
+		}
+		return s + "ok" + old
+	case OpIncr, OpAppend, OpSetRange:
+		return s + strconv.FormatInt(r.Int, 10)
+	case OpIncrFloat:
+		return s + r.Value
+	}
+	return s + "?"
 }
 
 func formatRecord(r Record) string {
@@ -275,7 +326,7 @@ func TestMachineRefusedBatchChangesNothing(t *testing.T) {
 		bad   Command
 		want  error
 	}{
-		{"unknown op", Rules{}, nil, Command{Op: 9, Key: "x"}, ErrBadCommand},
+		{"unknown op", Rules{}, nil, Command{Op: 200, Key: "x"}, ErrBadCommand},
 		{"key too long", Rules{MaxKeyBytes: 3}, nil, Command{Op: OpDelete, Key: "long"}, ErrTooLarge},
 		{"value too long", Rules{MaxValueBytes: 3}, nil, Command{Op: OpSet, Key: "x", Value: "long"}, ErrTooLarge},
 		{"memory", Rules{MaxMemory: 200}, nil, Command{Op: OpSet, Key: "x", Value: strings.Repeat("v", 100)}, ErrMemoryLimit},

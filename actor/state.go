@@ -119,6 +119,16 @@ func (s *State) Get(key string, now int64) (string, bool) {
 	return e.value, true
 }
 
+// Lookup returns the value and deadline of key if it exists and has not
+// expired at now.
+func (s *State) Lookup(key string, now int64) (value string, deadline int64, ok bool) {
+	e, ok := s.shards[s.shardOf(key)].m[key]
+	if !ok || !e.live(now) {
+		return "", 0, false
+	}
+	return e.value, e.deadline, true
+}
+
 // entryOverhead is what a stored entry costs beyond its key and value
 // bytes, measured with BenchmarkSnapshotMemory's state size at 1M keys
 // (~103 bytes an entry for 12-byte keys and 16-byte values): the map slot,
@@ -137,10 +147,20 @@ func (s *State) Bytes() int64 { return s.bytes }
 // Growth returns how much Set(key, value, …) would add to Bytes: negative
 // or zero for an overwrite with a value no longer than the old one.
 func (s *State) Growth(key, value string) int64 {
+	return s.growthTo(key, len(value))
+}
+
+// growthTo is Growth for a value of n bytes.
+func (s *State) growthTo(key string, n int) int64 {
 	if old, ok := s.shards[s.shardOf(key)].m[key]; ok {
-		return int64(len(value) - len(old.value))
+		return int64(n - len(old.value))
 	}
-	return entryBytes(key, value)
+	return int64(len(key)+n) + entryOverhead
+}
+
+// length is the length of the value of key stored, expired or not.
+func (s *State) length(key string) int {
+	return len(s.shards[s.shardOf(key)].m[key].value)
 }
 
 // Set stores value under key with the given absolute deadline (0 = never

@@ -236,6 +236,9 @@ func TestEntryRoundTrip(t *testing.T) {
 		{Op: actor.OpGet, Key: "k"},
 		{Op: actor.OpDelete, Key: ""},
 		{Op: actor.OpSet, Key: "ü", Value: string(make([]byte, 300))},
+		{Op: actor.OpIncr, Key: "n", Delta: -3},
+		{Op: actor.OpSet, Flags: actor.FlagNX | actor.FlagRelative, Key: "r", Value: "x", Deadline: 5},
+		{Op: actor.OpDelete, Flags: actor.FlagGet, Key: "d"},
 	}
 	b := appendBatch(nil, -5, cmds)
 	e, err := decodeEntry(b)
@@ -249,7 +252,7 @@ func TestEntryRoundTrip(t *testing.T) {
 	}
 	g := appendGroups(nil, 7, [][]actor.Command{cmds[:2], nil, cmds[2:]})
 	if e, err := decodeEntry(g); err != nil || e.kind != entryGroups || e.now != 7 || len(e.groups) != 3 ||
-		len(e.groups[0]) != 2 || len(e.groups[1]) != 0 || len(e.groups[2]) != 2 || e.groups[2][1] != cmds[3] {
+		len(e.groups[0]) != 2 || len(e.groups[1]) != 0 || len(e.groups[2]) != len(cmds)-2 || e.groups[2][1] != cmds[3] {
 		t.Fatalf("groups decode = %+v, %v", e, err)
 	}
 	x := appendExpire(nil, 99, 256)
@@ -282,13 +285,13 @@ func TestRequestsShareAnEntry(t *testing.T) {
 	}
 	before := leader.raft.LastIndex()
 	groups := [][]actor.Command{
-		{{Op: actor.OpSet, Key: "a", Value: "1", Deadline: int64(time.Minute)}},
+		{{Op: actor.OpSet, Flags: actor.FlagRelative, Key: "a", Value: "1", Deadline: int64(time.Minute)}},
 		{{Op: actor.OpSet, Key: "b", Value: "far too long"}, {Op: actor.OpSet, Key: "c", Value: "3"}},
 		{{Op: actor.OpDelete, Key: "warm"}, {Op: actor.OpGet, Key: "a"}},
 	}
 	var batch []*proposal
 	for _, g := range groups {
-		batch = append(batch, &proposal{ctx: ctx, cmds: g, relative: true, size: commandsSize(g), done: make(chan proposalResult, 1)})
+		batch = append(batch, &proposal{ctx: ctx, cmds: g, size: commandsSize(g), done: make(chan proposalResult, 1)})
 	}
 	leader.proposeBatch(batch, 0)
 	got := make([]proposalResult, len(batch))

@@ -16,7 +16,9 @@ import (
 //	groups: 0x04 varint(now) uvarint(g) g × (uvarint(n) n × command)
 //
 //	command: op byte, uvarint(len) key, and for OpSet uvarint(len) value
-//	         varint(deadline)
+//	         varint(deadline); or, for the other ops and for flagged
+//	         commands, 0x80|op, uvarint(flags), uvarint(len) key,
+//	         uvarint(len) value, varint(deadline), varint(delta)
 //
 // now is the leader's time in Unix nanoseconds when it proposed the
 // entry: every replica applies the entry at that time, so expiry and the
@@ -73,6 +75,17 @@ func appendGroups(b []byte, now int64, groups [][]actor.Command) []byte {
 func appendCommands(b []byte, cmds []actor.Command) []byte {
 	b = binary.AppendUvarint(b, uint64(len(cmds)))
 	for _, c := range cmds {
+		if c.Flags != 0 || c.Delta != 0 || c.Op > actor.OpDelete {
+			b = append(b, byte(c.Op)|extended)
+			b = binary.AppendUvarint(b, uint64(c.Flags))
+			b = binary.AppendUvarint(b, uint64(len(c.Key)))
+			b = append(b, c.Key...)
+			b = binary.AppendUvarint(b, uint64(len(c.Value)))
+			b = append(b, c.Value...)
+			b = binary.AppendVarint(b, c.Deadline)
+			b = binary.AppendVarint(b, c.Delta)
+			continue
+		}
 		b = append(b, byte(c.Op))
 		b = binary.AppendUvarint(b, uint64(len(c.Key)))
 		b = append(b, c.Key...)
@@ -84,6 +97,9 @@ func appendCommands(b []byte, cmds []actor.Command) []byte {
 	}
 	return b
 }
+
+// extended marks a command encoded with all its fields.
+const extended = 0x80
 
 // appendExpire encodes an expire entry.
 func appendExpire(b []byte, now int64, max int) []byte {
@@ -165,6 +181,20 @@ func (d *decoder) commands() []actor.Command {
 		}
 		c := actor.Command{Op: actor.Op(d.b[0])}
 		d.b = d.b[1:]
+		if c.Op&extended != 0 {
+			c.Op &^= extended
+			flags := d.uvarint("flags")
+			c.Flags = actor.Flags(flags)
+			c.Key = d.bytes("key")
+			c.Value = d.bytes("value")
+			c.Deadline = d.varint("deadline")
+			c.Delta = d.varint("delta")
+			if !c.Op.Valid() || flags != uint64(c.Flags) {
+				d.fail(fmt.Sprintf("op %d, flags %#x", c.Op, flags))
+			}
+			cmds = append(cmds, c)
+			continue
+		}
 		c.Key = d.bytes("key")
 		switch c.Op {
 		case actor.OpSet:

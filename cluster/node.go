@@ -304,15 +304,15 @@ func (n *Node) wait(ctx context.Context, fut raft.Future) error {
 // Apply runs cmds as one batch, atomically, at this leader's time. Gets
 // in it see the batch's earlier commands.
 func (n *Node) Apply(ctx context.Context, cmds []actor.Command) ([]actor.Result, error) {
-	return n.submit(ctx, cmds, false)
+	return n.submit(ctx, cmds)
 }
 
 // Set stores value under key, expiring ttl after this leader's time
 // (0: never). It returns once the write is committed on a quorum and
 // applied here.
 func (n *Node) Set(ctx context.Context, key, value string, ttl time.Duration) error {
-	// The deadline is made absolute from the time of the entry.
-	_, err := n.submit(ctx, []actor.Command{{Op: actor.OpSet, Key: key, Value: value, Deadline: max(int64(ttl), 0)}}, true)
+	// The machine makes the deadline absolute from the entry's time.
+	_, err := n.submit(ctx, []actor.Command{{Op: actor.OpSet, Flags: actor.FlagRelative, Key: key, Value: value, Deadline: max(int64(ttl), 0)}})
 	return err
 }
 

@@ -17,7 +17,8 @@ import (
 // (its encoding, the log store's write, the FSM's hand-off), so under
 // load they are shared by the requests of a batch, while a lone request
 // is proposed at once, as before. Each group is still applied atomically
-// on its own, and answered on its own.
+// on its own, and answered on its own. Relative deadlines
+// (actor.FlagRelative) count from the entry's time, on every replica.
 const (
 	// maxGroups bounds the requests of one entry.
 	maxGroups = 256
@@ -30,11 +31,8 @@ const (
 type proposal struct {
 	ctx  context.Context
 	cmds []actor.Command
-	// relative says the Deadlines of the OpSet commands are durations
-	// from the entry's time (0: none), not absolute times.
-	relative bool
-	size     int
-	done     chan proposalResult // buffered: the proposer never waits
+	size int
+	done chan proposalResult // buffered: the proposer never waits
 }
 
 type proposalResult struct {
@@ -54,11 +52,11 @@ func commandsSize(cmds []actor.Command) int {
 // submit has the proposer put cmds in the log as one group and waits
 // until it is committed and applied here. Its errors are propose's: a
 // follower's ErrNotLeader means nothing was proposed.
-func (n *Node) submit(ctx context.Context, cmds []actor.Command, relative bool) ([]actor.Result, error) {
+func (n *Node) submit(ctx context.Context, cmds []actor.Command) ([]actor.Result, error) {
 	if n.raft.State() != raft.Leader {
 		return nil, n.notLeader()
 	}
-	p := &proposal{ctx: ctx, cmds: cmds, relative: relative, size: commandsSize(cmds), done: make(chan proposalResult, 1)}
+	p := &proposal{ctx: ctx, cmds: cmds, size: commandsSize(cmds), done: make(chan proposalResult, 1)}
 	select {
 	case n.propc <- p:
 	case <-ctx.Done():
@@ -151,9 +149,6 @@ func (n *Node) proposeBatch(batch []*proposal, size int) {
 	groups := make([][]actor.Command, len(live))
 	for i, p := range live {
 		groups[i] = p.cmds
-		if p.relative {
-			groups[i] = absolute(p.cmds, now)
-		}
 	}
 	start := time.Now()
 	fut := n.raft.Apply(appendGroups(make([]byte, 0, size+16), now, groups), timeout)
@@ -186,19 +181,6 @@ func answer(batch []*proposal, results []actor.Result, err error) {
 	for _, p := range batch {
 		p.done <- proposalResult{results: results, err: err}
 	}
-}
-
-// absolute is cmds with the relative deadlines of its sets made absolute
-// from now.
-func absolute(cmds []actor.Command, now int64) []actor.Command {
-	out := make([]actor.Command, len(cmds))
-	copy(out, cmds)
-	for i := range out {
-		if out[i].Op == actor.OpSet && out[i].Deadline > 0 {
-			out[i].Deadline += now
-		}
-	}
-	return out
 }
 
 // outcome waits for an entry's future and maps raft's errors: the
