@@ -533,6 +533,13 @@ func (a *Actor) onOwner(ctx context.Context, fn func()) error {
 	return call(ctx, a, a.ctlc, func() { fn(); close(done) }, done)
 }
 
+// Scan runs State.ScanShards on the owner: one bounded step of a scan,
+// which other requests interleave with.
+func (a *Actor) Scan(ctx context.Context, cursor uint64, count int, now int64, match func(string) bool) (keys []string, next uint64, err error) {
+	err = a.onOwner(ctx, func() { keys, next = a.state.ScanShards(cursor, count, now, match, nil) })
+	return keys, next, err
+}
+
 // ExpireAt runs one bounded pass of active expiry at now (Unix
 // nanoseconds), removing at most max keys (0: Rules.ExpireBatch), and
 // reports how many it removed and whether expired keys remain. Unlike

@@ -129,6 +129,30 @@ func (s *State) Lookup(key string, now int64) (value string, deadline int64, ok 
 	return e.value, e.deadline, true
 }
 
+// ScanShards is a cursor over the keys: it appends to keys those live at
+// now that match (nil: all), from shard cursor on, whole shards at a
+// time until it has at least count, and returns the cursor to go on
+// from, 0 once every shard was visited. A key stays in one shard for the
+// State's life, so a scan from 0 to 0 returns every key that was live
+// throughout it at least once, and each at most once, whatever was
+// written in between (Redis' SCAN guarantee).
+func (s *State) ScanShards(cursor uint64, count int, now int64, match func(string) bool, keys []string) ([]string, uint64) {
+	for i := cursor; i < shardCount; i++ {
+		for k, e := range s.shards[i].m {
+			if e.live(now) && (match == nil || match(k)) {
+				keys = append(keys, k)
+			}
+		}
+		if len(keys) >= count {
+			if i+1 == shardCount {
+				return keys, 0
+			}
+			return keys, i + 1
+		}
+	}
+	return keys, 0
+}
+
 // entryOverhead is what a stored entry costs beyond its key and value
 // bytes, measured with BenchmarkSnapshotMemory's state size at 1M keys
 // (~103 bytes an entry for 12-byte keys and 16-byte values): the map slot,

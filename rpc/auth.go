@@ -312,6 +312,14 @@ func (t *authTable) lookup(token string) (authEntry, bool) {
 	return found, ok
 }
 
+// Lookup returns the role and name of token, for fronts that take a
+// token in their own way (the Redis front's AUTH); ok is false for an
+// unknown token. Constant time in the token, as for every lookup.
+func (a *Auth) Lookup(token string) (role Role, name string, ok bool) {
+	e, ok := a.table.Load().lookup(token)
+	return e.role, e.name, ok
+}
+
 // authFailure is why a request was refused, as told to its sender. None
 // of the messages includes anything the sender sent.
 type authFailure struct {

@@ -30,6 +30,7 @@ func clusterConfig(t *testing.T) Config {
 	l.Close()
 	c := DefaultConfig()
 	c.Listen = "127.0.0.1:0"
+	c.RESPListen = "127.0.0.1:0"
 	c.DataDir = t.TempDir()
 	c.NodeID = "n1"
 	c.RaftListen = raftAddr

@@ -19,6 +19,7 @@ import (
 const (
 	DefaultListen           = "localhost:50051"
 	DefaultHTTPListen       = ""
+	DefaultRESPListen       = "localhost:6380"
 	DefaultDataDir          = "./data"
 	DefaultSnapshotInterval = 30 * time.Second
 	DefaultShutdownGrace    = 10 * time.Second
@@ -41,6 +42,9 @@ type Config struct {
 	Listen     string
 	HTTPListen string
 	Pprof      bool
+	// RESPListen is the address of the Redis-protocol front (package
+	// redisfront); "" disables it. Single-node mode only, for now.
+	RESPListen string
 
 	// DataDir holds the log (wal/), the snapshots (snap/) and the LOCK
 	// file; it is created if missing.
@@ -143,6 +147,7 @@ func DefaultConfig() Config {
 	return Config{
 		Listen:           DefaultListen,
 		HTTPListen:       DefaultHTTPListen,
+		RESPListen:       DefaultRESPListen,
 		DataDir:          DefaultDataDir,
 		Fsync:            wal.FsyncAlways,
 		WALSegmentBytes:  wal.DefaultSegmentBytes,

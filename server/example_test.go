@@ -27,6 +27,7 @@ func Example() {
 	cfg := server.DefaultConfig()
 	cfg.DataDir = dir
 	cfg.Listen = "127.0.0.1:0"
+	cfg.RESPListen = "127.0.0.1:0"
 	cfg.GCHeapFloor = 0 // leave the host program's GC settings alone
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	s, err := server.New(cfg)

@@ -42,6 +42,7 @@ func startFaultServer(t *testing.T, fsys *faultfs.FS, dir string) *faultServer {
 	cfg := DefaultConfig()
 	cfg.DataDir = dir
 	cfg.Listen = "127.0.0.1:0"
+	cfg.RESPListen = "127.0.0.1:0"
 	cfg.HTTPListen = "127.0.0.1:0"
 	cfg.Fsync = wal.FsyncAlways
 	cfg.WALPreallocBytes = 0

@@ -15,6 +15,8 @@ import (
 	"golang.org/x/net/netutil"
 	"google.golang.org/grpc"
 
+	"kvstore/actor"
+	"kvstore/redisfront"
 	"kvstore/rpc"
 )
 
@@ -24,14 +26,18 @@ import (
 // from before recovery, so health checks get NOT_SERVING / 503 answers
 // while the data loads, and they drain together at shutdown.
 type fronts struct {
-	grpc     *rpc.Server
-	http     *http.Server
-	mux      *portMux     // --listen
-	httpLis  net.Listener // --http-listen; nil without
-	tls      bool         // TLS on every port
-	errc     chan error   // each Serve's return
-	running  int
-	stopOnce sync.Once
+	grpc    *rpc.Server
+	http    *http.Server
+	mux     *portMux     // --listen
+	httpLis net.Listener // --http-listen; nil without
+	// The Redis front on --resp-listen; nil without.
+	resp        *redisfront.Server
+	respLis     net.Listener
+	respBackend *redisfront.ActorBackend
+	tls         bool       // TLS on every port
+	errc        chan error // each Serve's return
+	running     int
+	stopOnce    sync.Once
 }
 
 // security is what guards both fronts: TLS (nil: plaintext) and token
@@ -114,15 +120,60 @@ func listenFronts(c *Config, svc *rpc.Service, admin *rpc.Admin, metrics *rpc.Me
 	f.http = newHTTPServer(sec.auth.HTTP(handler, c.MetricsOpen), sec.tls.Config(), int(c.MaxKeyBytes), defaultHTTPTimeouts)
 	f.http.ErrorLog = rpc.NewHTTPErrorLog(log, clk)
 	f.mux = newPortMux(netutil.LimitListener(lis, c.MaxConnections), sec.tls.SharedPortConfig(), log, f.http.ErrorLog)
-	if c.HTTPListen == "" {
-		return f, nil
+	if c.HTTPListen != "" {
+		if f.httpLis, err = net.Listen("tcp", c.HTTPListen); err != nil {
+			lis.Close()
+			return nil, fmt.Errorf("listen on %s (--http-listen): %w", c.HTTPListen, err)
+		}
+		f.httpLis = netutil.LimitListener(f.httpLis, c.MaxConnections)
 	}
-	if f.httpLis, err = net.Listen("tcp", c.HTTPListen); err != nil {
-		lis.Close()
-		return nil, fmt.Errorf("listen on %s (--http-listen): %w", c.HTTPListen, err)
+	if addr := c.respListen(); addr != "" {
+		if f.respLis, err = net.Listen("tcp", addr); err != nil {
+			lis.Close()
+			if f.httpLis != nil {
+				f.httpLis.Close()
+			}
+			return nil, fmt.Errorf("listen on %s (--resp-listen; empty disables the Redis front): %w", addr, err)
+		}
+		f.respLis = netutil.LimitListener(f.respLis, c.MaxConnections)
+		f.respBackend = redisfront.NewActorBackend(clk)
+		f.resp = redisfront.NewServer(redisfront.Config{
+			Backend:        f.respBackend,
+			Auth:           sec.auth,
+			TLS:            sec.tls.Config(),
+			MaxKeyBytes:    int(c.MaxKeyBytes),
+			MaxValueBytes:  int(c.MaxValueBytes),
+			MaxMemory:      int64(c.MaxMemory),
+			Fsync:          c.Fsync.String(),
+			RequestTimeout: c.RequestTimeout,
+			Clock:          clk,
+			Log:            log,
+		})
 	}
-	f.httpLis = netutil.LimitListener(f.httpLis, c.MaxConnections)
 	return f, nil
+}
+
+// respListen is --resp-listen, which cluster mode does not serve yet.
+func (c *Config) respListen() string {
+	if c.RaftListen != "" {
+		return ""
+	}
+	return c.RESPListen
+}
+
+// respAddr is --resp-listen's address, nil without the Redis front.
+func (f *fronts) respAddr() net.Addr {
+	if f.respLis == nil {
+		return nil
+	}
+	return f.respLis.Addr()
+}
+
+// attach hands the data to the fronts that are not rpc's.
+func (f *fronts) attach(a *actor.Actor) {
+	if f.respBackend != nil {
+		f.respBackend.Set(a)
+	}
 }
 
 // addr is the --listen address; httpAddr is --http-listen's, or the same
@@ -195,6 +246,9 @@ func (f *fronts) serve() {
 	serve(func() error { return f.grpc.Serve(f.mux.grpc) })
 	// The mux hands on TLS connections with the handshake done.
 	serve(func() error { return f.http.Serve(f.mux.http) })
+	if f.resp != nil {
+		serve(func() error { return f.resp.Serve(f.respLis) })
+	}
 	if f.httpLis != nil {
 		serve(func() error {
 			if f.tls {
@@ -214,6 +268,13 @@ func (f *fronts) wait() error { return <-f.errc }
 func (f *fronts) shutdown(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Add(2)
+	if f.resp != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f.resp.Shutdown(ctx)
+		}()
+	}
 	go func() {
 		defer wg.Done()
 		f.grpc.Shutdown(ctx)
@@ -233,6 +294,13 @@ func (f *fronts) shutdown(ctx context.Context) {
 func (f *fronts) stop() {
 	f.grpc.Stop()
 	f.http.Close()
+	if f.resp != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		f.resp.Shutdown(ctx)
+	} else if f.respLis != nil {
+		f.respLis.Close()
+	}
 	f.mux.close()
 	f.drain()
 }

@@ -33,6 +33,7 @@ func startHTTPFronts(t *testing.T, timeouts httpTimeouts, maxValue ByteSize) (gr
 	c := DefaultConfig()
 	c.DataDir = t.TempDir()
 	c.Listen = "127.0.0.1:0"
+	c.RESPListen = "127.0.0.1:0"
 	c.MaxConnections = 1
 	c.MaxValueBytes = maxValue
 	c.Fsync = wal.FsyncNo

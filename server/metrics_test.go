@@ -55,6 +55,7 @@ func exposition(t *testing.T) []byte {
 	c := DefaultConfig()
 	c.DataDir = t.TempDir()
 	c.Listen = "127.0.0.1:0"
+	c.RESPListen = "127.0.0.1:0"
 	c.HTTPListen = "127.0.0.1:0"
 	c.Fsync = wal.FsyncAlways
 	c.WALPreallocBytes = 0

@@ -40,7 +40,7 @@ func (c *Config) checkProtected() error {
 	if c.AuthFile != "" || c.TLSCert != "" {
 		return nil
 	}
-	for _, l := range []struct{ flag, addr string }{{"--listen", c.Listen}, {"--http-listen", c.HTTPListen}} {
+	for _, l := range []struct{ flag, addr string }{{"--listen", c.Listen}, {"--http-listen", c.HTTPListen}, {"--resp-listen", c.respListen()}} {
 		if l.addr == "" || isLoopback(l.addr) {
 			continue
 		}

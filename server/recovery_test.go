@@ -42,6 +42,7 @@ import (
 func recoveryConfig(dir string, fsys wal.FS, mock *clock.Mock, logs *logSink) Config {
 	c := DefaultConfig()
 	c.Listen = "127.0.0.1:0"
+	c.RESPListen = "127.0.0.1:0"
 	c.HTTPListen = ""
 	c.DataDir = dir
 	c.Fsync = wal.FsyncAlways

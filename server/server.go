@@ -49,6 +49,7 @@ type Server struct {
 
 	// Set by Run before ready is closed.
 	addr, httpAddr net.Addr
+	respAddr       net.Addr
 }
 
 // New checks cfg and loads the TLS files and tokens it names. Nothing is
@@ -98,6 +99,10 @@ func (s *Server) Addr() net.Addr { return s.addr }
 // HTTPAddr is the address HTTP is served on: --http-listen's when it is
 // set, else Addr (the port serves both); valid once Ready is closed.
 func (s *Server) HTTPAddr() net.Addr { return s.httpAddr }
+
+// RESPAddr is the Redis front's address once Ready, nil without one
+// (--resp-listen empty, or cluster mode).
+func (s *Server) RESPAddr() net.Addr { return s.respAddr }
 
 // Close starts an orderly shutdown and, if Run is running, waits for it to
 // return. It is idempotent and safe from any goroutine.
@@ -158,7 +163,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.addr, s.httpAddr = fr.addr(), fr.httpAddr()
+	s.addr, s.httpAddr, s.respAddr = fr.addr(), fr.httpAddr(), fr.respAddr()
 	// Serving starts before recovery so health checks get an answer
 	// (NOT_SERVING) while the data loads; KVStore calls are Unavailable
 	// until the actor is attached.
@@ -199,12 +204,13 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	metrics.Attach(a, logStats(st.log), snapshotStats(snaps))
 	svc.Attach(a)
+	fr.attach(a)
 	admin.Attach(&adminBackend{actor: a, snaps: snaps, log: st.log, fs: s.fs, cfg: c, clock: s.clock})
 	fr.grpc.SetServing()
 
 	fmt.Fprintf(s.stdout, "Key-Value Store gRPC server is running on port %s\n", strconv.Itoa(s.addr.(*net.TCPAddr).Port))
 	fmt.Fprintf(s.stdout, "Press Ctrl+C to stop the server\n")
-	log.Info("serving", "grpc", s.addr.String(), "http", addrString(s.httpAddr), "data_dir", c.DataDir, "fsync", c.Fsync.String())
+	log.Info("serving", "grpc", s.addr.String(), "http", addrString(s.httpAddr), "redis", addrString(s.respAddr), "data_dir", c.DataDir, "fsync", c.Fsync.String())
 	close(s.ready)
 
 	// Interrupts run in the order added, each returning once its

@@ -102,6 +102,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.Listen, "listen", c.Listen, "`address` to serve gRPC and HTTP (REST, health, metrics) on")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "`directory` for the data files, created if missing")
 	fs.StringVar(&c.HTTPListen, "http-listen", c.HTTPListen, "`address` of a separate HTTP port (REST API under /v1/keys/, /healthz, /readyz, /metrics); HTTP is always served on --listen too (empty: no separate port)")
+	fs.StringVar(&c.RESPListen, "resp-listen", c.RESPListen, "`address` of the Redis-protocol front (redis-cli, Redis client libraries; single-node mode only for now; empty: off)")
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve /debug/pprof/ on the HTTP listener")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate `file`: serve gRPC and HTTP over TLS (with --tls-key; reloaded on SIGHUP)")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key `file` of --tls-cert")

@@ -41,7 +41,7 @@ func TestMain(m *testing.M) {
 func newTestServer(tb testing.TB, clk clock.Clock, args ...string) (*server.Server, *bytes.Buffer) {
 	tb.Helper()
 	m := NewMain()
-	args = append([]string{"--listen", "127.0.0.1:0", "--data-dir", tb.TempDir()}, args...)
+	args = append([]string{"--listen", "127.0.0.1:0", "--resp-listen", "127.0.0.1:0", "--data-dir", tb.TempDir()}, args...)
 	if err := m.ParseFlags(args); err != nil {
 		tb.Fatal(err)
 	}
@@ -314,7 +314,7 @@ var portLine = regexp.MustCompile(`running on port (\d+)`)
 
 func startBinary(tb testing.TB, args ...string) *serverProcess {
 	tb.Helper()
-	cmd := exec.Command(serverBinary(tb), append([]string{"--listen", "127.0.0.1:0"}, args...)...)
+	cmd := exec.Command(serverBinary(tb), append([]string{"--listen", "127.0.0.1:0", "--resp-listen", "127.0.0.1:0"}, args...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		tb.Fatal(err)
