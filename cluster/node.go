@@ -261,18 +261,7 @@ func (n *Node) propose(ctx context.Context, data []byte) (*applyResult, error) {
 	}
 	start := time.Now()
 	fut := n.raft.Apply(data, timeout)
-	done := make(chan struct{})
-	var res *applyResult
-	var err error
-	go func() {
-		defer close(done)
-		res, err = n.outcome(fut)
-	}()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: %w within the deadline (%w)", actor.ErrOutcomeUnknown, errUnresolved, ctx.Err())
-	}
+	res, err := n.outcome(ctx, fut)
 	if err == nil && n.observe != nil {
 		n.observe(time.Since(start))
 	}

@@ -142,7 +142,7 @@ func (n *Node) proposeBatch(batch []*proposal, size int) {
 		timeout = max(timeout, time.Millisecond)
 	}
 	if n.raft.State() != raft.Leader {
-		answer(live, nil, n.notLeader())
+		answer(live, n.notLeader())
 		return
 	}
 	now := n.now()
@@ -158,16 +158,16 @@ func (n *Node) proposeBatch(batch []*proposal, size int) {
 		// raft resolves the future at the latest when it shuts down, but
 		// for an entry committed and not yet applied then
 		// (hashicorp/raft#498): the node's stop ends the wait.
-		res, err := n.outcome(fut)
+		res, err := n.outcome(context.Background(), fut)
 		if err != nil {
-			answer(live, nil, err)
+			answer(live, err)
 			return
 		}
 		if n.observe != nil {
 			n.observe(time.Since(start))
 		}
 		if len(res.groups) != len(live) {
-			answer(live, nil, fmt.Errorf("cluster: entry %d: %d results for %d requests", fut.Index(), len(res.groups), len(live)))
+			answer(live, fmt.Errorf("cluster: entry %d: %d results for %d requests", fut.Index(), len(res.groups), len(live)))
 			return
 		}
 		for i, p := range live {
@@ -176,26 +176,21 @@ func (n *Node) proposeBatch(batch []*proposal, size int) {
 	}()
 }
 
-// answer gives every proposal of batch the same outcome.
-func answer(batch []*proposal, results []actor.Result, err error) {
+// answer gives every proposal of batch the same failure.
+func answer(batch []*proposal, err error) {
 	for _, p := range batch {
-		p.done <- proposalResult{results: results, err: err}
+		p.done <- proposalResult{err: err}
 	}
 }
 
-// outcome waits for an entry's future and maps raft's errors: the
-// entry's outcome is unknown once raft has taken it, unless raft says it
-// never did.
-func (n *Node) outcome(fut raft.ApplyFuture) (*applyResult, error) {
-	done := make(chan error, 1)
-	go func() { done <- fut.Error() }()
-	var err error
-	select {
-	case err = <-done:
-	case <-n.stop:
-		return nil, fmt.Errorf("%w: %w: the node is stopping", actor.ErrOutcomeUnknown, errUnresolved)
-	}
+// outcome waits for an entry's future, ctx or the node's stop, and maps
+// raft's errors: the entry's outcome is unknown once raft has taken it,
+// unless raft says it never did.
+func (n *Node) outcome(ctx context.Context, fut raft.ApplyFuture) (*applyResult, error) {
+	err := n.wait(ctx, fut)
 	switch {
+	case errors.Is(err, errUnresolved):
+		return nil, err
 	case err == nil:
 	case errors.Is(err, raft.ErrNotLeader):
 		return nil, n.notLeader()

@@ -63,8 +63,6 @@ func init() {
 
 func lookup(lower []byte) *command { return commands[string(lower)] }
 
-func lowerASCII(s string) string { return strings.ToLower(s) }
-
 // key and value checks: the machine enforces the same limits, this gives
 // the client a clear error before anything is queued.
 func (c *conn) checkKey(k []byte) bool {
@@ -157,12 +155,9 @@ var table = []*command{
 		run: runGetEx},
 	{name: "mget", arity: -2, flags: flagReadonly | flagFast, firstKey: 1, lastKey: -1, step: 1, group: "string", summary: "Atomically returns the string values of one or more keys.", since: "1.0.0",
 		run: func(c *conn, args [][]byte) {
-			if !c.checkKeys(args, 1, 1) {
+			cmds, ok := c.keyCommands(args, actor.OpGet)
+			if !ok {
 				return
-			}
-			cmds := make([]actor.Command, 0, len(args)-1)
-			for _, k := range args[1:] {
-				cmds = append(cmds, actor.Command{Op: actor.OpGet, Key: string(k)})
 			}
 			c.queueFn(func(c *conn, rs []actor.Result) {
 				c.w.Array(len(rs))
@@ -197,12 +192,9 @@ var table = []*command{
 	{name: "unlink", arity: -2, flags: flagWrite | flagFast, firstKey: 1, lastKey: -1, step: 1, group: "generic", summary: "Asynchronously deletes one or more keys.", since: "4.0.0", run: runDel},
 	{name: "exists", arity: -2, flags: flagReadonly | flagFast, firstKey: 1, lastKey: -1, step: 1, group: "generic", summary: "Determines whether one or more keys exist.", since: "1.0.0",
 		run: func(c *conn, args [][]byte) {
-			if !c.checkKeys(args, 1, 1) {
+			cmds, ok := c.keyCommands(args, actor.OpGet)
+			if !ok {
 				return
-			}
-			cmds := make([]actor.Command, 0, len(args)-1)
-			for _, k := range args[1:] {
-				cmds = append(cmds, actor.Command{Op: actor.OpGet, Key: string(k)})
 			}
 			c.queueKind(replyCount, cmds)
 		}},
@@ -518,14 +510,22 @@ func runGetEx(c *conn, args [][]byte) {
 }
 
 func runDel(c *conn, args [][]byte) {
+	if cmds, ok := c.keyCommands(args, actor.OpDelete); ok {
+		c.queueKind(replyCount, cmds)
+	}
+}
+
+// keyCommands is one op command per key argument (args[1:]); false, with
+// the error replied, when a key is past the limit.
+func (c *conn) keyCommands(args [][]byte, op actor.Op) ([]actor.Command, bool) {
 	if !c.checkKeys(args, 1, 1) {
-		return
+		return nil, false
 	}
 	cmds := make([]actor.Command, 0, len(args)-1)
 	for _, k := range args[1:] {
-		cmds = append(cmds, actor.Command{Op: actor.OpDelete, Key: string(k)})
+		cmds = append(cmds, actor.Command{Op: op, Key: string(k)})
 	}
-	c.queueKind(replyCount, cmds)
+	return cmds, true
 }
 
 // runExpire is EXPIRE, PEXPIRE, EXPIREAT and PEXPIREAT with NX XX GT LT.

@@ -1,6 +1,7 @@
 package redisfront
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -187,7 +188,7 @@ func (c *conn) dispatch(args [][]byte) {
 // lowerName is b in lower case, in the connection's buffer when short.
 func (c *conn) lowerName(b []byte) []byte {
 	if len(b) > len(c.lower) {
-		return []byte(lowerASCII(string(b)))
+		return bytes.ToLower(b)
 	}
 	out := c.lower[:len(b)]
 	for i, ch := range b {

@@ -6,7 +6,7 @@ package resp
 
 import (
 	"bufio"
-	"bytes"
+	"cmp"
 	"io"
 	"strconv"
 )
@@ -267,12 +267,9 @@ func splitArgs(line []byte, args [][]byte) ([][]byte, bool) {
 					continue
 				case c == '\\' && i+1 < len(line):
 					i++
-					c = map[byte]byte{'n': '\n', 'r': '\r', 't': '\t', 'b': '\b', 'a': '\a'}[line[i]]
-					if c == 0 {
-						c = line[i]
-					}
+					c = cmp.Or(escapes[line[i]], line[i])
 				case c == '"':
-					if i+1 < len(line) && !isSpace(line[i+1]) {
+					if !closes(line, i) {
 						return nil, false
 					}
 					i++
@@ -293,7 +290,7 @@ func splitArgs(line []byte, args [][]byte) ([][]byte, bool) {
 					c = '\''
 					i++
 				} else if c == '\'' {
-					if i+1 < len(line) && !isSpace(line[i+1]) {
+					if !closes(line, i) {
 						return nil, false
 					}
 					i++
@@ -315,7 +312,20 @@ func splitArgs(line []byte, args [][]byte) ([][]byte, bool) {
 	}
 }
 
-func isSpace(c byte) bool { return bytes.IndexByte([]byte(" \n\r\t\v\f"), c) >= 0 }
+// escapes are the one-letter escapes of a double-quoted argument.
+var escapes = [256]byte{'n': '\n', 'r': '\r', 't': '\t', 'b': '\b', 'a': '\a'}
+
+// closes reports whether the quote at line[i] ends an argument: a closing
+// quote must be followed by a space or the end of the line.
+func closes(line []byte, i int) bool { return i+1 == len(line) || isSpace(line[i+1]) }
+
+func isSpace(c byte) bool {
+	switch c {
+	case ' ', '\n', '\r', '\t', '\v', '\f':
+		return true
+	}
+	return false
+}
 
 func isHex(c byte) bool {
 	return ('0' <= c && c <= '9') || ('a' <= c && c <= 'f') || ('A' <= c && c <= 'F')

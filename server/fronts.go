@@ -298,8 +298,6 @@ func (f *fronts) stop() {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		f.resp.Shutdown(ctx)
-	} else if f.respLis != nil {
-		f.respLis.Close()
 	}
 	f.mux.close()
 	f.drain()
