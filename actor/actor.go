@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -656,6 +657,10 @@ func (a *Actor) run() {
 			n := len(r.Commands)
 			a.checkLog()
 			a.handle(r)
+			// Let the callers the network poller woke with this one
+			// queue their requests, so that the pass takes them all
+			// and the log writes them as one group.
+			runtime.Gosched()
 		drain:
 			for range maxDrain - 1 {
 				select {

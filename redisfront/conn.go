@@ -63,6 +63,12 @@ type conn struct {
 	pending    []pending
 	batchBytes int
 	lower      [32]byte
+
+	// The deadlines of batches and of writes (batchContext, writeOut).
+	batchCtx    context.Context
+	batchCancel context.CancelFunc
+	batchEnd    time.Time
+	writeEnd    time.Time
 }
 
 // replyKind says how a pending reply is made from its results.
@@ -111,6 +117,11 @@ func (c *conn) wake() {
 
 func (c *conn) serve() {
 	defer c.nc.Close()
+	defer func() {
+		if c.batchCancel != nil {
+			c.batchCancel()
+		}
+	}()
 	if c.s.cfg.Auth != nil {
 		c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.AuthTimeout))
 	}
@@ -260,12 +271,7 @@ func (c *conn) exec() bool {
 	var res []actor.Result
 	var batchErr error
 	if len(c.req.Commands) > 0 {
-		ctx, cancel := context.Background(), func() {}
-		if t := c.s.cfg.RequestTimeout; t > 0 {
-			ctx, cancel = context.WithTimeout(ctx, t)
-		}
-		batchErr = c.s.cfg.Backend.Do(ctx, c.req)
-		cancel()
+		batchErr = c.s.cfg.Backend.Do(c.batchContext(), c.req)
 		res = c.req.Results
 	}
 	off := 0
@@ -304,6 +310,26 @@ func (c *conn) exec() bool {
 		c.req.Results = c.req.Results[:0]
 	}
 	return ok
+}
+
+// batchContext bounds a batch's wait by --request-timeout. A timer per
+// batch cost 5 % of a GET under redis-benchmark, so one context serves
+// the batches of a connection while at least half of the timeout is left
+// on it: a batch may wait between half the timeout and all of it.
+func (c *conn) batchContext() context.Context {
+	t := c.s.cfg.RequestTimeout
+	if t <= 0 {
+		return context.Background()
+	}
+	now := time.Now()
+	if c.batchCtx == nil || c.batchCtx.Err() != nil || c.batchEnd.Sub(now) < t/2 {
+		if c.batchCancel != nil {
+			c.batchCancel()
+		}
+		c.batchEnd = now.Add(t)
+		c.batchCtx, c.batchCancel = context.WithDeadline(context.Background(), c.batchEnd)
+	}
+	return c.batchCtx
 }
 
 // flush runs the batch and writes every reply out.
@@ -381,7 +407,13 @@ func (c *conn) writeOut() bool {
 	if len(c.w.Buf) == 0 {
 		return true
 	}
-	c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
+	// Moving the deadline is a timer update; as with batchContext it
+	// moves only once half of it has passed, so a client that reads
+	// nothing is disconnected after between half and all of WriteTimeout.
+	if now := time.Now(); c.writeEnd.Sub(now) < c.s.cfg.WriteTimeout/2 {
+		c.writeEnd = now.Add(c.s.cfg.WriteTimeout)
+		c.nc.SetWriteDeadline(c.writeEnd)
+	}
 	_, err := c.nc.Write(c.w.Buf)
 	if cap(c.w.Buf) > maxKeepBuffer {
 		c.w.Buf = nil

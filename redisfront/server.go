@@ -41,11 +41,13 @@ type Config struct {
 	// Fsync is the log's policy ("always", "everysec", "no"), for CONFIG
 	// GET appendfsync and INFO persistence; "" reports appendonly no.
 	Fsync string
-	// RequestTimeout bounds one batch's wait for the actor.
+	// RequestTimeout bounds one batch's wait for the actor (a batch
+	// gets between half of it and all of it: see batchContext).
 	RequestTimeout time.Duration
 	// WriteTimeout bounds one write of replies: a client that reads
-	// nothing for that long is disconnected, so it cannot hold a slot
-	// and its replies for ever. 0 is DefaultWriteTimeout.
+	// nothing for that long (between half of it and all of it) is
+	// disconnected, so it cannot hold a slot and its replies for ever.
+	// 0 is DefaultWriteTimeout.
 	WriteTimeout time.Duration
 	// AuthTimeout bounds how long a connection may stay unauthenticated
 	// when Auth is set; 0 is DefaultAuthTimeout.
