@@ -288,6 +288,20 @@ const (
 	// OpGetEx reads Key like OpGet and then sets its deadline to Deadline
 	// (FlagPersist: clears it; no flag and Deadline 0: leaves it).
 	OpGetEx
+	// OpUnit makes the next Delta commands of the Request one unit
+	// (MULTI/EXEC, MSETNX): they are checked together against the
+	// limits, so that the limits refuse all of them or none, and then
+	// applied in order; one failing at run time (OpIncr of a non-integer)
+	// fails alone, as in a Redis transaction. With FlagNX they are
+	// applied only if no key they name is live (MSETNX). The unit's
+	// Result.Found says whether they were applied; a unit the check
+	// refuses has the error in its Result.Err and in each of its
+	// commands'. Units do not nest.
+	OpUnit
+	// OpFlush removes every key (FLUSHDB); Result.Int is how many were
+	// live. It is recorded as one delete per key, so on a large data set
+	// it is one large write, as Redis' FLUSHALL SYNC is one long call.
+	OpFlush
 	opCount
 )
 

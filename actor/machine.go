@@ -160,7 +160,13 @@ func (m *Machine) Apply(now int64, cmds []Command, res []Result, recs []Record) 
 	if err := m.Check(cmds); err != nil {
 		return res, recs, err
 	}
-	for i := range cmds {
+	for i := 0; i < len(cmds); i++ {
+		if cmds[i].Op == OpUnit {
+			var n int
+			res, recs, n = m.applyUnit(now, cmds[i:], res, recs)
+			i += n
+			continue
+		}
 		res = append(res, Result{})
 		recs = m.apply(now, &cmds[i], &res[len(res)-1], recs)
 	}
@@ -171,7 +177,13 @@ func (m *Machine) Apply(now int64, cmds []Command, res []Result, recs []Record) 
 // own, after the ones before it were applied, and one the check refuses
 // gets the error in its Result.Err while the others are applied.
 func (m *Machine) ApplyEach(now int64, cmds []Command, res []Result, recs []Record) ([]Result, []Record, error) {
-	for i := range cmds {
+	for i := 0; i < len(cmds); i++ {
+		if cmds[i].Op == OpUnit {
+			var n int
+			res, recs, n = m.applyUnit(now, cmds[i:], res, recs)
+			i += n
+			continue
+		}
 		res = append(res, Result{})
 		if err := m.Check(cmds[i : i+1]); err != nil {
 			res[len(res)-1].Err = err
@@ -180,6 +192,42 @@ func (m *Machine) ApplyEach(now int64, cmds []Command, res []Result, recs []Reco
 		}
 	}
 	return res, recs, nil
+}
+
+// applyUnit applies the OpUnit at cmds[0] and the commands it covers,
+// and returns how many those are (its Delta, cut at the end of cmds).
+func (m *Machine) applyUnit(now int64, cmds []Command, res []Result, recs []Record) ([]Result, []Record, int) {
+	n := int(min(max(cmds[0].Delta, 0), int64(len(cmds)-1)))
+	unit := cmds[1 : 1+n]
+	res = append(res, Result{})
+	head := len(res) - 1
+	err := m.Check(unit)
+	for i := range unit {
+		if unit[i].Op == OpUnit {
+			err = fmt.Errorf("%w: a unit within a unit", ErrBadCommand)
+		}
+	}
+	if err == nil && cmds[0].Flags&FlagNX != 0 {
+		for i := range unit {
+			if _, _, live := m.state.Lookup(unit[i].Key, now); live {
+				// Not applied: the commands' results stay empty.
+				return append(res, make([]Result, n)...), recs, n
+			}
+		}
+	}
+	if err != nil {
+		res[head].Err = err
+		for range unit {
+			res = append(res, Result{Err: err})
+		}
+		return res, recs, n
+	}
+	res[head].Found = true
+	for i := range unit {
+		res = append(res, Result{})
+		recs = m.apply(now, &unit[i], &res[len(res)-1], recs)
+	}
+	return res, recs, n
 }
 
 // apply applies one checked command, its result into r.

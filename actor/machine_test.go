@@ -186,6 +186,10 @@ func parseCommand(t *testing.T, line string) Command {
 		c.Op = OpPersist
 	case "getex":
 		c.Op = OpGetEx
+	case "unit":
+		c.Op, c.Delta = OpUnit, args.num(t, "n")
+	case "flush":
+		c.Op = OpFlush
 	case "op":
 		c.Op = Op(args.num(t, "n"))
 	default:
@@ -196,7 +200,7 @@ func parseCommand(t *testing.T, line string) Command {
 
 func formatResult(c Command, r Result) string {
 	name := map[Op]string{OpGet: "get", OpSet: "set", OpDelete: "del", OpIncr: "incr", OpIncrFloat: "incrfloat",
-		OpAppend: "append", OpSetRange: "setrange", OpExpire: "expire", OpPersist: "persist", OpGetEx: "getex"}[c.Op]
+		OpAppend: "append", OpSetRange: "setrange", OpExpire: "expire", OpPersist: "persist", OpGetEx: "getex", OpUnit: "unit", OpFlush: "flush"}[c.Op]
 	s := name + " " + c.Key + ": "
 	if r.Err != nil {
 		return s + "error: " + r.Err.Error()
@@ -217,6 +221,13 @@ func formatResult(c Command, r Result) string {
 			return s + fmt.Sprintf("%q deadline=%d", r.Value, r.Deadline/sec)
 		}
 		return s + fmt.Sprintf("%q", r.Value)
+	case OpUnit:
+		if !r.Found {
+			return s + "skipped"
+		}
+		return s + "applied"
+	case OpFlush:
+		return s + strconv.FormatInt(r.Int, 10) + " live"
 	case OpDelete, OpExpire, OpPersist:
 		return s + fmt.Sprintf("found %v", r.Found) + old
 	case OpSet:

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -29,6 +30,9 @@ const maxStringLen = 512 << 20
 // read-modify-writes and the flagged sets and deletes. A command that
 // fails changes nothing and says why in Result.Err.
 func (m *Machine) modify(now int64, c *Command, r *Result, recs []Record) []Record {
+	if c.Op == OpFlush {
+		return m.flush(now, r, recs)
+	}
 	old, oldDeadline, live := m.state.Lookup(c.Key, now)
 	switch c.Op {
 	case OpSet:
@@ -210,4 +214,19 @@ func parseFloat(s string) (float64, bool) {
 		return 0, false
 	}
 	return f, true
+}
+
+// flush removes every key, recording each removal, live or not, so that
+// a replay removes them all too. The keys go in byte order, so that the
+// records are the same on every run.
+func (m *Machine) flush(now int64, r *Result, recs []Record) []Record {
+	keys, _ := m.state.ScanShards(0, math.MaxInt, math.MinInt64, nil, nil)
+	slices.Sort(keys)
+	for _, k := range keys {
+		if m.state.Delete(k, now) {
+			r.Int++
+		}
+		recs = m.del(k, recs)
+	}
+	return recs
 }

@@ -21,6 +21,8 @@ const (
 	flagNoAuth // runs before AUTH
 	flagLoading
 	flagStale
+	// flagTxControl: run at once within MULTI, not queued.
+	flagTxControl
 )
 
 // command is one entry of the command table: everything the front knows
@@ -172,21 +174,10 @@ var table = []*command{
 		}},
 	{name: "mset", arity: -3, flags: flagWrite, firstKey: 1, lastKey: -1, step: 2, group: "string", summary: "Atomically creates or modifies the string values of one or more keys.", since: "1.0.1",
 		run: func(c *conn, args [][]byte) {
-			if len(args)%2 != 1 {
-				c.replyError("ERR wrong number of arguments for 'mset' command")
-				return
+			// One unit, so that --max-memory takes all or none.
+			if cmds, ok := c.setPairs(args, "mset"); ok {
+				c.queueKind(replyOK, unit(0, cmds))
 			}
-			if !c.checkKeys(args, 1, 2) {
-				return
-			}
-			cmds := make([]actor.Command, 0, len(args)/2)
-			for i := 1; i < len(args); i += 2 {
-				if !c.checkValue(args[i+1]) {
-					return
-				}
-				cmds = append(cmds, actor.Command{Op: actor.OpSet, Key: string(args[i]), Value: string(args[i+1])})
-			}
-			c.queueKind(replyOK, cmds)
 		}},
 	{name: "del", arity: -2, flags: flagWrite, firstKey: 1, lastKey: -1, step: 1, group: "generic", summary: "Deletes one or more keys.", since: "1.0.0", run: runDel},
 	{name: "unlink", arity: -2, flags: flagWrite | flagFast, firstKey: 1, lastKey: -1, step: 1, group: "generic", summary: "Asynchronously deletes one or more keys.", since: "4.0.0", run: runDel},
@@ -342,7 +333,7 @@ var table = []*command{
 			msg := string(args[1])
 			c.replyNow(func(c *conn) { c.w.BulkString(msg) })
 		}},
-	{name: "quit", arity: -1, flags: flagNoAuth | flagFast, group: "connection", summary: "Closes the connection.", since: "1.0.0",
+	{name: "quit", arity: -1, flags: flagNoAuth | flagFast | flagTxControl, group: "connection", summary: "Closes the connection.", since: "1.0.0",
 		run: func(c *conn, args [][]byte) {
 			c.replySimple("OK")
 			c.quit = true
@@ -388,10 +379,58 @@ var table = []*command{
 			// before is durable here, on zero others.
 			c.replyNow(func(c *conn) { c.w.Integer(0) })
 		}},
-	{name: "multi", arity: 1, flags: flagFast, group: "transactions", summary: "Starts a transaction.", since: "1.2.0",
+	{name: "multi", arity: 1, flags: flagFast | flagTxControl, group: "transactions", summary: "Starts a transaction.", since: "1.2.0", run: runMulti},
+	{name: "exec", arity: 1, flags: flagTxControl, group: "transactions", summary: "Executes all commands in a transaction.", since: "1.2.0", run: runExec},
+	{name: "discard", arity: 1, flags: flagFast | flagTxControl, group: "transactions", summary: "Discards a transaction.", since: "2.0.0", run: runDiscard},
+	{name: "watch", arity: -2, flags: flagFast | flagTxControl, group: "transactions", summary: "Monitors changes to keys to determine the execution of a transaction.", since: "2.2.0", run: runWatch},
+	{name: "unwatch", arity: 1, flags: flagFast, group: "transactions", summary: "Forgets about watched keys of a transaction.", since: "2.2.0",
+		run: func(c *conn, _ [][]byte) { c.replySimple("OK") }},
+	{name: "msetnx", arity: -3, flags: flagWrite, firstKey: 1, lastKey: -1, step: 2, group: "string", summary: "Atomically modifies the string values of one or more keys only when all keys don't exist.", since: "1.0.1",
 		run: func(c *conn, args [][]byte) {
-			c.replyError("ERR MULTI is not supported by kvstore: every command is atomic on its own, and a pipeline's commands are applied together")
+			cmds, ok := c.setPairs(args, "msetnx")
+			if !ok {
+				return
+			}
+			c.queueKind(replyFound, unit(actor.FlagNX, cmds))
 		}},
+	{name: "flushdb", arity: -1, flags: flagWrite | flagAdmin, group: "server", summary: "Removes all keys from the current database.", since: "1.0.0", run: runFlush},
+	{name: "flushall", arity: -1, flags: flagWrite | flagAdmin, group: "server", summary: "Removes all keys from all databases.", since: "1.0.0", run: runFlush},
+}
+
+// setPairs is one set per key and value pair of MSET and MSETNX; false,
+// with the error replied, when they are not pairs or one is too large.
+func (c *conn) setPairs(args [][]byte, name string) ([]actor.Command, bool) {
+	if len(args)%2 != 1 {
+		c.replyError("ERR wrong number of arguments for '" + name + "' command")
+		return nil, false
+	}
+	if !c.checkKeys(args, 1, 2) {
+		return nil, false
+	}
+	cmds := make([]actor.Command, 0, len(args)/2)
+	for i := 1; i < len(args); i += 2 {
+		if !c.checkValue(args[i+1]) {
+			return nil, false
+		}
+		cmds = append(cmds, actor.Command{Op: actor.OpSet, Key: string(args[i]), Value: string(args[i+1])})
+	}
+	return cmds, true
+}
+
+// unit is cmds as one actor.OpUnit with flags.
+func unit(flags actor.Flags, cmds []actor.Command) []actor.Command {
+	return append([]actor.Command{{Op: actor.OpUnit, Flags: flags, Delta: int64(len(cmds))}}, cmds...)
+}
+
+// runFlush is FLUSHDB and FLUSHALL [ASYNC|SYNC]: one database, so both
+// remove every key, at once (ASYNC too: the removal is one command of
+// the machine).
+func runFlush(c *conn, args [][]byte) {
+	if len(args) > 2 || (len(args) == 2 && !eq(args[1], "async") && !eq(args[1], "sync")) {
+		c.replyError(errSyntax)
+		return
+	}
+	c.queue(replyOK, actor.Command{Op: actor.OpFlush})
 }
 
 // runSet is SET key value [NX|XX] [GET] [EX s|PX ms|EXAT ts|PXAT ms|KEEPTTL].

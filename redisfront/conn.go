@@ -63,6 +63,7 @@ type conn struct {
 	pending    []pending
 	batchBytes int
 	lower      [32]byte
+	tx         tx
 
 	// The deadlines of batches and of writes (batchContext, writeOut).
 	batchCtx    context.Context
@@ -85,6 +86,7 @@ const (
 	replyFn                      // fn
 	replyError                   // text, an error reply
 	replySimple                  // text, a simple string
+	replyExec                    // EXEC: sub's replies, from the unit's results
 )
 
 // pending is one client command's reply, made once its n commands of
@@ -94,6 +96,7 @@ type pending struct {
 	kind replyKind
 	text string
 	fn   func(c *conn, res []actor.Result)
+	sub  []pending // replyExec
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -174,26 +177,37 @@ func (c *conn) dispatch(args [][]byte) {
 	c.s.commandsProcessed.Add(1)
 	spec := lookup(c.lowerName(args[0]))
 	if spec == nil {
-		c.replyError(unknownCommand(args))
+		c.refuse(unknownCommand(args))
 		return
 	}
 	c.setLast(spec.name)
 	if (spec.arity > 0 && len(args) != spec.arity) || (spec.arity < 0 && len(args) < -spec.arity) {
-		c.replyError("ERR wrong number of arguments for '" + spec.name + "' command")
+		c.refuse("ERR wrong number of arguments for '" + spec.name + "' command")
 		return
 	}
 	if !c.authed && c.s.cfg.Auth != nil && spec.flags&flagNoAuth == 0 {
-		c.replyError("NOAUTH Authentication required.")
+		c.refuse("NOAUTH Authentication required.")
 		return
 	}
 	if spec.role > c.role {
-		c.replyError(fmt.Sprintf("NOPERM a %s token may not run the '%s' command: it needs the %s role", c.role, spec.name, spec.role))
+		c.refuse(fmt.Sprintf("NOPERM a %s token may not run the '%s' command: it needs the %s role", c.role, spec.name, spec.role))
 		return
 	}
 	for _, a := range args {
 		c.batchBytes += len(a)
 	}
+	if c.tx.on && spec.flags&flagTxControl == 0 {
+		c.queueTx(spec, args)
+		return
+	}
 	spec.run(c, args)
+}
+
+// refuse replies with a refusal of the command as a whole, which makes a
+// transaction being queued abort at EXEC.
+func (c *conn) refuse(text string) {
+	c.tx.dirty = c.tx.on
+	c.replyError(text)
 }
 
 // lowerName is b in lower case, in the connection's buffer when short.
@@ -287,12 +301,8 @@ func (c *conn) exec() bool {
 			}
 			rs = res[off : off+p.n]
 			off += p.n
-			if err := firstErr(rs); err != nil {
-				c.w.Error(errorText(err))
-				continue
-			}
 		}
-		c.reply(p, rs)
+		c.replyOne(p, rs)
 		if len(c.w.Buf) >= flushAt && ok {
 			ok = c.writeOut()
 		}
@@ -347,6 +357,20 @@ func firstErr(rs []actor.Result) error {
 		}
 	}
 	return nil
+}
+
+// replyOne makes p's reply from its results, or the error of the first
+// that failed.
+func (c *conn) replyOne(p *pending, rs []actor.Result) {
+	if p.kind == replyExec {
+		c.replyExec(p, rs)
+		return
+	}
+	if err := firstErr(rs); err != nil {
+		c.w.Error(errorText(err))
+		return
+	}
+	c.reply(p, rs)
 }
 
 // reply makes p's reply from its results.

@@ -324,7 +324,10 @@ func TestErrorTexts(t *testing.T) {
 		{[]any{"EXPIRE", "a", "10", "NX", "XX"}, "ERR NX and XX, GT or LT options at the same time are not compatible"},
 		{[]any{"EXPIRE", "a", "10", "GT", "LT"}, "ERR GT and LT options at the same time are not compatible"},
 		{[]any{"SCAN", "x"}, "ERR invalid cursor"},
-		{[]any{"MULTI"}, "ERR MULTI is not supported by kvstore: every command is atomic on its own, and a pipeline's commands are applied together"},
+		{[]any{"EXEC"}, "ERR EXEC without MULTI"},
+		{[]any{"DISCARD"}, "ERR DISCARD without MULTI"},
+		{[]any{"WATCH", "a"}, "ERR WATCH is not supported by kvstore yet: use MULTI/EXEC (applied as one unit) or the atomic commands (SET NX/XX/GET, INCR, MSETNX)"},
+		{[]any{"FLUSHDB", "now"}, "ERR syntax error"},
 		{[]any{"HELLO", "4"}, "NOPROTO unsupported protocol version"},
 		{[]any{"AUTH", "x"}, "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"},
 		{[]any{"SET", "big", strings.Repeat("v", 8192)}, "OOM command not allowed when used memory > 'maxmemory'."},
@@ -437,6 +440,12 @@ func TestAuthAndRoles(t *testing.T) {
 	}
 	if err := write.ConfigGet(ctx, "maxmemory").Err(); err == nil || !strings.HasPrefix(err.Error(), "NOPERM") {
 		t.Errorf("CONFIG GET with a write token: %v", err)
+	}
+	if err := write.FlushDB(ctx).Err(); err == nil || !strings.HasPrefix(err.Error(), "NOPERM") {
+		t.Errorf("FLUSHDB with a write token: %v", err)
+	}
+	if n, err := admin.Exists(ctx, "a").Result(); err != nil || n != 1 {
+		t.Errorf("a after a refused FLUSHDB: %d, %v", n, err)
 	}
 	if m, err := admin.ConfigGet(ctx, "append*").Result(); err != nil || m["appendonly"] != "yes" || m["appendfsync"] != "always" {
 		t.Errorf("CONFIG GET append* with an admin token = %v, %v", m, err)
@@ -585,5 +594,103 @@ func TestServerCommands(t *testing.T) {
 	}
 	if n, err := c.Do(ctx, "WAIT", "1", "0").Int64(); err != nil || n != 0 {
 		t.Errorf("WAIT = %d, %v; want 0 replicas", n, err)
+	}
+}
+
+// MULTI/EXEC is one unit on the owner: replies in order, a run-time
+// failure alone, a refusal while queueing aborts, and the limits take all
+// of it or none. MSETNX and MSET are units too.
+func TestTransactions(t *testing.T) {
+	f := newFront(t, frontOpts{rules: actor.Rules{MaxMemory: 4096}})
+	c := f.client(nil)
+	ctx := context.Background()
+	c.Set(ctx, "s", "text", 0)
+
+	cmds, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, "a", "1", 0)
+		p.Incr(ctx, "a")
+		p.Incr(ctx, "s") // fails alone, at run time
+		p.Get(ctx, "a")
+		return nil
+	})
+	if len(cmds) != 4 || err == nil || err.Error() != "ERR value is not an integer or out of range" {
+		t.Fatalf("TxPipelined = %v, %v", cmds, err)
+	}
+	if v := cmds[1].(*redis.IntCmd).Val(); v != 2 {
+		t.Errorf("INCR in EXEC = %d; want 2", v)
+	}
+	if v := cmds[3].(*redis.StringCmd).Val(); v != "2" {
+		t.Errorf("GET in EXEC = %q; want 2", v)
+	}
+
+	// Command by command, as redis-cli sends them, over several batches.
+	conn := c.Conn()
+	defer conn.Close()
+	for _, step := range []struct {
+		args []any
+		want string
+	}{
+		{[]any{"MULTI"}, "OK"},
+		{[]any{"SET", "b", "1"}, "QUEUED"},
+		{[]any{"MULTI"}, "ERR MULTI calls can not be nested"},
+		{[]any{"INCRBY", "b", "41"}, "QUEUED"},
+		{[]any{"EXEC"}, "[OK 42]"},
+		{[]any{"MULTI"}, "OK"},
+		{[]any{"SET", "c", "1"}, "QUEUED"},
+		{[]any{"SET", "c", "1", "BOGUS"}, "ERR syntax error"},
+		{[]any{"NOSUCH"}, "ERR unknown command 'NOSUCH', with args beginning with: "},
+		{[]any{"EXEC"}, "EXECABORT Transaction discarded because of previous errors."},
+		{[]any{"EXISTS", "c"}, "0"},
+		{[]any{"MULTI"}, "OK"},
+		{[]any{"SET", "d", "1"}, "QUEUED"},
+		{[]any{"WATCH", "d"}, "ERR WATCH inside MULTI is not allowed"},
+		{[]any{"DISCARD"}, "OK"},
+		{[]any{"EXISTS", "d"}, "0"},
+		// The memory limit refuses the whole unit: neither key is set.
+		{[]any{"MULTI"}, "OK"},
+		{[]any{"SET", "e", "1"}, "QUEUED"},
+		{[]any{"SET", "big", strings.Repeat("v", 8192)}, "QUEUED"},
+		{[]any{"EXEC"}, "OOM command not allowed when used memory > 'maxmemory'."},
+		{[]any{"EXISTS", "e", "big"}, "0"},
+		{[]any{"MSET", "e", "1", "big", strings.Repeat("v", 8192)}, "OOM command not allowed when used memory > 'maxmemory'."},
+		{[]any{"EXISTS", "e", "big"}, "0"},
+		{[]any{"MSETNX", "e", "1", "b", "2"}, "0"},
+		{[]any{"EXISTS", "e"}, "0"},
+		{[]any{"MSETNX", "e", "1", "f", "2"}, "1"},
+		{[]any{"MGET", "e", "f", "b"}, "[1 2 42]"},
+	} {
+		v, err := conn.Do(ctx, step.args...).Result()
+		got := fmt.Sprint(v)
+		if err != nil {
+			got = err.Error()
+		}
+		if got != step.want {
+			t.Errorf("%v = %s; want %s", step.args, got, step.want)
+		}
+	}
+}
+
+// FLUSHDB needs the admin role, removes every key, and the removals are
+// records: a restart from the log does not bring them back (the log is
+// the actor's business, tested there; here, the keys are gone).
+func TestFlush(t *testing.T) {
+	f := newFront(t, frontOpts{})
+	c := f.client(nil)
+	ctx := context.Background()
+	for i := range 100 {
+		c.Set(ctx, fmt.Sprint("k", i), "v", time.Duration(i%2)*time.Hour)
+	}
+	if err := c.FlushDB(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := c.DBSize(ctx).Result(); n != 0 {
+		t.Errorf("DBSIZE after FLUSHDB = %d", n)
+	}
+	c.Set(ctx, "x", "1", 0)
+	if err := c.FlushAllAsync(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := c.Exists(ctx, "x").Result(); n != 0 {
+		t.Errorf("x after FLUSHALL ASYNC exists")
 	}
 }

@@ -368,13 +368,18 @@ func runCommand(c *conn, args [][]byte) {
 			c.w.Map(len(list))
 			for _, cmd := range list {
 				c.w.BulkString(cmd.name)
-				c.w.Map(3)
+				args := parseSyntax(syntax[cmd.name])
+				c.w.Map(3 + int(b2i(len(args) > 0)))
 				c.w.BulkString("summary")
 				c.w.BulkString(cmd.summary)
 				c.w.BulkString("since")
 				c.w.BulkString(cmd.since)
 				c.w.BulkString("group")
 				c.w.BulkString(cmd.group)
+				if len(args) > 0 {
+					c.w.BulkString("arguments")
+					c.writeDocArgs(args)
+				}
 			}
 		})
 	default:
