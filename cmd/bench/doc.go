@@ -36,6 +36,11 @@
 // token flags and excludes --inproc, --compare and --serve-baseline.
 // --preload works as for kvstore; reports say "mode": "etcd".
 //
+// --redis drives a Redis-protocol server (kvstore's --resp-listen, or
+// Redis) with go-redis v9 and its defaults, but a pool of one connection
+// per client, as redis-benchmark opens (redis.go); plaintext, no auth;
+// reports say "mode": "redis".
+//
 // Other modes:
 //
 //	--inproc               drive an actor.Actor in this process, without gRPC

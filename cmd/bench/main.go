@@ -62,6 +62,8 @@ type config struct {
 	Inproc      bool
 	// Etcd drives etcd's v3 KV API at the --addr list (etcdPool).
 	Etcd bool
+	// Redis drives a Redis-protocol server at --addr (redisTarget).
+	Redis bool
 
 	// Client is how to reach --addr: TLS and a bearer token.
 	Client rpc.ClientOptions
@@ -170,6 +172,10 @@ Modes:
   --etcd                 drive etcd's v3 KV gRPC API (Put, Range, DeleteRange)
                          at the --addr list instead, plaintext, with the same
                          load: kvstore and etcd compared; no --ttl
+  --redis                drive a Redis-protocol server at --addr (kvstore's
+                         --resp-listen, or Redis) with go-redis v9, one
+                         connection per client: kvstore's Redis front and
+                         Redis compared with the same Go client
   --inproc               drive an actor in this process directly, without gRPC
                          and without a log: the data path alone
   --serve-baseline ADDR  serve the same API from plain grpc-go over a
@@ -239,6 +245,7 @@ func parseFlags(args []string, stdout io.Writer) (config, error) {
 	cliflag.DurationVar(fs, &c.Progress, "progress", time.Second, "print progress to stderr this often (a `duration`); 0 for never")
 	fs.BoolVar(&c.JSON, "json", false, "print the summary as one JSON object")
 	fs.BoolVar(&c.Inproc, "inproc", false, "drive an in-process actor instead of a server (no gRPC, no log)")
+	fs.BoolVar(&c.Redis, "redis", false, "drive a Redis-protocol server at --addr (kvstore's --resp-listen, or Redis) with go-redis, one connection per client, plaintext, no auth")
 	fs.BoolVar(&c.Etcd, "etcd", false, "drive etcd's v3 KV gRPC API at --addr (plaintext) instead of kvstore's; no --ttl")
 	fs.StringVar(&c.ServeBaseline, "serve-baseline", "", "serve the baseline (grpc-go over a mutex-guarded map) on `address` until SIGINT/SIGTERM")
 	fs.BoolVar(&c.Compare, "compare", false, "compare kvstore with the baseline (see Modes)")
@@ -283,10 +290,13 @@ func parseFlags(args []string, stdout io.Writer) (config, error) {
 	if set["duration"] && set["requests"] {
 		return c, errors.New("use either --duration or --requests, not both")
 	}
-	if c.Etcd {
+	for _, mode := range []struct {
+		on   bool
+		name string
+	}{{c.Etcd, "--etcd drives etcd"}, {c.Redis, "--redis drives a Redis-protocol server"}} {
 		for _, name := range []string{"tls-ca", "tls-cert", "tls-key", "tls-server-name", "token"} {
-			if set[name] {
-				return c, fmt.Errorf("--etcd drives etcd in plaintext without auth: --%s does not apply", name)
+			if mode.on && set[name] {
+				return c, fmt.Errorf("%s in plaintext without auth: --%s does not apply", mode.name, name)
 			}
 		}
 	}
@@ -308,6 +318,8 @@ func (c *config) validate() error {
 	switch {
 	case modes > 1:
 		return errors.New("--inproc, --compare and --serve-baseline exclude each other")
+	case c.Redis && (c.Etcd || modes > 0):
+		return errors.New("--redis drives a Redis-protocol server at --addr: it excludes --etcd, --inproc, --compare and --serve-baseline")
 	case c.Etcd && modes > 0:
 		return errors.New("--etcd drives etcd at --addr: it excludes --inproc, --compare and --serve-baseline")
 	case c.Etcd && c.TTL != 0:
@@ -420,6 +432,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		defer a.Stop()
 		return bench(ctx, cfg, actorTarget{a}, stdout, stderr)
 	}
+	if cfg.Redis {
+		p, err := dialRedis(ctx, cfg.Addr, cfg.Clients, cfg.Timeout)
+		if err != nil {
+			fmt.Fprintf(stderr, "kvstore-bench: redis: %v\n", err)
+			return exitFailed
+		}
+		defer p.Close()
+		return bench(ctx, cfg, p, stdout, stderr)
+	}
 	if cfg.Etcd {
 		p, err := dialEtcd(ctx, splitAddrs(cfg.Addr), cfg.Conns, cfg.Timeout, cfg.ValueSize)
 		if err != nil {
@@ -464,6 +485,8 @@ func bench(ctx context.Context, cfg config, t target, stdout, stderr io.Writer) 
 		where = "in-process actor (no gRPC, no log)"
 	case cfg.Etcd:
 		where = "etcd v3 KV API at " + cfg.Addr + fmt.Sprintf(" over %d connections", conns)
+	case cfg.Redis:
+		where = "Redis protocol (go-redis) at " + cfg.Addr + fmt.Sprintf(" over %d connections", cfg.Clients)
 	}
 	loop := "closed loop"
 	if cfg.Rate > 0 {
@@ -494,10 +517,12 @@ func bench(ctx context.Context, cfg config, t target, stdout, stderr io.Writer) 
 			who = "in-process actor"
 		case cfg.Etcd:
 			who = "etcd at " + cfg.Addr
+		case cfg.Redis:
+			who = "Redis-protocol server at " + cfg.Addr
 		}
 		fmt.Fprintf(stderr, "kvstore-bench: %s unreachable for %v (last error: %v); stopping\n", who, cfg.GiveUp, res.unreachable)
 		// A cluster may have lost one node or all: probe the first.
-		mismatch = !cfg.Inproc && !cfg.Etcd && tlsMismatch(ctx, cfg, splitAddrs(cfg.Addr)[0], stderr)
+		mismatch = !cfg.Inproc && !cfg.Etcd && !cfg.Redis && tlsMismatch(ctx, cfg, splitAddrs(cfg.Addr)[0], stderr)
 	}
 	rep := newReport(cfg, &res)
 	if cfg.JSON {

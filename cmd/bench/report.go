@@ -31,7 +31,7 @@ type opReport struct {
 
 // report is what --json prints: the run's parameters and its numbers.
 type report struct {
-	Mode        string     `json:"mode"`           // "grpc" (kvstore's API), "etcd" (etcd's KV API) or "inproc"
+	Mode        string     `json:"mode"`           // "grpc" (kvstore's API), "etcd" (etcd's KV API), "redis" (RESP) or "inproc"
 	Addr        string     `json:"addr,omitempty"` // --addr: one address or a comma-separated list
 	Clients     int        `json:"clients"`
 	Conns       int        `json:"conns,omitempty"` // connections opened: --conns, at least one per address
@@ -107,6 +107,8 @@ func newReport(cfg config, res *result) report {
 		rep.Mode, rep.Addr, rep.Conns = "inproc", "", 0
 	case cfg.Etcd:
 		rep.Mode = "etcd"
+	case cfg.Redis:
+		rep.Mode, rep.Conns = "redis", cfg.Clients
 	}
 	if cfg.TTL > 0 {
 		rep.TTLSeconds, rep.TTLFraction = int64(cfg.TTL.Seconds()), cfg.TTLFraction
