@@ -200,7 +200,10 @@ func (r *Reader) readArray() ([][]byte, error) {
 func (r *Reader) readN(n int) error {
 	for n > 0 {
 		if len(r.buf) == cap(r.buf) {
-			nb := make([]byte, len(r.buf), cap(r.buf)+min(max(cap(r.buf), 4<<10), n))
+			// Doubling keeps a command of many arguments linear; the
+			// buffer never outgrows twice what has arrived (plus 4 KiB),
+			// whatever length a bulk claims.
+			nb := make([]byte, len(r.buf), cap(r.buf)+max(cap(r.buf), 4<<10))
 			copy(nb, r.buf)
 			r.buf = nb
 		}

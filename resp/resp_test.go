@@ -109,6 +109,30 @@ func TestHugeDeclarationsAllocateLittle(t *testing.T) {
 	}
 }
 
+// A command of many small arguments (an MSET of 100,000 keys) is read in
+// time and memory linear in its size: the buffer doubles, it does not
+// grow by one argument at a time.
+func TestManyArgumentsReadLinearly(t *testing.T) {
+	args := make([]string, 200_001)
+	args[0] = "MSET"
+	for i := 1; i < len(args); i++ {
+		args[i] = fmt.Sprintf("k%06d", i)
+	}
+	in := encode(args...)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	got, err := NewReader(strings.NewReader(in), Limits{}).ReadCommand()
+	runtime.ReadMemStats(&after)
+	if err != nil || len(got) != len(args) || string(got[len(got)-1]) != args[len(args)-1] {
+		t.Fatalf("read %d arguments, %v", len(got), err)
+	}
+	// The arguments are 1.4 MB and their slice headers 4.8 MB; a buffer
+	// grown one argument at a time copies gigabytes.
+	if d := after.TotalAlloc - before.TotalAlloc; d > 64<<20 {
+		t.Errorf("reading a command of %d bytes allocated %d bytes", len(in), d)
+	}
+}
+
 func TestSteadyStateAllocatesNothing(t *testing.T) {
 	cmd := encode("SET", "key:000001", "0123456789abcdef")
 	src := &repeater{b: []byte(cmd)}
