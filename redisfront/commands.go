@@ -165,7 +165,7 @@ var table = []*command{
 				c.w.Array(len(rs))
 				for i := range rs {
 					if rs[i].Found {
-						c.w.BulkString(rs[i].Value)
+						c.bulk(rs[i].Value)
 					} else {
 						c.w.Null()
 					}

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"kvstore/actor"
 	"kvstore/resp"
@@ -64,6 +65,10 @@ type conn struct {
 	batchBytes int
 	lower      [32]byte
 	tx         tx
+
+	// writeFailed is set once a write to the client failed: nothing is
+	// written after it.
+	writeFailed bool
 
 	// The deadlines of batches and of writes (batchContext, writeOut).
 	batchCtx    context.Context
@@ -289,7 +294,6 @@ func (c *conn) exec() bool {
 		res = c.req.Results
 	}
 	off := 0
-	ok := true
 	for i := range c.pending {
 		p := &c.pending[i]
 		var rs []actor.Result
@@ -303,8 +307,8 @@ func (c *conn) exec() bool {
 			off += p.n
 		}
 		c.replyOne(p, rs)
-		if len(c.w.Buf) >= flushAt && ok {
-			ok = c.writeOut()
+		if len(c.w.Buf) >= flushAt {
+			c.writeOut()
 		}
 	}
 	clear(c.pending)
@@ -319,7 +323,7 @@ func (c *conn) exec() bool {
 		clear(c.req.Results)
 		c.req.Results = c.req.Results[:0]
 	}
-	return ok
+	return !c.writeFailed
 }
 
 // batchContext bounds a batch's wait by --request-timeout. A timer per
@@ -381,7 +385,7 @@ func (c *conn) reply(p *pending, rs []actor.Result) {
 		w.SimpleString("OK")
 	case replyBulk:
 		if rs[0].Found {
-			w.BulkString(rs[0].Value)
+			c.bulk(rs[0].Value)
 		} else {
 			w.Null()
 		}
@@ -397,7 +401,7 @@ func (c *conn) reply(p *pending, rs []actor.Result) {
 		}
 	case replyOld:
 		if rs[0].OldFound {
-			w.BulkString(rs[0].Value)
+			c.bulk(rs[0].Value)
 		} else {
 			w.Null()
 		}
@@ -425,10 +429,38 @@ func b2i(b bool) int64 {
 	return 0
 }
 
+// bulk writes a value as a bulk string, writing the buffer out once it
+// holds flushAt bytes, so that a reply of many values (MGET) is not held
+// whole. A value of flushAt bytes or more is not copied into the buffer:
+// it goes out from the store's own string with what is buffered before
+// it. A client that reads slowly holds at most about flushAt bytes of
+// buffer and the values it asked for, not copies of them.
+func (c *conn) bulk(v string) {
+	if len(v) < flushAt {
+		c.w.BulkString(v)
+		if len(c.w.Buf) >= flushAt {
+			c.writeOut()
+		}
+		return
+	}
+	c.w.BulkHeader(len(v))
+	c.write(v)
+}
+
 // writeOut writes the reply buffer to the client. A client that reads
 // nothing for WriteTimeout is disconnected.
-func (c *conn) writeOut() bool {
-	if len(c.w.Buf) == 0 {
+func (c *conn) writeOut() bool { return c.write("") }
+
+var crlf = []byte("\r\n")
+
+// write writes the reply buffer, then big and CR LF if big is not empty,
+// in one writev. False once a write failed.
+func (c *conn) write(big string) bool {
+	if c.writeFailed {
+		c.w.Buf = c.w.Buf[:0]
+		return false
+	}
+	if len(c.w.Buf) == 0 && big == "" {
 		return true
 	}
 	// Moving the deadline is a timer update; as with batchContext it
@@ -438,13 +470,21 @@ func (c *conn) writeOut() bool {
 		c.writeEnd = now.Add(c.s.cfg.WriteTimeout)
 		c.nc.SetWriteDeadline(c.writeEnd)
 	}
-	_, err := c.nc.Write(c.w.Buf)
+	var err error
+	if big == "" {
+		_, err = c.nc.Write(c.w.Buf)
+	} else {
+		// The store's strings are immutable and Write only reads.
+		bufs := net.Buffers{c.w.Buf, unsafe.Slice(unsafe.StringData(big), len(big)), crlf}
+		_, err = bufs.WriteTo(c.nc)
+	}
 	if cap(c.w.Buf) > maxKeepBuffer {
 		c.w.Buf = nil
 	} else {
 		c.w.Buf = c.w.Buf[:0]
 	}
 	if err != nil {
+		c.writeFailed = true
 		c.s.log.Debug("redis front: write failed", "client", c.addr, "err", err)
 		return false
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/benbjohnson/clock"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
+	"golang.org/x/net/netutil"
 
 	"kvstore/actor"
 	"kvstore/rpc"
@@ -39,6 +40,10 @@ type front struct {
 type frontOpts struct {
 	rules actor.Rules
 	auth  *rpc.Auth
+	// writeTimeout is Config.WriteTimeout; maxConns, when set, bounds
+	// the connections as --max-connections does.
+	writeTimeout time.Duration
+	maxConns     int
 }
 
 func newFront(t *testing.T, o frontOpts) *front {
@@ -50,10 +55,14 @@ func newFront(t *testing.T, o frontOpts) *front {
 	b := NewActorBackend(f.clock)
 	b.Set(f.actor)
 	f.srv = NewServer(Config{Backend: b, Auth: o.auth, MaxKeyBytes: 1 << 10, MaxValueBytes: 1 << 20,
-		MaxMemory: o.rules.MaxMemory, Fsync: "always", Clock: f.clock, RequestTimeout: 10 * time.Second})
+		MaxMemory: o.rules.MaxMemory, Fsync: "always", Clock: f.clock, RequestTimeout: 10 * time.Second,
+		WriteTimeout: o.writeTimeout})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.maxConns > 0 {
+		lis = netutil.LimitListener(lis, o.maxConns)
 	}
 	f.addr = lis.Addr().String()
 	served := make(chan error, 1)

@@ -51,6 +51,10 @@ func (w *Writer) Bulk(b []byte) {
 	w.Buf = append(w.Buf, '\r', '\n')
 }
 
+// BulkHeader writes the $n line of a bulk string of n bytes whose body
+// the caller sends itself, followed by CR LF.
+func (w *Writer) BulkHeader(n int) { w.header('$', int64(n)) }
+
 // BulkString writes a bulk string.
 func (w *Writer) BulkString(s string) {
 	w.header('$', int64(len(s)))
